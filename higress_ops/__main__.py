@@ -1,0 +1,3 @@
+from higress_ops.cli import main
+
+raise SystemExit(main())

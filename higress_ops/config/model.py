@@ -1,0 +1,74 @@
+"""Typed, validated configuration: what the rest of the code sees instead of raw dicts.
+
+Built only by `higress_ops.config.load` after schema validation, so every field here is already
+checked and defaulted; nothing downstream re-validates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+MatchRuleType = Literal["exact", "prefix", "suffix", "contains", "regex"]
+UpstreamType = Literal["rest", "sse", "streamable"]
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    name: str
+    key: str
+    namespace: str = ""  # empty: the ConfigMap's own namespace
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    address: str  # host:port
+    username: str = ""
+    password: str = field(default="", repr=False)  # never printed
+    db: int = 0
+    password_secret: SecretRef | None = None
+
+
+@dataclass(frozen=True)
+class MatchRule:
+    domain: str  # Higress host pattern: "*", "*.x.com", "api.*" or exact
+    path: str
+    type: MatchRuleType
+    upstream_type: UpstreamType = "rest"
+    enable_path_rewrite: bool = False
+    path_rewrite_prefix: str = ""
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    limit: int = 0  # 0: off
+    window: int = 0  # seconds
+    white_list: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ServerEntry:
+    name: str
+    path: str  # message endpoint; the SSE endpoint is path + sse_path_suffix
+    type: str
+    domain_list: tuple[str, ...] = ("*",)
+    # The type's own config, validated against the type's schema with defaults applied.
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class McpServerConfig:
+    enable: bool = False
+    sse_path_suffix: str = "/sse"
+    redis: RedisConfig | None = None
+    match_list: tuple[MatchRule, ...] = ()
+    servers: tuple[ServerEntry, ...] = ()
+    enable_user_level_server: bool = False
+    rate_limit: RateLimit = RateLimit()
+
+    def server(self, name: str) -> ServerEntry:
+        for entry in self.servers:
+            if entry.name == name:
+                return entry
+        raise KeyError(name)

@@ -1,0 +1,116 @@
+"""The contract between the MCP host and a server type.
+
+A server type is a factory `build(entry: ServerEntry) -> McpServer`. The host (transport + MCP core)
+only ever talks to `McpServer`; it knows nothing about istiod or Envoy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from higress_ops.config.model import ServerEntry
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """What tools/list shows for one tool (MCP `Tool`)."""
+
+    name: str
+    description: str
+    input_schema: Mapping[str, Any]
+    title: str | None = None
+    output_schema: Mapping[str, Any] | None = None
+    annotations: Mapping[str, Any] | None = None
+
+    def to_mcp(self) -> dict[str, Any]:
+        tool: dict[str, Any] = {"name": self.name, "description": self.description, "inputSchema": self.input_schema}
+        if self.title:
+            tool["title"] = self.title
+        if self.output_schema is not None:
+            tool["outputSchema"] = self.output_schema
+        if self.annotations:
+            tool["annotations"] = dict(self.annotations)
+        return tool
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """A tools/call result. Failures a model can act on are results with is_error, not exceptions."""
+
+    content: Sequence[Mapping[str, Any]]
+    structured: Mapping[str, Any] | None = None
+    is_error: bool = False
+
+    @classmethod
+    def text(cls, text: str, *, is_error: bool = False, structured: Mapping[str, Any] | None = None) -> ToolResult:
+        return cls(content=[{"type": "text", "text": text}], structured=structured, is_error=is_error)
+
+    @classmethod
+    def error(cls, message: str) -> ToolResult:
+        return cls.text(message, is_error=True)
+
+    def to_mcp(self) -> dict[str, Any]:
+        result: dict[str, Any] = {"content": [dict(c) for c in self.content], "isError": self.is_error}
+        if self.structured is not None:
+            result["structuredContent"] = dict(self.structured)
+        return result
+
+
+LogFn = Callable[[str, Any], Awaitable[None]]  # (level, data) -> sends notifications/message if enabled
+
+
+async def _no_log(level: str, data: Any) -> None:
+    return None
+
+
+@dataclass
+class CallContext:
+    """Per-call facts from the transport a tool may need.
+
+    `headers` holds the caller's request headers (lower-case names), e.g. `x-istiod-token`; for legacy
+    SSE the stream's GET headers are merged under the POST's. Never log it.
+    """
+
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    session_id: str | None = None
+    log: LogFn = _no_log
+
+
+@runtime_checkable
+class McpServer(Protocol):
+    """One configured server, as the MCP core sees it."""
+
+    name: str  # the servers[] entry name
+    version: str
+    instructions: str | None
+
+    def tools(self) -> Sequence[ToolSpec]:
+        """Tools in a stable order."""
+        ...
+
+    async def call_tool(self, name: str, arguments: Mapping[str, Any], ctx: CallContext) -> ToolResult:
+        """Run a tool whose arguments already passed its input schema. Raise KeyError for an unknown name."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release upstream connections; called when the server is removed or the process stops."""
+        ...
+
+
+ServerFactory = Callable[[ServerEntry], McpServer]
+
+
+@dataclass(frozen=True)
+class ServerType:
+    """A registered server type: what `type:` in a servers[] entry names.
+
+    Built by the registry from plugin.yaml, or provided directly by a third-party package as the object
+    its `higress_ops.server_types` entry point resolves to.
+    """
+
+    name: str
+    build: ServerFactory
+    config_schema: Mapping[str, Any]
+    description: str = ""

@@ -1,0 +1,85 @@
+"""Where transport session state lives, so any replica can serve any session.
+
+Two implementations: `memory` (one replica, the embedded default) and `redis` (several replicas).
+The transport only uses this interface. Messages for a stream travel as SSE-framed bytes
+(`event: message\ndata: <json>\n\n`), the framing Higress's mcp-session filter publishes on
+`mcp-server-sse:<sessionId>`, so a Higress gateway can share the Redis.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol
+
+Transport = Literal["sse", "streamable"]
+
+SSE_CHANNEL_PREFIX = "mcp-server-sse:"  # Higress's channel name; keep it
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be reached (e.g. Redis down). The transport answers 503 with this message."""
+
+
+@dataclass
+class SessionRecord:
+    """Everything a replica needs to serve a session it did not create. Never holds tokens."""
+
+    id: str
+    server: str  # servers[] entry name; a session id is only valid on its own server
+    transport: Transport
+    protocol_version: str | None = None
+    client_info: dict[str, Any] | None = None
+    client_capabilities: dict[str, Any] | None = None
+    initialized: bool = False
+    log_level: str | None = None
+    owner: str | None = None  # replica id holding the session's stream, if any
+    created: float = field(default_factory=time.time)
+    last_seen: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SessionRecord:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+class SessionStore(Protocol):
+    replica_id: str
+    ttl_seconds: float  # idle time after which a session is gone
+
+    async def start(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+    async def create(self, record: SessionRecord) -> None:
+        """Store a new session. Raises StoreUnavailable."""
+        ...
+
+    async def get(self, session_id: str) -> SessionRecord | None:
+        """The live session, refreshing its idle timer; None when unknown or expired. Raises StoreUnavailable."""
+        ...
+
+    async def save(self, record: SessionRecord) -> None:
+        """Persist changes to a record (negotiated version, log level, owner)."""
+        ...
+
+    async def delete(self, session_id: str) -> None: ...
+
+    def open_stream(self, session_id: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        """Hold the session's stream on this replica: yields the SSE frames delivered to the session,
+        from this replica or any other, until the context exits."""
+        ...
+
+    async def deliver(self, session_id: str, frame: bytes) -> bool:
+        """Send an SSE frame to whichever replica holds the session's stream; local delivery skips the
+        network. False when no replica holds it."""
+        ...
+
+    async def healthy(self) -> bool:
+        """For /readyz."""
+        ...

