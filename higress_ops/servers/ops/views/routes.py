@@ -1,0 +1,109 @@
+"""`istioctl proxy-config routes`: NAME, VHOST NAME, DOMAINS, MATCH, VIRTUAL SERVICE (its default, verbose)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from higress_ops.servers.ops.views import configdump as cd
+from higress_ops.servers.ops.views.table import Table
+
+HEADERS = ("NAME", "VHOST NAME", "DOMAINS", "MATCH", "VIRTUAL SERVICE")
+
+
+@dataclass(frozen=True)
+class RouteFilter:
+    name: str = ""
+
+    def verify(self, rc: cd.Json) -> bool:
+        return not self.name or self.name == rc.get("name", "")
+
+
+def _numeric_less(a: cd.Json, b: cd.Json) -> bool:
+    try:
+        return int(str(a.get("name", ""))) < int(str(b.get("name", "")))
+    except ValueError:
+        return False
+
+
+def matching(dump: cd.Json, flt: RouteFilter) -> list[cd.Json]:
+    """Route configs in istioctl's order: numeric names ascending, others left where they are.
+
+    istioctl sorts with a "both names are numbers" comparator; this is Go's insertion sort with that
+    comparator, which is what sort.Slice runs for up to 12 elements.
+    """
+    items = cd.route_configs(dump)
+    for i in range(1, len(items)):
+        j = i
+        while j > 0 and _numeric_less(items[j], items[j - 1]):
+            items[j], items[j - 1] = items[j - 1], items[j]
+            j -= 1
+    return [rc for rc in items if flt.verify(rc)]
+
+
+def describe_match(match: Any) -> str:
+    """A route's path condition as istioctl shows it (headers are ignored there too)."""
+    if not isinstance(match, Mapping):
+        return ""
+    conds = []
+    if match.get("prefix"):
+        conds.append(f"{match['prefix']}*")
+    if match.get("path_separated_prefix"):
+        conds.append(f"PathPrefix:{match['path_separated_prefix']}")
+    if match.get("path"):
+        conds.append(str(match["path"]))
+    regex = match.get("safe_regex")
+    if isinstance(regex, Mapping):
+        conds.append(f"regex {regex.get('regex', '')}")
+    return " ".join(conds)
+
+
+def _unexpand(domains: Sequence[str]) -> list[str]:
+    unique = set(domains)
+    drop = set()
+    for h in domains:
+        for suffix in (".svc.cluster.local", ".svc"):
+            stripped = h.removesuffix(suffix)
+            if stripped != h and stripped in unique:
+                drop.add(h)
+    return [h for h in domains if h not in drop]
+
+
+def describe_domains(domains: Any) -> str:
+    """istioctl's DOMAINS cell: the domains without ports, short forms only, at most two then '+ N more...'."""
+    if not isinstance(domains, list) or not domains:
+        return ""
+    if len(domains) == 1:
+        return str(domains[0])
+    kept = []
+    for d in map(str, domains):
+        if ":" not in d or (d.count(":") > 2 and d.endswith("]")):
+            kept.append(d)
+    kept = _unexpand(kept)
+    if len(kept) > 2:
+        return f"{', '.join(kept[:2])} + {len(kept) - 2} more..."
+    return ", ".join(kept)
+
+
+def is_passthrough(route: cd.Json) -> bool:
+    action = route.get("route")
+    return isinstance(action, Mapping) and action.get("cluster") == "PassthroughCluster"
+
+
+def table(dump: cd.Json, flt: RouteFilter = RouteFilter()) -> Table:
+    t = Table(HEADERS)
+    for rc in matching(dump, flt):
+        name = str(rc.get("name", ""))
+        for vh in rc.get("virtual_hosts") or []:
+            if not isinstance(vh, Mapping):
+                continue
+            base = {"NAME": name, "VHOST NAME": str(vh.get("name", "")), "DOMAINS": describe_domains(vh.get("domains"))}
+            routes = [r for r in vh.get("routes") or [] if isinstance(r, Mapping)]
+            for r in routes:
+                if not is_passthrough(r):
+                    t.rows.append({**base, "MATCH": describe_match(r.get("match")),
+                                   "VIRTUAL SERVICE": cd.describe_management(r.get("metadata"))})
+            if not routes:
+                t.rows.append({**base, "MATCH": "/*", "VIRTUAL SERVICE": "404"})
+    return t
