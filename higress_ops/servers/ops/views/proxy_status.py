@@ -1,0 +1,76 @@
+"""get-istiod-proxy-status: istioctl proxy-status's table from istiod's /debug/syncz.
+
+Per xDS type: SYNCED when acked == sent, STALE when acked differs (STALE (Never Acknowledged) when
+nothing was acked), NOT SENT when nothing was sent (istioctl's rules), and ERROR when istiod recorded a
+NACK (lastError) for that type, with the error shown. Proxies not fully synced come first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from higress_ops.servers.ops.views.configdump import DumpError
+from higress_ops.servers.ops.views.table import Table
+
+XDS = (  # column, syncz field prefix, type URL
+    ("CDS", "cluster", "type.googleapis.com/envoy.config.cluster.v3.Cluster"),
+    ("LDS", "listener", "type.googleapis.com/envoy.config.listener.v3.Listener"),
+    ("EDS", "endpoint", "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"),
+    ("RDS", "route", "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"),
+    ("ECDS", "extensionconfig", "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig"),
+)
+HEADERS = ("NAME", "CLUSTER", *(c for c, _, _ in XDS), "VERSION")
+
+
+def xds_status(sent: str, acked: str) -> str:
+    if not sent:
+        return "NOT SENT"
+    if sent == acked:
+        return "SYNCED"
+    if not acked:
+        return "STALE (Never Acknowledged)"
+    return "STALE"
+
+
+def _type_status(entry: Mapping[str, Any], prefix: str, type_url: str) -> tuple[str, str]:
+    resources = entry.get("resources") if isinstance(entry.get("resources"), Mapping) else {}
+    res = resources.get(type_url) if isinstance(resources.get(type_url), Mapping) else {}
+    sent = str(entry.get(f"{prefix}_sent") or res.get("sent") or "")
+    acked = str(entry.get(f"{prefix}_acked") or res.get("acked") or "")
+    error = str(res.get("lastError") or res.get("last_error") or "")
+    if error:
+        return "ERROR", error
+    return xds_status(sent, acked), ""
+
+
+def rows(syncz: Any) -> list[dict[str, Any]]:
+    if not isinstance(syncz, list):
+        raise DumpError("istiod /debug/syncz did not return a JSON list")
+    out = []
+    for entry in syncz:
+        if not isinstance(entry, Mapping):
+            continue
+        row: dict[str, Any] = {"NAME": str(entry.get("proxy", "")), "CLUSTER": str(entry.get("cluster_id", "")),
+                               "VERSION": str(entry.get("istio_version", "")), "errors": {}}
+        for column, prefix, type_url in XDS:
+            status, error = _type_status(entry, prefix, type_url)
+            row[column] = status
+            if error:
+                row["errors"][column] = error
+        row["synced"] = all(row[c] in ("SYNCED", "NOT SENT") for c, _, _ in XDS)
+        out.append(row)
+    out.sort(key=lambda r: (r["synced"], r["NAME"]))
+    return out
+
+
+def table(syncz: Any) -> Table:
+    t = Table(HEADERS, rows(syncz))
+    if not t.rows:
+        t.note = "istiod reports no connected proxies."
+    return t
+
+
+def render_errors(rows_: list[dict[str, Any]]) -> str:
+    lines = [f"{r['NAME']} {col}: {err}" for r in rows_ for col, err in r["errors"].items()]
+    return ("\nNACKs (lastError):\n" + "\n".join(lines) + "\n") if lines else ""
