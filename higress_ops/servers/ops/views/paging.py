@@ -1,0 +1,40 @@
+"""Keeping answers small: offset/limit over rows, and a byte budget that cuts at line ends and says so."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+DEFAULT_LIMIT = 100
+
+
+def page(items: Sequence[T], offset: int = 0, limit: int = DEFAULT_LIMIT) -> tuple[list[T], str]:
+    """The slice and a footer telling how to get the next one (empty when everything fit)."""
+    offset = max(offset, 0)
+    limit = max(limit, 1)
+    chunk = list(items[offset:offset + limit])
+    total = len(items)
+    if offset == 0 and len(chunk) == total:
+        return chunk, ""
+    end = offset + len(chunk)
+    more = f"; next page: offset={end}" if end < total else ""
+    return chunk, f"[rows {offset + 1 if chunk else offset}-{end} of {total}{more}]"
+
+
+def fit(text: str, max_bytes: int, hint: str = "narrow it with a filter or a smaller limit") -> str:
+    """`text` within max_bytes (UTF-8), cut at a line end with a note saying how much was left out."""
+    data = text.encode()
+    if len(data) <= max_bytes:
+        return text
+    note_room = 200
+    cut = data[: max(max_bytes - note_room, 0)].decode("utf-8", "ignore")
+    if "\n" in cut:
+        cut = cut[: cut.rindex("\n") + 1]
+    shown = len(cut.encode())
+    return cut + f"[cut at {shown} of {len(data)} bytes (maxResponseBytes {max_bytes}); {hint}]\n"
+
+
+def structured_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k.lower().replace(" ", "_"): v for k, v in r.items()} for r in rows]

@@ -1,0 +1,230 @@
+"""The view tools the ops server lists: spec + async run(arguments, upstreams, ctx) -> ToolResult.
+
+Fetching happens off the event loop (Source); so does every computation over a dump, which may be
+megabytes. Results are text tables within the size budget, with rows as structured content.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import anyio
+
+from higress_ops.servers.base import CallContext, ToolResult, ToolSpec
+from higress_ops.servers.ops.views import certs, clusters, compare, endpoints, listeners, proxy_status, routes, secrets
+from higress_ops.servers.ops.views.configdump import DumpError
+from higress_ops.servers.ops.views.find_route import find_route, render
+from higress_ops.servers.ops.views.matching import Request
+from higress_ops.servers.ops.views.paging import DEFAULT_LIMIT, fit, page, structured_rows
+from higress_ops.servers.ops.views.source import Source, UpstreamError, as_source
+from higress_ops.servers.ops.views.table import Table
+
+Run = Callable[[Mapping[str, Any], Source, CallContext], Awaitable[ToolResult]]
+RESOURCE_TYPES = ("clusters", "listeners", "routes", "endpoints", "secrets", "all")
+_PAGING = {
+    "offset": {"type": "integer", "minimum": 0, "default": 0, "description": "First row to show."},
+    "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": DEFAULT_LIMIT,
+              "description": "Rows per page."},
+}
+_PROXY_ID = re.compile(r"^[A-Za-z0-9._~:-]{1,253}$")
+_TYPES = re.compile(r"^[A-Za-z0-9._/,-]{1,500}$")
+
+
+@dataclass(frozen=True)
+class ViewTool:
+    spec: ToolSpec
+    handler: Run
+
+    async def run(self, arguments: Mapping[str, Any], upstreams: Any, ctx: CallContext) -> ToolResult:
+        try:
+            return await self.handler(arguments, as_source(upstreams), ctx)
+        except (UpstreamError, DumpError, ValueError) as exc:
+            return ToolResult.error(f"{self.spec.name}: {exc}")
+
+
+def _int(args: Mapping[str, Any], key: str, default: int, lo: int = 0, hi: int = 2**31) -> int:
+    value = args.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ValueError(f"'{key}' must be an integer from {lo} to {hi}, got {value!r}")
+    return value
+
+
+def _str(args: Mapping[str, Any], key: str, default: str = "", choices: tuple[str, ...] = ()) -> str:
+    value = args.get(key, default)
+    if not isinstance(value, str) or len(value) > 1000:
+        raise ValueError(f"'{key}' must be a string of at most 1000 characters")
+    if choices and value not in choices:
+        raise ValueError(f"'{key}' must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _paged_result(t: Table, args: Mapping[str, Any], src: Source, title: str = "", extra: str = "") -> ToolResult:
+    rows, footer = page(t.rows, _int(args, "offset", 0), _int(args, "limit", DEFAULT_LIMIT, 1, 1000))
+    text = (title + "\n" if title else "") + t.render(rows) + (footer + "\n" if footer else "") + extra
+    return ToolResult.text(fit(text, src.max_bytes, "use offset/limit or a filter"),
+                           structured={"rows": structured_rows(rows), "total": len(t.rows)})
+
+
+# ---------------------------------------------------------------- get-envoy-proxy-config
+
+def _proxy_config_text(kind: str, args: Mapping[str, Any], dump: Any, clusters_json: Any) -> tuple[Table, list[Any]]:
+    if kind == "clusters":
+        f = clusters.ClusterFilter(_str(args, "fqdn"), _int(args, "port", 0, 0, 65535), _str(args, "subset"),
+                                   _str(args, "direction", "", ("", "inbound", "outbound")))
+        return clusters.table(dump, f), clusters.matching(dump, f)
+    if kind == "listeners":
+        lf = listeners.ListenerFilter(_str(args, "address"), _int(args, "port", 0, 0, 65535),
+                                      _str(args, "listenerType", "", ("", "HTTP", "TCP", "HTTP+TCP", "UNKNOWN")))
+        return listeners.table(dump, lf), listeners.matching(dump, lf)
+    if kind == "routes":
+        rf = routes.RouteFilter(_str(args, "name"))
+        return routes.table(dump, rf), routes.matching(dump, rf)
+    if kind == "endpoints":
+        ef = endpoints.EndpointFilter(_str(args, "address"), _int(args, "port", 0, 0, 65535), _str(args, "cluster"),
+                                      _str(args, "status"))
+        return endpoints.table(clusters_json, ef), endpoints.matching(clusters_json, ef)
+    return secrets.table(dump), secrets.matching(dump)
+
+
+async def _proxy_config(args: Mapping[str, Any], src: Source, ctx: CallContext) -> ToolResult:
+    kind = _str(args, "type", "all", RESOURCE_TYPES)
+    output = _str(args, "output", "short", ("short", "json"))
+    kinds = ["clusters", "listeners", "routes", "endpoints", "secrets"] if kind == "all" else [kind]
+    dump = await src.envoy_json("/config_dump", None) if kinds != ["endpoints"] else None
+    clusters_json = await src.envoy_json("/clusters", {"format": "json"}) if "endpoints" in kinds else None
+    built = await anyio.to_thread.run_sync(
+        lambda: {k: _proxy_config_text(k, args, dump, clusters_json) for k in kinds})
+    if output == "json":
+        raw = {k: v[1] for k, v in built.items()} if kind == "all" else built[kind][1]
+        items, footer = page(raw if isinstance(raw, list) else list(raw.items()),
+                             _int(args, "offset", 0), _int(args, "limit", DEFAULT_LIMIT, 1, 1000))
+        body = json.dumps(items if isinstance(raw, list) else dict(items), indent=1)
+        return ToolResult.text(fit(body + ("\n" + footer if footer else ""), src.max_bytes,
+                                   "use a filter, offset/limit, or output=short"))
+    if len(kinds) == 1:
+        return _paged_result(built[kind][0], args, src)
+    text = "".join(f"--- {k} ---\n{t.render()}\n" for k, (t, _) in built.items())
+    return ToolResult.text(fit(text, src.max_bytes, "ask for one type with offset/limit"),
+                           structured={k: {"total": len(t.rows)} for k, (t, _) in built.items()})
+
+
+# ---------------------------------------------------------------- istiod views
+
+async def _proxy_status(args: Mapping[str, Any], src: Source, ctx: CallContext) -> ToolResult:
+    ns = _str(args, "namespace")
+    syncz = await src.istiod_json("/debug/syncz", {"namespace": ns} if ns else None, ctx)
+    t = await anyio.to_thread.run_sync(proxy_status.table, syncz)
+    return _paged_result(t, args, src, extra=proxy_status.render_errors(t.rows))
+
+
+async def _istiod_config_dump(args: Mapping[str, Any], src: Source, ctx: CallContext) -> ToolResult:
+    proxy_id = _str(args, "proxyID")
+    if not _PROXY_ID.match(proxy_id):
+        raise ValueError("'proxyID' is required: the proxy's id as get-istiod-proxy-status shows it "
+                         "(letters, digits and . _ ~ : -)")
+    types = _str(args, "types")
+    if types and not _TYPES.match(types):
+        raise ValueError("'types' must be a comma-separated list of xDS type names or URLs")
+    params = {"proxyID": proxy_id, **({"types": types} if types else {})}
+    istiod_dump = await src.istiod_json("/debug/config_dump", params, ctx)
+    if args.get("compare"):
+        envoy_dump = await src.envoy_json("/config_dump", None)
+        result = await anyio.to_thread.run_sync(compare.compare, istiod_dump, envoy_dump)
+        text = f"istiod ({proxy_id}) vs this Envoy:\n" + compare.render(result)
+        return ToolResult.text(fit(text, src.max_bytes), structured=result)
+    body = await anyio.to_thread.run_sync(partial(json.dumps, istiod_dump, indent=1))
+    return ToolResult.text(fit(body, src.max_bytes, "pass types= to fetch fewer sections, or use compare=true"))
+
+
+# ---------------------------------------------------------------- find-route, check-certs
+
+async def _find_route(args: Mapping[str, Any], src: Source, ctx: CallContext) -> ToolResult:
+    host = _str(args, "host")
+    if not host:
+        raise ValueError("'host' is required (the Host/:authority of the request)")
+    path = _str(args, "path", "/") or "/"
+    if not path.startswith("/"):
+        raise ValueError("'path' must start with '/'")
+    headers = args.get("headers", {})
+    if not isinstance(headers, Mapping) or not all(isinstance(v, str) for v in headers.values()):
+        raise ValueError("'headers' must be an object of header name to string value")
+    req = Request(host=host, path=path, method=_str(args, "method", "GET").upper() or "GET",
+                  headers={str(k).lower(): v for k, v in headers.items()})
+    port = _int(args, "port", 0, 0, 65535) or None
+    dump = await src.envoy_json("/config_dump", None)
+    clusters_json = await src.envoy_json("/clusters", {"format": "json"})
+    answer = await anyio.to_thread.run_sync(find_route, dump, clusters_json, req, port)
+    return ToolResult.text(fit(render(answer), src.max_bytes, "pass port= to look at one listener"),
+                           structured=answer)
+
+
+async def _check_certs(args: Mapping[str, Any], src: Source, ctx: CallContext) -> ToolResult:
+    days = _int(args, "days", 30, 0, 3650)
+    certs_json = await src.envoy_json("/certs", None)
+    dump = await src.envoy_json("/config_dump", None)
+    t = await anyio.to_thread.run_sync(certs.table, certs_json, dump, days)
+    warn = certs.warnings(t, days)
+    extra = ("\nWarnings:\n" + "\n".join(warn) + "\n") if warn else f"\nNo certificate expires within {days} days.\n"
+    result = _paged_result(t, args, src, extra=extra)
+    return ToolResult(content=result.content, structured={**(result.structured or {}), "warnings": warn})
+
+
+def _spec(name: str, description: str, props: dict[str, Any], required: tuple[str, ...] = ()) -> ToolSpec:
+    schema: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
+    if required:
+        schema["required"] = list(required)
+    return ToolSpec(name=name, description=description, input_schema=schema,
+                    annotations={"readOnlyHint": True, "openWorldHint": False})
+
+
+_S = {"type": "string"}
+_PORT = {"type": "integer", "minimum": 0, "maximum": 65535}
+
+TOOLS: tuple[ViewTool, ...] = (
+    ViewTool(_spec(
+        "get-envoy-proxy-config",
+        "istioctl proxy-config for this gateway: the clusters, listeners, routes, endpoints or secrets table "
+        "(same columns and values as istioctl), or the matching raw resources with output=json.",
+        {"type": {"type": "string", "enum": list(RESOURCE_TYPES), "default": "all"},
+         "output": {"type": "string", "enum": ["short", "json"], "default": "short"},
+         "fqdn": {**_S, "description": "clusters: substring of the service FQDN"},
+         "port": {**_PORT, "description": "clusters/listeners/endpoints: port"},
+         "subset": {**_S, "description": "clusters: subset"},
+         "direction": {"type": "string", "enum": ["", "inbound", "outbound"]},
+         "address": {**_S, "description": "listeners/endpoints: IP address"},
+         "listenerType": {"type": "string", "enum": ["", "HTTP", "TCP", "HTTP+TCP", "UNKNOWN"]},
+         "name": {**_S, "description": "routes: route configuration name"},
+         "cluster": {**_S, "description": "endpoints: cluster name"},
+         "status": {**_S, "description": "endpoints: health status, e.g. HEALTHY or UNHEALTHY"},
+         **_PAGING}), _proxy_config),
+    ViewTool(_spec(
+        "get-istiod-proxy-status",
+        "istioctl proxy-status: per proxy, whether CDS/LDS/EDS/RDS/ECDS are SYNCED, STALE, NOT SENT or ERROR "
+        "(NACKed, error shown). Proxies not fully synced come first.",
+        {"namespace": {**_S, "description": "only proxies in this namespace"}, **_PAGING}), _proxy_status),
+    ViewTool(_spec(
+        "get-istiod-config-dump",
+        "istiod's view of one proxy's config (/debug/config_dump). compare=true checks it against this "
+        "Envoy's live config: clusters, listeners and routes match or differ.",
+        {"proxyID": {**_S, "description": "proxy id from get-istiod-proxy-status"},
+         "types": {**_S, "description": "comma-separated xDS types to include"},
+         "compare": {"type": "boolean", "default": False}}, ("proxyID",)), _istiod_config_dump),
+    ViewTool(_spec(
+        "find-route",
+        "Which listener, route configuration, virtual host, route and cluster a request to this gateway gets, "
+        "with the cluster's endpoints and health: explains 404s (no virtual host, no route) and 503s.",
+        {"host": {**_S, "description": "Host header"}, "path": {**_S, "default": "/"},
+         "method": {**_S, "default": "GET"},
+         "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+         "port": {**_PORT, "description": "listener port (default: every HTTP listener)"}}, ("host",)), _find_route),
+    ViewTool(_spec(
+        "check-certs",
+        "Every certificate on this gateway (Envoy /certs and SDS secrets): subject, SANs, days until expiry, "
+        "and warnings for expired ones and those expiring within `days`.",
+        {"days": {"type": "integer", "minimum": 0, "maximum": 3650, "default": 30}, **_PAGING}), _check_certs),
+)
