@@ -115,7 +115,7 @@ def header_matches(hm: Mapping[str, Any], req: Request) -> bool:
     if "present_match" in hm:
         result = (value is not None) == bool(hm["present_match"])
     elif value is None:
-        result = False
+        return False  # Envoy: an absent header fails a value match even when inverted
     elif isinstance(hm.get("string_match"), Mapping):
         result = string_match(hm["string_match"], value)
     elif "exact_match" in hm:

@@ -1,0 +1,148 @@
+"""The view tools end to end: real Envoy, a small istiod stand-in over HTTP, budgets and bad input."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import requests
+
+from higress_ops.servers.base import CallContext
+from higress_ops.servers.ops.views import VIEW_TOOLS
+from higress_ops.servers.ops.views.compare import compare
+from higress_ops.servers.ops.views.proxy_status import rows as status_rows
+from higress_ops.servers.ops.views.source import HttpSource
+from tests.support.procs import free_port
+
+TOOLS = {t.spec.name: t for t in VIEW_TOOLS}
+CDS = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+SYNCZ = [
+    {"proxy": "gw-a.higress-system", "cluster_id": "Kubernetes", "istio_version": "1.27.0",
+     "cluster_sent": "n1", "cluster_acked": "n1", "listener_sent": "n2", "listener_acked": "n2",
+     "endpoint_sent": "n3", "endpoint_acked": "n3", "route_sent": "n4", "route_acked": "n4"},
+    {"proxy": "gw-b.higress-system", "cluster_id": "Kubernetes", "istio_version": "1.27.0",
+     "cluster_sent": "n5", "cluster_acked": "n4", "listener_sent": "n2",
+     "resources": {CDS: {"sent": "n5", "acked": "n4", "lastError": "cluster outbound|80||x: bad lb policy"}}},
+]
+
+
+@pytest.fixture(scope="module")
+def istiod(gateway) -> Iterator[str]:
+    """Serves syncz and a config dump for one proxy (the gateway's own dump, one cluster removed)."""
+    envoy_dump = requests.get(f"{gateway.admin_url}/config_dump", timeout=5).json()
+    istiod_dump = json.loads(json.dumps(envoy_dump))
+    for cfg in istiod_dump["configs"]:
+        if cfg["@type"].endswith("ClustersConfigDump"):
+            cfg["dynamic_active_clusters"] = [c for c in cfg["dynamic_active_clusters"]
+                                              if "wild" not in c["cluster"]["name"]]
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.headers.get("authorization") != "Bearer good":
+                self.send_response(401)
+                self.end_headers()
+                return
+            body: Any = SYNCZ if self.path.startswith("/debug/syncz") else istiod_dump
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+CTX = CallContext(headers={"x-istiod-token": "good"})
+
+
+@pytest.mark.anyio
+async def test_proxy_config_tool_pages_and_filters(gateway, istiod):
+    src = HttpSource(gateway.admin_url, istiod)
+    res = await TOOLS["get-envoy-proxy-config"].run({"type": "clusters", "limit": 3}, src, CTX)
+    assert not res.is_error
+    text = res.content[0]["text"]
+    assert text.startswith("SERVICE FQDN") and "[rows 1-3 of 10; next page: offset=3]" in text
+    res = await TOOLS["get-envoy-proxy-config"].run({"type": "clusters", "output": "json", "subset": "v1"}, src, CTX)
+    names = [c["name"] for c in json.loads(res.content[0]["text"])]
+    assert names == ["outbound|9080|v1|reviews.bookinfo.svc.cluster.local"]
+    res = await TOOLS["get-envoy-proxy-config"].run({"type": "all"}, src, CTX)
+    assert all(f"--- {k} ---" in res.content[0]["text"] for k in ("clusters", "listeners", "routes", "secrets"))
+
+
+@pytest.mark.anyio
+async def test_outputs_stay_within_the_budget(gateway, istiod):
+    src = HttpSource(gateway.admin_url, istiod, max_bytes=1500)
+    res = await TOOLS["get-envoy-proxy-config"].run({"type": "routes", "limit": 1000}, src, CTX)
+    text = res.content[0]["text"]
+    assert len(text.encode()) <= 1500 and "maxResponseBytes 1500" in text
+    res = await TOOLS["get-istiod-config-dump"].run({"proxyID": "gw-a.higress-system"}, src, CTX)
+    assert len(res.content[0]["text"].encode()) <= 1500 and "cut at" in res.content[0]["text"]
+
+
+@pytest.mark.anyio
+async def test_proxy_status_puts_unsynced_first_and_shows_nacks(gateway, istiod):
+    res = await TOOLS["get-istiod-proxy-status"].run({}, HttpSource(gateway.admin_url, istiod), CTX)
+    lines = res.content[0]["text"].splitlines()
+    assert lines[0].split() == ["NAME", "CLUSTER", "CDS", "LDS", "EDS", "RDS", "ECDS", "VERSION"]
+    assert lines[1].startswith("gw-b") and "ERROR" in lines[1] and "STALE (Never Acknowledged)" in lines[1]
+    assert lines[2].startswith("gw-a") and lines[2].count("SYNCED") == 4 and "NOT SENT" in lines[2]
+    assert "gw-b.higress-system CDS: cluster outbound|80||x: bad lb policy" in res.content[0]["text"]
+
+
+def test_proxy_status_rules():
+    [row] = status_rows([{"proxy": "p", "cluster_sent": "a", "cluster_acked": "b"}])
+    assert (row["CDS"], row["LDS"], row["synced"]) == ("STALE", "NOT SENT", False)
+
+
+@pytest.mark.anyio
+async def test_compare_finds_the_cluster_istiod_does_not_have(gateway, istiod):
+    res = await TOOLS["get-istiod-config-dump"].run({"proxyID": "gw-a.higress-system", "compare": True},
+                                                    HttpSource(gateway.admin_url, istiod), CTX)
+    text = res.content[0]["text"]
+    assert "Listeners Match" in text and "Routes Match" in text
+    assert "Clusters Don't Match" in text
+    assert "only in envoy (stale): outbound|80||wild.default.svc.cluster.local" in text
+
+
+def test_compare_reports_content_differences():
+    dump = {"configs": [{"@type": "x.ClustersConfigDump", "dynamic_active_clusters": [
+        {"cluster": {"name": "a", "type": "EDS"}, "last_updated": "t1"}]}]}
+    other = {"configs": [{"@type": "x.ClustersConfigDump", "dynamic_active_clusters": [
+        {"cluster": {"name": "a", "type": "STATIC"}, "last_updated": "t2"}]}]}
+    assert compare(dump, dump)["clusters"]["match"]
+    assert compare(dump, other)["clusters"]["differ"] == ["a"]
+
+
+@pytest.mark.anyio
+async def test_check_certs_warns_about_the_expiring_certificate(gateway, istiod):
+    res = await TOOLS["check-certs"].run({"days": 30}, HttpSource(gateway.admin_url, istiod), CTX)
+    warnings = res.structured["warnings"]
+    assert len(warnings) == 1 and "CN=expiring.example.com" in warnings[0]
+    res = await TOOLS["check-certs"].run({"days": 5}, HttpSource(gateway.admin_url, istiod), CTX)
+    assert res.structured["warnings"] == [] and "No certificate expires within 5 days" in res.content[0]["text"]
+
+
+@pytest.mark.anyio
+async def test_bad_input_and_upstream_failures_are_tool_errors(gateway, istiod):
+    src = HttpSource(gateway.admin_url, istiod)
+    for name, args in [("get-envoy-proxy-config", {"type": "pods"}), ("get-envoy-proxy-config", {"port": -1}),
+                       ("find-route", {"host": ""}), ("find-route", {"host": "a", "path": "x"}),
+                       ("get-istiod-config-dump", {"proxyID": "a&push=true"})]:
+        res = await TOOLS[name].run(args, src, CTX)
+        assert res.is_error, (name, args)
+    res = await TOOLS["get-istiod-proxy-status"].run({}, src, CallContext(headers={"x-istiod-token": "bad"}))
+    assert res.is_error and "401" in res.content[0]["text"] and "bad" not in res.content[0]["text"].split("401")[1]
+    down = HttpSource(f"http://127.0.0.1:{free_port()}", istiod, timeout=2)
+    res = await TOOLS["find-route"].run({"host": "x"}, down, CTX)
+    assert res.is_error and "unreachable" in res.content[0]["text"]
