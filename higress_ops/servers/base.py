@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from higress_ops.config.model import ServerEntry
+if TYPE_CHECKING:  # config imports the registry, which imports this module
+    from higress_ops.config.model import ServerEntry
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ class McpServer(Protocol):
         ...
 
 
-ServerFactory = Callable[[ServerEntry], McpServer]
+ServerFactory = Callable[["ServerEntry"], McpServer]
 
 
 @dataclass(frozen=True)
