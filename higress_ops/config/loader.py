@@ -1,0 +1,195 @@
+"""From text to a validated McpServerConfig.
+
+Accepts a ConfigMap manifest whose `data.higress` holds YAML text, or that `higress` YAML on its own.
+Every problem is collected before failing, each with a JSON pointer into the `higress` document.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from higress_ops.config.errors import ConfigError, Problem, pointer
+from higress_ops.config.model import (
+    MatchRule,
+    McpServerConfig,
+    RateLimit,
+    RedisConfig,
+    SecretRef,
+    ServerEntry,
+)
+from higress_ops.config.schema import load_schema, validate
+
+if TYPE_CHECKING:  # the registry imports server contracts that import config.model: import it late
+    from higress_ops.registry import Registry
+
+BLOCK_SCHEMA = "schemas/mcp-server.schema.json"
+
+
+def load_file(path: str | Path, *, registry: Registry | None = None) -> McpServerConfig:
+    """Load a file, or standard input for '-'."""
+    source = str(path)
+    if source == "-":
+        return load_text(sys.stdin.read(), source="<stdin>", registry=registry)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError.single("", f"cannot read {source}: {exc.strerror or exc}", source) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError.single("", f"{source} is not UTF-8 text: {exc.reason}", source) from None
+    return load_text(text, source=source, registry=registry)
+
+
+def load_text(text: str, *, source: str = "<text>", registry: Registry | None = None) -> McpServerConfig:
+    doc = _parse_yaml(text, source, where="")
+    if isinstance(doc, Mapping) and doc.get("kind") == "ConfigMap":
+        doc = _from_configmap(doc, text, source)
+    return load_document(doc, registry=registry, source=source)
+
+
+def load_document(doc: Any, *, registry: Registry | None = None, source: str = "<document>") -> McpServerConfig:
+    """Validate an already-parsed `higress` document (the Kubernetes source uses this)."""
+    from higress_ops.registry import default_registry
+
+    registry = registry or default_registry()
+    if not isinstance(doc, Mapping):
+        raise ConfigError.single("", f"expected a mapping with an mcpServer key, got {type(doc).__name__}", source)
+    doc = {"mcpServer": _deepcopy(doc.get("mcpServer"))} if "mcpServer" in doc else {}
+    problems = validate(doc, load_schema(BLOCK_SCHEMA))
+    block = doc.get("mcpServer")
+    if isinstance(block, dict):
+        problems += _check_servers(block, registry) + _check_block(block)
+    if problems:
+        raise ConfigError(sorted(set(problems)), source)
+    return _build(block)
+
+
+def _deepcopy(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _deepcopy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deepcopy(v) for v in value]
+    return value
+
+
+def _parse_yaml(text: str, source: str, where: str, line_offset: int = 0, col_offset: int = 0) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        position = ""
+        if mark is not None:
+            position = f" at line {mark.line + 1 + line_offset}, column {mark.column + 1 + col_offset}"
+        raise ConfigError.single(where, f"YAML syntax error{position} of {source}: {exc.problem or exc}",
+                                 source) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError.single(where, f"YAML error in {source}: {exc}", source) from None
+
+
+def _from_configmap(manifest: Mapping[str, Any], text: str, source: str) -> Any:
+    data = manifest.get("data")
+    if not isinstance(data, Mapping) or "higress" not in data:
+        raise ConfigError.single("", f"{source}: a ConfigMap here must hold the Higress config in data.higress", source)
+    inner = data["higress"]
+    if not isinstance(inner, str):
+        raise ConfigError.single("", f"{source}: data.higress must be YAML text (use `higress: |`)", source)
+    # Report YAML errors inside data.higress with the file's own line numbers.
+    match = re.search(r"^(\s*)higress:\s*[|>][-+0-9]*\s*$", text, re.MULTILINE)
+    offset, indent = 0, 0
+    if match:
+        offset = text.count("\n", 0, match.end()) + 1
+        following = text[match.end() + 1:].lstrip("\n").splitlines()
+        indent = len(following[0]) - len(following[0].lstrip()) if following else 0
+    return _parse_yaml(inner, source, where="", line_offset=offset, col_offset=indent)
+
+
+def _check_servers(block: dict[str, Any], registry: Registry) -> list[Problem]:
+    problems: list[Problem] = []
+    seen_names: dict[str, int] = {}
+    seen_paths: dict[str, int] = {}
+    for i, server in enumerate(block.get("servers") or []):
+        if not isinstance(server, dict):
+            continue
+        base = ("mcpServer", "servers", i)
+        for key, seen in (("name", seen_names), ("path", seen_paths)):
+            value = server.get(key)
+            if isinstance(value, str):
+                if value in seen:
+                    problems.append(Problem(pointer((*base, key)), f"duplicate server {key} {value!r} (also at "
+                                            f"{pointer(('mcpServer', 'servers', seen[value], key))})"))
+                else:
+                    seen[value] = i
+        path = server.get("path")
+        if isinstance(path, str) and path and not path.startswith("/"):
+            problems.append(Problem(pointer((*base, "path")), f"path must start with '/': {path!r}"))
+        type_name = server.get("type")
+        if not isinstance(type_name, str) or not isinstance(server.get("config", {}), dict):
+            continue
+        try:
+            server_type = registry.get(type_name)
+        except KeyError as exc:  # UnknownServerType, whose message lists the registered types
+            problems.append(Problem(pointer((*base, "type")), str(exc)))
+            continue
+        server.setdefault("config", {})
+        problems += validate(server["config"], server_type.config_schema, base=(*base, "config"))
+    return problems
+
+
+def _check_block(block: dict[str, Any]) -> list[Problem]:
+    problems: list[Problem] = []
+    for i, rule in enumerate(block.get("match_list") or []):
+        if not isinstance(rule, dict):
+            continue
+        base = ("mcpServer", "match_list", i)
+        if rule.get("match_rule_type") == "regex" and isinstance(rule.get("match_rule_path"), str):
+            try:
+                re.compile(rule["match_rule_path"])
+            except re.error as exc:
+                problems.append(Problem(pointer((*base, "match_rule_path")), f"invalid regular expression: {exc}"))
+        path = rule.get("match_rule_path")
+        if rule.get("match_rule_type") in ("exact", "prefix") and isinstance(path, str) and not path.startswith("/"):
+            problems.append(Problem(pointer((*base, "match_rule_path")),
+                                    f"an {rule['match_rule_type']} rule's path must start with '/': {path!r}"))
+        if rule.get("enable_path_rewrite") is True and rule.get("upstream_type", "rest") != "sse":
+            problems.append(Problem(pointer((*base, "enable_path_rewrite")),
+                                    "enable_path_rewrite is only allowed with upstream_type: sse"))
+    if block.get("enable_user_level_server") is True and not block.get("redis"):
+        problems.append(Problem("/mcpServer/enable_user_level_server",
+                                "enable_user_level_server needs a redis block (sessions are per user in Redis)"))
+    return problems
+
+
+def _build(block: dict[str, Any]) -> McpServerConfig:
+    redis = None
+    if r := block.get("redis"):
+        secret = r.get("passwordSecret")
+        redis = RedisConfig(
+            address=r["address"], username=r["username"], password=r["password"], db=r["db"],
+            password_secret=SecretRef(name=secret["name"], key=secret["key"], namespace=secret["namespace"])
+            if secret else None,
+        )
+    rate = block.get("rate_limit") or {}
+    return McpServerConfig(
+        enable=block["enable"],
+        sse_path_suffix=block["sse_path_suffix"],
+        redis=redis,
+        match_list=tuple(
+            MatchRule(domain=m["match_rule_domain"], path=m["match_rule_path"], type=m["match_rule_type"],
+                      upstream_type=m["upstream_type"], enable_path_rewrite=m["enable_path_rewrite"],
+                      path_rewrite_prefix=m["path_rewrite_prefix"])
+            for m in block["match_list"]
+        ),
+        servers=tuple(
+            ServerEntry(name=s["name"], path=s["path"], type=s["type"], domain_list=tuple(s["domain_list"]),
+                        config=s["config"])
+            for s in block["servers"]
+        ),
+        enable_user_level_server=block["enable_user_level_server"],
+        rate_limit=RateLimit(limit=rate.get("limit", 0), window=rate.get("window", 0),
+                             white_list=tuple(rate.get("white_list", ()))),
+    )
