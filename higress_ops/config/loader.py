@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from higress_ops.config import yamltext
 from higress_ops.config.errors import ConfigError, Problem, pointer
 from higress_ops.config.model import (
     MatchRule,
@@ -57,6 +58,8 @@ def load_document(doc: Any, *, registry: Registry | None = None, source: str = "
     from higress_ops.registry import default_registry
 
     registry = registry or default_registry()
+    if doc is None:
+        raise ConfigError.single("", "the document is empty; it needs an mcpServer block", source)
     if not isinstance(doc, Mapping):
         raise ConfigError.single("", f"expected a mapping with an mcpServer key, got {type(doc).__name__}", source)
     doc = {"mcpServer": _deepcopy(doc.get("mcpServer"))} if "mcpServer" in doc else {}
@@ -79,7 +82,7 @@ def _deepcopy(value: Any) -> Any:
 
 def _parse_yaml(text: str, source: str, where: str, line_offset: int = 0, col_offset: int = 0) -> Any:
     try:
-        return yaml.safe_load(text)
+        return yamltext.parse(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         position = ""

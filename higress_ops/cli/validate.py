@@ -1,0 +1,52 @@
+"""`higress-ops validate PATH`: check a higress-config before deploying it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from higress_ops.config import ConfigError, McpServerConfig, load_file
+from higress_ops.registry import RegistryError
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "validate",
+        help="validate a higress-config ConfigMap (or its `higress` YAML) and list its servers",
+        description="Validate a higress-config ConfigMap manifest, or the YAML held in its data.higress, against "
+        "the schemas of the mcpServer block and of each server type. Prints one line per server, or every problem "
+        "with its JSON pointer (exit 1).",
+    )
+    parser.add_argument("path", metavar="PATH", help="file to read, or '-' for standard input")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = load_file(args.path)
+    except ConfigError as exc:
+        count = len(exc.problems)
+        print(f"{exc.source or args.path}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    except RegistryError as exc:  # a broken installation, not the user's file
+        print(f"higress-ops: {exc}", file=sys.stderr)
+        return 1
+    for line in summary(config):
+        print(line)
+    if not config.enable:
+        print("note: mcpServer.enable is false; Higress would not serve these servers", file=sys.stderr)
+    return 0
+
+
+def summary(config: McpServerConfig) -> list[str]:
+    """One line per server: name, type, message endpoint, SSE endpoint, hosts."""
+    if not config.servers:
+        return ["valid: no servers configured"]
+    return [
+        f"{entry.name}: type={entry.type} path={entry.path} sse={entry.path}{config.sse_path_suffix} "
+        f"domains={','.join(entry.domain_list)}"
+        for entry in config.servers
+    ]
