@@ -1,0 +1,63 @@
+"""`higress-ops validate` as a user runs it: a real subprocess, exit codes, stdout and stderr."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+CLI = Path(sys.executable).parent / "higress-ops"
+
+
+def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(CLI), *args], input=stdin, capture_output=True, text=True, timeout=60, cwd=REPO)
+
+
+def test_valid_manifest_prints_one_line_per_server() -> None:
+    result = run("validate", "examples/higress-config.yaml")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "higress-ops-mcp-server: type=higress-ops path=/higress-ops sse=/higress-ops/sse domains=*"]
+    assert result.stderr == ""
+
+
+def test_stdin_and_multiple_servers() -> None:
+    text = (REPO / "examples" / "local.yaml").read_text(encoding="utf-8") + (
+        "    - name: echo\n      path: /echo\n      type: echo\n      domain_list: [a.example.com, '*.b.com']\n")
+    result = run("validate", "-", stdin=text.replace("sse_path_suffix: /sse", "sse_path_suffix: /events"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "higress-ops-mcp-server: type=higress-ops path=/higress-ops sse=/higress-ops/events domains=*",
+        "echo: type=echo path=/echo sse=/echo/events domains=a.example.com,*.b.com",
+    ]
+
+
+def test_invalid_config_lists_every_problem_on_stderr(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("mcpServer:\n  servers:\n    - {name: a, path: /a, type: higress-ops, config: {}}\n"
+                   "    - {name: b, path: /b, type: grpc}\n")
+    result = run("validate", str(bad))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"{bad}: 3 problems",
+        "  /mcpServer/servers/0/config/envoyAdminURL: 'envoyAdminURL' is a required property",
+        "  /mcpServer/servers/0/config/istiodURL: 'istiodURL' is a required property",
+        "  /mcpServer/servers/1/type: unknown server type 'grpc'; registered types: echo, higress-ops",
+    ]
+
+
+def test_user_mistakes_never_print_a_traceback(tmp_path: Path) -> None:
+    for args, stdin in (((str(tmp_path / "missing.yaml"),), None), (("-",), "mcpServer: [\n"), (("-",), "")):
+        result = run("validate", *args, stdin=stdin)
+        assert result.returncode == 1
+        assert "Traceback" not in result.stderr
+        assert "problem" in result.stderr.splitlines()[0]
+
+
+def test_help_and_version() -> None:
+    result = run("validate", "--help")
+    assert result.returncode == 0 and "usage: higress-ops validate" in result.stdout and "PATH" in result.stdout
+    version = run("--version")
+    assert version.returncode == 0 and version.stdout.startswith("higress-ops ")
