@@ -65,7 +65,7 @@ def parse(text: str) -> Any:
 
 
 def _check_size(data: Any) -> None:
-    """Count values as the validator will see them (aliases expanded), stopping at the limit."""
+    """Count values as the validator will see them (aliases expanded), stopping at the limit; refuse NaN."""
     count, stack = 0, [data]
     while stack:
         value = stack.pop()
@@ -76,3 +76,5 @@ def _check_size(data: Any) -> None:
             stack.extend(value.values())
         elif isinstance(value, list):
             stack.extend(value)
+        elif isinstance(value, float) and value != value:
+            raise yaml.YAMLError(".nan is not a usable value here (it compares false with every limit)")

@@ -290,6 +290,8 @@ def test_alias_bomb_is_refused_quickly() -> None:
     ("text", "message"),
     [
         ("", "the document is empty; it needs an mcpServer block"),
+        ("mcpServer:\n  servers: [{name: a, path: /a, type: higress-ops, config: {istiodURL: 'http://i',"
+         " envoyAdminURL: 'http://e', timeoutSeconds: .nan}}]\n", ".nan is not a usable value"),
         ("apiVersion: v1\nkind: ConfigMap\ndata: {other: x}\n", "must hold the Higress config in data.higress"),
         ("apiVersion: v1\nkind: ConfigMap\ndata: {higress: {mcpServer: {}}}\n", "data.higress must be YAML text"),
     ],
