@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from higress_ops.config.model import RedisConfig
 from higress_ops.sessions.base import SSE_CHANNEL_PREFIX, SessionRecord, StoreUnavailable
@@ -143,8 +144,9 @@ class RedisSessionStore:
         return aioredis.Redis(
             host=t.host, port=t.port, db=t.db, username=t.username, password=t.password,
             socket_timeout=self._socket_timeout, socket_connect_timeout=self._connect_timeout,
-            # One immediate retry covers a pooled connection that went stale across a Redis restart.
-            retry=Retry(NoBackoff(), 1), max_connections=max_connections,
+            # One immediate retry covers a pooled connection that went stale across a Redis restart;
+            # a timeout is not retried, so a hung Redis costs one socket timeout, not two.
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)), max_connections=max_connections,
             client_name=f"higress-ops:{self.replica_id}"[:100].replace(" ", "_"),
         )
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import signal
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -266,3 +268,21 @@ async def test_close_deregisters_streams(redis_server: RedisServer) -> None:
         other = await b.get("dereg-2")
         assert other is not None and other.owner == "b"
         assert await b.deliver("dereg-1", b"late") is False
+
+
+async def test_hung_redis_fails_within_one_socket_timeout(tmp_path: Path) -> None:
+    server = start_redis(tmp_path / "redis")
+    try:
+        async with store(server.address, "a") as a:
+            await a.create(new_record("hung-1"))
+            os.kill(server.proc.pid, signal.SIGSTOP)  # accepts connections, never answers
+            try:
+                started = time.monotonic()
+                with pytest.raises(StoreUnavailable, match="get failed: Timeout"):
+                    await a.get("hung-1")
+                assert time.monotonic() - started < 1.5
+            finally:
+                os.kill(server.proc.pid, signal.SIGCONT)
+            assert await a.get("hung-1") is not None
+    finally:
+        server.stop()
