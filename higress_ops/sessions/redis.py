@@ -14,8 +14,8 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, replace
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -131,6 +131,7 @@ class RedisSessionStore:
         self._touch = self._client.register_script(_TOUCH)
         self._save = self._client.register_script(_SAVE)
         self._release = self._client.register_script(_RELEASE)
+        self._held: dict[str, SessionRecord] = {}  # records of sessions whose stream is held here
         self.hub = ChannelHub(lambda: self._new_client(max_connections=1), replica_id=replica_id,
                               channel_of=channel_of, subscribe_timeout=socket_timeout, backoff_max=backoff_max)
 
@@ -194,35 +195,67 @@ class RedisSessionStore:
             raise ValueError(f"session {redact(record.id)} already exists")
 
     async def get(self, session_id: str) -> SessionRecord | None:
+        """While Redis is down, a session whose stream this replica holds is served from its local copy."""
         if not _SESSION_ID.fullmatch(session_id):
             return None
-        found = await self._call("get", self._touch, session_id, [repr(time.time()), self._ttl_ms()])
+        try:
+            found = await self._call("get", self._touch, session_id, [repr(time.time()), self._ttl_ms()])
+        except StoreUnavailable:
+            local = self._held.get(session_id)
+            if local is None or not self.hub.holds(session_id):
+                raise
+            local.last_seen = time.time()
+            return replace(local)
         if not found or found[0] is None:
+            self._held.pop(session_id, None)
             return None
         try:
-            return _decode(found)
+            record = _decode(found)
         except (ValueError, TypeError) as exc:  # not written by us: treat as unknown rather than fail
             logger.warning("replica %s: unreadable record for session %s (%s)", self.replica_id,
                            redact(session_id), _reason(exc))
             return None
+        self._remember(record)
+        return record
 
     async def save(self, record: SessionRecord) -> None:
         now = time.time()
         record.last_seen = now
+        self._remember(record)
         args = [_encode(record), record.owner or "", repr(now), self._ttl_ms()]
-        await self._call("save", self._save, record.id, args)
+        try:
+            await self._call("save", self._save, record.id, args)
+        except StoreUnavailable:
+            if not self.hub.holds(record.id):
+                raise
+            logger.warning("replica %s: session %s changed while Redis is down; kept on this replica only",
+                           self.replica_id, redact(record.id))
+
+    def _remember(self, record: SessionRecord) -> None:
+        if self.hub.holds(record.id):
+            self._held[record.id] = replace(record)
 
     async def delete(self, session_id: str) -> None:
         if not _SESSION_ID.fullmatch(session_id):
             return
+        self._held.pop(session_id, None)
         try:
             await self._client.delete(_key(session_id))
         except (RedisError, OSError) as exc:
             raise self._unavailable("delete", exc) from None
 
-    def open_stream(self, session_id: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
-        """Works while Redis is down: local delivery goes on, and the subscription is restored on reconnect."""
-        return self.hub.stream(session_id)
+    @asynccontextmanager
+    async def open_stream(self, session_id: str) -> AsyncIterator[AsyncIterator[bytes]]:
+        """Works while Redis is down: local delivery goes on, and the subscription is restored on reconnect.
+        The session's record is kept here too, so its POSTs to this replica survive a Redis outage."""
+        async with self.hub.stream(session_id) as frames:
+            try:
+                with suppress(StoreUnavailable):
+                    await self.get(session_id)
+                yield frames
+            finally:
+                if not self.hub.holds(session_id):
+                    self._held.pop(session_id, None)
 
     async def deliver(self, session_id: str, frame: bytes) -> bool:
         if self.hub.deliver_local(session_id, frame):

@@ -161,12 +161,17 @@ async def test_redis_killed_and_restarted(tmp_path: Path, caplog: pytest.LogCapt
             async with a.open_stream("out-1") as stream:
                 server.kill()
                 started = time.monotonic()
-                for call in (a.get("out-1"), b.create(new_record("out-2")), b.deliver("out-1", b"x")):
+                for call in (b.get("out-1"), b.create(new_record("out-2")), b.deliver("out-1", b"x"),
+                             a.get("not-held-here")):
                     with pytest.raises(StoreUnavailable, match=r"session store unavailable .*replica"):
                         await call
                 assert time.monotonic() - started < 1.0  # fail fast, no hang
                 assert await a.healthy() is False
-                # The stream and its POSTs share replica a: still served.
+                # The stream and its POSTs share replica a: still served, record included.
+                during = await a.get("out-1")
+                assert during is not None and during.owner == "a" and during.protocol_version == "2024-11-05"
+                during.log_level = "info"
+                await a.save(during)
                 assert await a.deliver("out-1", frame({"during": True})) is True
                 assert await next_frame(stream) == frame({"during": True})
                 await asyncio.sleep(0.5)  # a is now in reconnect backoff
