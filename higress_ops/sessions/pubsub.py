@@ -80,6 +80,7 @@ class ChannelHub:
     async def aclose(self) -> None:
         """End every local stream and drop the subscription (Redis unsubscribes on disconnect)."""
         self._closing = True
+        self._connected.clear()
         for queues in self._streams.values():
             for queue in queues:
                 _put_closing(queue)
