@@ -1,0 +1,123 @@
+"""Several `higress-ops serve` processes sharing one redis-server, and the MCP wire bits the tests speak."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import requests
+
+from tests.support.procs import free_port, log_tail, stop, wait_until
+
+PATH = "/higress-ops"
+SERVER = "echo-server"
+
+
+def write_config(path: Path, redis_address: str, *, password: str = "", db: int = 0) -> Path:
+    """The product README's config shape, with the `echo` test server type."""
+    block = {"mcpServer": {
+        "enable": True, "sse_path_suffix": "/sse",
+        "redis": {"address": redis_address, "username": "", "password": password, "db": db},
+        "match_list": [{"match_rule_domain": "*", "match_rule_path": PATH, "match_rule_type": "prefix"}],
+        "servers": [{"name": SERVER, "path": PATH, "type": "echo", "config": {"greeting": "hi"}}],
+    }}
+    path.write_text(json.dumps(block))  # JSON is YAML
+    return path
+
+
+@dataclass
+class Replica:
+    replica_id: str
+    config: Path
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30) -> Replica:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.log = self.workdir / f"{self.replica_id}.log"
+        env = {**os.environ, "HIGRESS_OPS_REPLICA_ID": self.replica_id, "PYTHONUNBUFFERED": "1"}
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "higress_ops", "serve", "--config", str(self.config),
+                 "--host", "127.0.0.1", "--port", str(self.port), "--replica-id", self.replica_id],
+                stdout=out, stderr=subprocess.STDOUT, env=env)
+        try:
+            wait_until(self._ready, timeout, f"replica {self.replica_id}", self.proc)
+        except Exception as exc:
+            self.stop()
+            raise RuntimeError(f"{exc}\n{log_tail(self.log)}") from exc
+        return self
+
+    def _ready(self) -> bool:
+        return requests.get(f"{self.url}/readyz", timeout=1).status_code == 200
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+def start_replicas(count: int, config: Path, workdir: Path) -> list[Replica]:
+    replicas: list[Replica] = []
+    try:
+        for i in range(count):
+            replicas.append(Replica(f"replica-{'abc'[i]}", config, workdir).start())
+    except Exception:
+        for replica in replicas:
+            replica.stop()
+        raise
+    return replicas
+
+
+def rpc(method: str, params: dict[str, Any] | None = None, id: int | None = None) -> dict[str, Any]:
+    message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+    if params is not None:
+        message["params"] = params
+    if id is not None:
+        message["id"] = id
+    return message
+
+
+INITIALIZE = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "replica-test",
+                                                                                   "version": "1"}}
+
+
+def echo_call(text: str) -> dict[str, Any]:
+    return {"name": "echo", "arguments": {"text": text}}
+
+
+async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
+    """(event, data) pairs from a text/event-stream response; comments (keep-alives) skipped."""
+    event, data = "message", []
+    async for line in response.aiter_lines():
+        if line == "":
+            if data:
+                yield event, "\n".join(data)
+            event, data = "message", []
+        elif line.startswith(":"):
+            continue
+        elif line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
