@@ -1,0 +1,240 @@
+"""The MCP core: lifecycle, tools and logging over JSON-RPC, independent of any transport.
+
+A transport hands over one classified message plus the session's record; the core answers it and
+updates the record (negotiated version, client info, log level), which the transport persists. The
+same core serves the handshake revisions and the 2026-07-28 per-request envelope (`stateless.py`
+checks the envelope, then calls in here with a record whose version is STATELESS).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+
+from higress_ops.mcp import jsonrpc
+from higress_ops.mcp.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, REQUEST_CANCELLED, RpcError
+from higress_ops.mcp.versions import STATELESS, SUPPORTED, negotiate
+from higress_ops.servers.base import CallContext, McpServer, ToolResult, ToolSpec
+from higress_ops.sessions.base import SessionRecord
+
+logger = logging.getLogger(__name__)
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+ToolObserver = Callable[[str, float, str], None]  # (tool, seconds, "ok" | "error" | "invalid")
+
+LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
+_LEVEL_RANK = {level: rank for rank, level in enumerate(LOG_LEVELS)}
+_HANDSHAKE_ONLY = frozenset({"initialize", "logging/setLevel"})
+_LIST_TTL_MS = 60_000  # tools only change when the config does
+_MAX_MESSAGE = 300  # validation messages quote the offending value; keep them readable
+
+
+def _clip(text: str, limit: int = _MAX_MESSAGE) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _small_info(info: Any) -> dict[str, Any] | None:
+    """Client info goes into session records (and Redis): keep only short identity strings."""
+    if not isinstance(info, dict):
+        return None
+    return {k: _clip(str(info[k]), 128) for k in ("name", "title", "version") if isinstance(info.get(k), str)}
+
+
+class McpCore:
+    """One configured server's MCP endpoint. Holds compiled argument validators and in-flight calls."""
+
+    def __init__(self, server: McpServer, *, on_tool_call: ToolObserver | None = None) -> None:
+        self.server = server
+        self.on_tool_call = on_tool_call
+        specs = list(server.tools())
+        self._tools: dict[str, ToolSpec] = {spec.name: spec for spec in specs}
+        self._tool_list = [spec.to_mcp() for spec in specs]
+        self._validators = {spec.name: Draft202012Validator(spec.input_schema) for spec in specs}
+        self._inflight: dict[tuple[str, str], asyncio.Task[ToolResult]] = {}
+        self._methods: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
+            "initialize": self._initialize,
+            "ping": self._ping,
+            "tools/list": self._list_tools,
+            "tools/call": self._call_tool,
+            "logging/setLevel": self._set_level,
+            "server/discover": self._discover,
+        }
+
+    @property
+    def capabilities(self) -> dict[str, Any]:
+        return {"tools": {"listChanged": False}, "logging": {}}
+
+    @property
+    def server_info(self) -> dict[str, Any]:
+        return {"name": self.server.name, "version": self.server.version}
+
+    def tool_names(self) -> list[str]:
+        return list(self._tools)
+
+    async def handle(self, message: dict[str, Any], record: SessionRecord, ctx: CallContext,
+                     send: Send | None = None) -> dict[str, Any] | None:
+        """Answer one request (the response) or take one notification (None). Never raises RpcError."""
+        method = message.get("method")
+        if not isinstance(method, str):  # a response from the client: we never send requests, so drop it
+            return None
+        params = message.get("params") or {}
+        if "id" not in message:
+            self._notification(method, params, record)
+            return None
+        request_id = message["id"]
+        handler = self._methods.get(method)
+        stateless = record.protocol_version == STATELESS
+        try:
+            if handler is None or (stateless and method in _HANDSHAKE_ONLY) or \
+                    (method == "server/discover" and not stateless and record.transport == "sse"):
+                # Answering discover on a legacy SSE session would switch the SDK's auto mode to an era
+                # this transport does not carry; an error makes it fall back to initialize at once.
+                raise RpcError(METHOD_NOT_FOUND, f"Method not found: {_clip(method, 100)}")
+            value = await handler(params, record, ctx, send, request_id)
+        except RpcError as exc:
+            return exc.to_response(request_id)
+        except Exception:
+            logger.exception("internal error", extra={"server": self.server.name, "method": method})
+            return jsonrpc.error(request_id, jsonrpc.INTERNAL_ERROR,
+                                 f"Internal error while handling {method}; see the server log")
+        if stateless:
+            self._decorate(method, value)
+        return jsonrpc.result(request_id, value)
+
+    async def aclose(self) -> None:
+        tasks = list(self._inflight.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._inflight.clear()
+
+    # -- notifications -----------------------------------------------------------------------------
+
+    def _notification(self, method: str, params: Mapping[str, Any], record: SessionRecord) -> None:
+        if method == "notifications/initialized":
+            record.initialized = True
+        elif method == "notifications/cancelled":
+            task = self._inflight.get((record.id, json.dumps(params.get("requestId"))))
+            if task is not None:
+                task.cancel()
+        # Everything else (roots/list_changed, progress, unknown) needs nothing from a tools-only server.
+
+    # -- requests ----------------------------------------------------------------------------------
+
+    async def _initialize(self, params: Mapping[str, Any], record: SessionRecord, *_: Any) -> dict[str, Any]:
+        requested = params.get("protocolVersion")
+        if not isinstance(requested, str):
+            raise RpcError(INVALID_PARAMS, "initialize needs params.protocolVersion, a string such as "
+                                           f"\"{negotiate(None)}\"")
+        capabilities = params.get("capabilities", {})
+        if not isinstance(capabilities, dict):
+            raise RpcError(INVALID_PARAMS, "initialize: params.capabilities must be an object")
+        record.protocol_version = negotiate(requested)
+        record.client_info = _small_info(params.get("clientInfo"))
+        record.client_capabilities = capabilities
+        result: dict[str, Any] = {"protocolVersion": record.protocol_version, "capabilities": self.capabilities,
+                                  "serverInfo": self.server_info}
+        if self.server.instructions:
+            result["instructions"] = self.server.instructions
+        return result
+
+    async def _ping(self, *_: Any) -> dict[str, Any]:
+        return {}
+
+    async def _discover(self, *_: Any) -> dict[str, Any]:
+        result: dict[str, Any] = {"supportedVersions": list(SUPPORTED), "capabilities": self.capabilities}
+        if self.server.instructions:
+            result["instructions"] = self.server.instructions
+        return result
+
+    async def _list_tools(self, params: Mapping[str, Any], *_: Any) -> dict[str, Any]:
+        if params.get("cursor") is not None:
+            raise RpcError(INVALID_PARAMS, "tools/list: unknown cursor (this server returns every tool in one page)")
+        return {"tools": self._tool_list}
+
+    async def _set_level(self, params: Mapping[str, Any], record: SessionRecord, *_: Any) -> dict[str, Any]:
+        level = params.get("level")
+        if level not in _LEVEL_RANK:
+            raise RpcError(INVALID_PARAMS, f"logging/setLevel: level must be one of {', '.join(LOG_LEVELS)}")
+        record.log_level = level
+        return {}
+
+    async def _call_tool(self, params: Mapping[str, Any], record: SessionRecord, ctx: CallContext,
+                         send: Send | None, request_id: jsonrpc.RequestId) -> dict[str, Any]:
+        name = params.get("name")
+        if not isinstance(name, str):
+            raise RpcError(INVALID_PARAMS, "tools/call needs params.name, the name of a tool from tools/list")
+        if name not in self._tools:
+            raise RpcError(INVALID_PARAMS, f"Unknown tool: {_clip(name, 100)!r}; tools/list names the "
+                                           f"{len(self._tools)} tools of this server")
+        arguments = params.get("arguments")
+        if arguments is None:
+            arguments = {}
+        if not isinstance(arguments, dict):
+            raise RpcError(INVALID_PARAMS, f"tools/call {name}: params.arguments must be an object")
+        problem = best_match(self._validators[name].iter_errors(arguments))
+        if problem is not None:
+            self._observe(name, 0.0, "invalid")
+            where = "/".join(str(part) for part in problem.absolute_path)
+            raise RpcError(INVALID_PARAMS, f"Invalid arguments for tool {name}: {_clip(problem.message)}"
+                                           + (f" (at /{where})" if where else ""))
+        call_ctx = CallContext(headers=ctx.headers, session_id=ctx.session_id, log=self._logger(record, send))
+        started = time.perf_counter()
+        task = asyncio.ensure_future(self._run_tool(name, arguments, call_ctx))
+        key = (record.id, json.dumps(request_id)) if record.id else None
+        if key is not None:
+            self._inflight[key] = task
+        try:
+            result = await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the transport itself is shutting this request down
+            self._observe(name, time.perf_counter() - started, "cancelled")
+            raise RpcError(REQUEST_CANCELLED, f"tools/call {name} was cancelled by the client") from None
+        finally:
+            if key is not None:
+                self._inflight.pop(key, None)
+        self._observe(name, time.perf_counter() - started, "error" if result.is_error else "ok")
+        return result.to_mcp()
+
+    async def _run_tool(self, name: str, arguments: dict[str, Any], ctx: CallContext) -> ToolResult:
+        try:
+            return await self.server.call_tool(name, arguments, ctx)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a tool bug must not become a protocol error: the model reads isError
+            logger.exception("tool failed", extra={"server": self.server.name, "tool": name})
+            return ToolResult.error(f"{name} failed unexpectedly ({type(exc).__name__}); the server log has "
+                                    "the details")
+
+    def _observe(self, tool: str, seconds: float, outcome: str) -> None:
+        if self.on_tool_call is not None:
+            self.on_tool_call(tool, seconds, outcome)
+
+    def _logger(self, record: SessionRecord, send: Send | None) -> Callable[[str, Any], Awaitable[None]]:
+        async def log(level: str, data: Any) -> None:
+            threshold = record.log_level
+            if send is None or threshold is None or _LEVEL_RANK.get(level, 0) < _LEVEL_RANK[threshold]:
+                return
+            await send(jsonrpc.notification("notifications/message",
+                                            {"level": level, "logger": self.server.name, "data": data}))
+        return log
+
+    def _decorate(self, method: str, value: dict[str, Any]) -> None:
+        """2026-07-28 results carry resultType, list/discover results caching hints, and who answered."""
+        value.setdefault("resultType", "complete")
+        if method in ("tools/list", "server/discover"):
+            value.setdefault("ttlMs", _LIST_TTL_MS)
+            value.setdefault("cacheScope", "public")
+        meta = value.get("_meta")
+        stamp = {"io.modelcontextprotocol/serverInfo": self.server_info}
+        value["_meta"] = {**meta, **stamp} if isinstance(meta, dict) else stamp
