@@ -8,8 +8,8 @@ The transport only uses this interface. Messages for a stream travel as SSE-fram
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
@@ -17,6 +17,48 @@ from typing import Any, Literal, Protocol
 Transport = Literal["sse", "streamable"]
 
 SSE_CHANNEL_PREFIX = "mcp-server-sse:"  # Higress's channel name; keep it
+
+
+class FrameStream:
+    """The frames delivered to one stream held on this replica.
+
+    `next(timeout)` lets the transport write keep-alives between frames without cancelling an async
+    iterator (which would finalize it); iterating works too. A None in the queue ends the stream.
+    """
+
+    def __init__(self, queue: asyncio.Queue[bytes | None]) -> None:
+        self._queue = queue
+        self.closed = False
+
+    async def next(self, timeout: float) -> bytes | None:
+        """The next frame; b"" when `timeout` passed first; None once the stream is over."""
+        if self.closed:
+            return None
+        try:
+            frame = await asyncio.wait_for(self._queue.get(), timeout)
+        except TimeoutError:
+            return b""
+        if frame is None:
+            self.closed = True
+        return frame
+
+    def close(self) -> None:
+        """End the stream from this side (shutdown, server removed, client gone)."""
+        while True:
+            try:
+                self._queue.put_nowait(None)
+                return
+            except asyncio.QueueFull:
+                self._queue.get_nowait()  # closing wins over an unread frame
+
+    def __aiter__(self) -> FrameStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        frame = await self.next(float("inf")) if not self.closed else None
+        if frame is None:
+            raise StopAsyncIteration
+        return frame
 
 
 class StoreUnavailable(Exception):
@@ -70,7 +112,7 @@ class SessionStore(Protocol):
 
     async def delete(self, session_id: str) -> None: ...
 
-    def open_stream(self, session_id: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+    def open_stream(self, session_id: str) -> AbstractAsyncContextManager[FrameStream]:
         """Hold the session's stream on this replica: yields the SSE frames delivered to the session,
         from this replica or any other, until the context exits."""
         ...

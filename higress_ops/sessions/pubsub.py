@@ -18,6 +18,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from higress_ops.sessions.base import FrameStream
+
 logger = logging.getLogger(__name__)
 
 _CLOSED = None  # queue sentinel: the stream is over
@@ -105,7 +107,7 @@ class ChannelHub:
         return delivered
 
     @asynccontextmanager
-    async def stream(self, session_id: str) -> AsyncIterator[AsyncIterator[bytes]]:
+    async def stream(self, session_id: str) -> AsyncIterator[FrameStream]:
         queue: asyncio.Queue[bytes | None] = asyncio.Queue(STREAM_QUEUE_FRAMES)
         first = session_id not in self._streams
         self._streams.setdefault(session_id, set()).add(queue)
@@ -114,7 +116,7 @@ class ChannelHub:
         try:
             if first and self.connected:
                 await self._subscribe(channel)
-            yield _drain(queue)
+            yield FrameStream(queue)
         finally:
             queues = self._streams.get(session_id, set())
             queues.discard(queue)
@@ -227,11 +229,3 @@ def _put_closing(queue: asyncio.Queue[bytes | None]) -> None:
             return
         except asyncio.QueueFull:
             queue.get_nowait()  # closing wins over an unread frame
-
-
-async def _drain(queue: asyncio.Queue[bytes | None]) -> AsyncIterator[bytes]:
-    while True:
-        frame = await queue.get()
-        if frame is _CLOSED:
-            return
-        yield frame

@@ -25,7 +25,7 @@ from redis.exceptions import AuthenticationError, RedisError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from higress_ops.config.model import RedisConfig
-from higress_ops.sessions.base import SSE_CHANNEL_PREFIX, SessionRecord, StoreUnavailable
+from higress_ops.sessions.base import SSE_CHANNEL_PREFIX, FrameStream, SessionRecord, StoreUnavailable
 from higress_ops.sessions.pubsub import ChannelHub, redact
 
 logger = logging.getLogger(__name__)
@@ -245,7 +245,7 @@ class RedisSessionStore:
             raise self._unavailable("delete", exc) from None
 
     @asynccontextmanager
-    async def open_stream(self, session_id: str) -> AsyncIterator[AsyncIterator[bytes]]:
+    async def open_stream(self, session_id: str) -> AsyncIterator[FrameStream]:
         """Works while Redis is down: local delivery goes on, and the subscription is restored on reconnect.
         The session's record is kept here too, so its POSTs to this replica survive a Redis outage."""
         async with self.hub.stream(session_id) as frames:

@@ -1,0 +1,100 @@
+"""Checks every MCP request passes before any JSON-RPC: Origin, Accept, Content-Type, body size."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+
+from higress_ops.mcp import jsonrpc
+from higress_ops.transport.sse import encode
+
+DEFAULT_BODY_LIMIT = 1024 * 1024
+
+
+class Rejected(Exception):
+    """The request is refused before the MCP layer; carries the HTTP answer."""
+
+    def __init__(self, status: int, message: str, code: int = jsonrpc.INVALID_REQUEST,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.headers = headers
+
+    def response(self) -> Response:
+        return error_response(self.status, self.code, self.message, self.headers)
+
+
+def error_response(status: int, code: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(encode(jsonrpc.error(None, code, message)), status_code=status, media_type="application/json",
+                    headers=headers)
+
+
+class OriginPolicy:
+    """DNS-rebinding protection: a browser Origin must be this host or one the operator allowed."""
+
+    def __init__(self, allowed: Iterable[str] = ()) -> None:
+        self.allowed = {origin.rstrip("/").lower() for origin in allowed}
+
+    def check(self, request: Request) -> None:
+        origin = request.headers.get("origin")
+        if origin is None:
+            return  # not a browser: nothing to rebind
+        origin = origin.strip().rstrip("/").lower()
+        if "*" in self.allowed or origin in self.allowed:
+            return
+        parts = urlsplit(origin)
+        host = request.headers.get("host", "").lower()
+        if parts.scheme in ("http", "https") and parts.netloc and parts.netloc == host:
+            return
+        raise Rejected(403, f"Origin {origin[:100]!r} is not allowed; allow it with serve --allowed-origin")
+
+
+def _media_types(accept: str) -> set[str]:
+    return {part.split(";", 1)[0].strip().lower() for part in accept.split(",") if part.strip()}
+
+
+def accepts(request: Request, media_type: str) -> bool:
+    accept = request.headers.get("accept")
+    if not accept:
+        return True
+    types = _media_types(accept)
+    family = media_type.split("/", 1)[0] + "/*"
+    return bool(types & {media_type, family, "*/*"})
+
+
+def require_accept(request: Request, *media_types: str) -> None:
+    missing = [m for m in media_types if not accepts(request, m)]
+    if missing:
+        raise Rejected(406, f"Not Acceptable: this endpoint answers with {' and '.join(media_types)}; "
+                            "send an Accept header that allows it")
+
+
+def require_json(request: Request) -> None:
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";", 1)[0].strip().lower() != "application/json":
+        raise Rejected(400, "Content-Type must be application/json")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    length = request.headers.get("content-length")
+    if length is not None:
+        if not length.isdigit():
+            raise Rejected(400, "invalid Content-Length")
+        if int(length) > limit:
+            raise Rejected(413, f"request body of {length} bytes is over the {limit}-byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise Rejected(413, f"request body is over the {limit}-byte limit")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise Rejected(400, "client disconnected before sending the whole body") from None
+    return b"".join(chunks)

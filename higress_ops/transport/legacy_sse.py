@@ -1,0 +1,102 @@
+"""HTTP+SSE (2024-11-05): `GET {path}{sse_path_suffix}` holds the stream; `POST {path}?sessionId=` feeds it.
+
+A POST may land on any replica: it is handled there and its responses are delivered through the session
+store to whichever replica holds the stream (locally without a network hop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from higress_ops.mcp import jsonrpc
+from higress_ops.mcp.jsonrpc import RpcError
+from higress_ops.servers.base import CallContext
+from higress_ops.sessions.base import SessionRecord, StoreUnavailable
+from higress_ops.transport import guards
+from higress_ops.transport.exchange import (
+    Exchange,
+    check_session_id,
+    classify_all,
+    forwarded_headers,
+    new_session_id,
+    save_if_changed,
+)
+from higress_ops.transport.sse import endpoint_frame, frame
+from higress_ops.transport.streams import EventStream, StreamHandle
+
+if TYPE_CHECKING:
+    from higress_ops.host import Host, Served
+
+logger = logging.getLogger(__name__)
+
+
+async def open_stream(host: Host, served: Served, request: Request, ex: Exchange) -> Response | EventStream:
+    ex.transport, ex.method = "sse", "stream"
+    if request.method != "GET":
+        raise guards.Rejected(405, "the SSE endpoint only takes GET", headers={"Allow": "GET"})
+    guards.require_accept(request, "text/event-stream")
+    session_id = new_session_id()
+    await host.store.create(SessionRecord(id=session_id, server=served.name, transport="sse",
+                                          owner=host.replica_id))
+    handle = StreamHandle(headers=forwarded_headers(request.headers))
+    served.streams[session_id] = handle
+
+    async def close() -> None:
+        served.streams.pop(session_id, None)
+        await host.store.delete(session_id)  # a legacy session lives exactly as long as its stream
+
+    return EventStream(host.store, session_id, handle, keepalive=host.settings.keepalive,
+                       first=endpoint_frame(f"{served.entry.path}?sessionId={session_id}"), on_close=close)
+
+
+async def post_message(host: Host, served: Served, request: Request, ex: Exchange, session_id: str) -> Response:
+    ex.transport = "sse"
+    if request.method != "POST":
+        raise guards.Rejected(405, "the message endpoint takes POST", headers={"Allow": "POST"})
+    check_session_id(session_id)
+    guards.require_json(request)
+    body = await guards.read_body(request, host.settings.body_limit)
+    record = await host.store.get(session_id)
+    if record is None or record.server != served.name or record.transport != "sse":
+        raise guards.Rejected(404, "Session not found: it expired or its stream closed; open a new SSE stream")
+    try:
+        messages, batch = classify_all(jsonrpc.parse(body))
+    except RpcError as exc:
+        raise guards.Rejected(400, exc.message, exc.code) from None
+    ex.describe(messages, batch)
+    handle = served.streams.get(session_id)
+    headers = {**(handle.headers if handle else {}), **forwarded_headers(request.headers)}
+    ctx = CallContext(headers=headers, session_id=session_id)
+
+    async def send(message: dict[str, Any]) -> None:
+        await host.store.deliver(session_id, frame(message))
+
+    requests = [m for m in messages if "id" in m and "method" in m]
+    before = record.to_dict()
+    for message in messages:
+        if "id" not in message or "method" not in message:
+            await served.core.handle(message, record, ctx)  # notifications and responses: quick, in order
+    if not requests:
+        await save_if_changed(host.store, record, before)
+        return Response(status_code=202)
+    task = asyncio.create_task(_answer(host, served, record, before, requests, ctx, send))
+    host.track(task)
+    return Response("Accepted", status_code=202, media_type="text/plain")
+
+
+async def _answer(host: Host, served: Served, record: SessionRecord, before: dict[str, Any],
+                  requests: list[dict[str, Any]], ctx: CallContext, send: Any) -> None:
+    replies = await asyncio.gather(*(served.core.handle(m, record, ctx, send) for m in requests))
+    try:
+        await save_if_changed(host.store, record, before)  # before the reply: the client's next POST sees it
+        for reply in replies:
+            if reply is not None and not await host.store.deliver(record.id, frame(reply)):
+                logger.warning("response dropped: no replica holds the session's stream",
+                               extra={"server": served.name, "session": record.id[:8]})
+    except StoreUnavailable as exc:
+        logger.warning("response not delivered: %s", exc, extra={"server": served.name})
