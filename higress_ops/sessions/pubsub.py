@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
@@ -60,6 +60,8 @@ class ChannelHub:
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        # Called after the connection comes back, e.g. to write back records a restarted Redis lost.
+        self.on_reconnect: Callable[[], Awaitable[None]] | None = None
 
     @property
     def connected(self) -> bool:
@@ -159,6 +161,12 @@ class ChannelHub:
                 if announced_down:
                     logger.warning("replica %s: redis pub/sub reconnected, %d stream(s) resubscribed",
                                    self.replica_id, len(self._streams))
+                    if self.on_reconnect is not None:
+                        try:
+                            await self.on_reconnect()
+                        except (RedisError, OSError) as exc:
+                            logger.warning("replica %s: restoring sessions after reconnect failed (%s)",
+                                           self.replica_id, type(exc).__name__)
                 announced_down = False
                 delay = self._backoff_initial
                 await self._read()

@@ -134,6 +134,7 @@ class RedisSessionStore:
         self._held: dict[str, SessionRecord] = {}  # records of sessions whose stream is held here
         self.hub = ChannelHub(lambda: self._new_client(max_connections=1), replica_id=replica_id,
                               channel_of=channel_of, subscribe_timeout=socket_timeout, backoff_max=backoff_max)
+        self.hub.on_reconnect = self._restore_held
 
     @classmethod
     def from_config(cls, config: RedisConfig, *, replica_id: str, ttl_seconds: float,
@@ -230,6 +231,19 @@ class RedisSessionStore:
                 raise
             logger.warning("replica %s: session %s changed while Redis is down; kept on this replica only",
                            self.replica_id, redact(record.id))
+
+    async def _restore_held(self) -> None:
+        """After an outage, write back the sessions whose streams live here: a restarted Redis lost them,
+        and POSTs landing on other replicas look them up there."""
+        now = repr(time.time())
+        restored = 0
+        for record in list(self._held.values()):
+            if self.hub.holds(record.id):
+                restored += int(await self._create(keys=[_key(record.id)],
+                                                   args=[_encode(record), self.replica_id, now, self._ttl_ms()]))
+        if restored:
+            logger.warning("replica %s: %d session(s) written back to %s after it returned", self.replica_id,
+                           restored, self.where)
 
     def _remember(self, record: SessionRecord) -> None:
         if self.hub.holds(record.id):

@@ -14,7 +14,7 @@ from higress_ops.mcp.jsonrpc import INVALID_REQUEST, RpcError
 from higress_ops.sessions.base import SessionRecord, SessionStore
 from higress_ops.transport import guards
 
-_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{16,128}")
+_SESSION_ID = re.compile(r"[\x21-\x7e]{1,256}")  # visible ASCII, as Mcp-Session-Id requires
 _NOT_FORWARDED = frozenset({"cookie", "connection", "content-length", "transfer-encoding", "host"})
 
 

@@ -1,0 +1,228 @@
+"""Several `higress-ops serve` replicas behind a real round-robin Envoy, sharing one redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+import redis.asyncio as aioredis
+from mcp import Client
+from mcp.client.sse import sse_client
+
+from tests.replicas.cluster import (
+    INITIALIZE,
+    PATH,
+    Replica,
+    echo_call,
+    rpc,
+    sse_events,
+    start_replicas,
+    write_config,
+)
+from tests.replicas.front import front_proxy, requests_per_replica
+from tests.support.envoy import Envoy
+from tests.support.redis import RedisServer, start_redis
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
+
+STREAMABLE_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+@dataclass
+class Cluster:
+    redis: RedisServer
+    replicas: list[Replica]
+    envoy: Envoy
+    front_port: int
+
+    @property
+    def front(self) -> str:
+        return f"http://127.0.0.1:{self.front_port}{PATH}"
+
+    def stop(self) -> None:
+        self.envoy.stop()
+        for replica in self.replicas:
+            replica.stop()
+        self.redis.stop()
+
+
+def make_cluster(workdir: Path, replicas: int) -> Cluster:
+    redis = start_redis(workdir / "redis")
+    started: list[Replica] = []
+    try:
+        config = write_config(workdir / "higress.yaml", redis.address)
+        started = start_replicas(replicas, config, workdir)
+        envoy, port = front_proxy([r.port for r in started], workdir / "envoy")
+    except Exception:
+        for replica in started:
+            replica.stop()
+        redis.stop()
+        raise
+    return Cluster(redis, started, envoy, port)
+
+
+@pytest.fixture(scope="module")
+def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    cluster = make_cluster(tmp_path_factory.mktemp("replicas"), 3)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def own_cluster(tmp_path: Path) -> Iterator[Cluster]:
+    cluster = make_cluster(tmp_path, 2)
+    yield cluster
+    cluster.stop()
+
+
+async def redis_client(cluster: Cluster) -> aioredis.Redis:
+    return aioredis.Redis(host="127.0.0.1", port=cluster.redis.port)
+
+
+async def publishes(r: aioredis.Redis) -> int:
+    return int((await r.info("commandstats")).get("cmdstat_publish", {}).get("calls", 0))
+
+
+async def next_message(events: AsyncIterator[tuple[str, str]], timeout: float = 5) -> dict[str, Any]:
+    while True:
+        kind, data = await asyncio.wait_for(anext(events), timeout)
+        if kind == "message":
+            message = json.loads(data)
+            if message.get("method") == "ping" and "id" in message:  # a server ping, not ours
+                continue
+            return message
+
+
+async def test_legacy_sse_on_a_with_every_post_on_b(shared_cluster: Cluster) -> None:
+    a, b = shared_cluster.replicas[:2]
+    r = await redis_client(shared_cluster)
+    async with httpx.AsyncClient(timeout=10) as http, \
+            http.stream("GET", f"{a.url}{PATH}/sse", headers={"Accept": "text/event-stream"}) as stream:
+        assert stream.status_code == 200
+        events = sse_events(stream)
+        kind, endpoint = await asyncio.wait_for(anext(events), 5)
+        assert kind == "endpoint"
+        target = httpx.URL(endpoint)
+        session_id = target.params["sessionId"]
+        on_b = f"{b.url}{target.path}?{target.query.decode()}"
+
+        before = await publishes(r)
+        reply = await http.post(on_b, json=rpc("initialize", INITIALIZE, id=1))
+        assert reply.status_code == 202
+        init = await next_message(events)
+        assert init["id"] == 1 and "protocolVersion" in init["result"]
+        assert (await http.post(on_b, json=rpc("notifications/initialized"))).status_code == 202
+        for i in range(2, 32):
+            assert (await http.post(on_b, json=rpc("tools/call", echo_call(f"m{i}"), id=i))).status_code == 202
+            answer = await next_message(events)
+            assert answer["id"] == i
+            assert answer["result"]["content"][0]["text"] == f"hi m{i}"
+        assert await publishes(r) >= before + 31  # every answer crossed from b to a through Redis
+
+        record = await r.hgetall(f"higress-ops:session:{session_id}")
+        assert record[b"owner"] == a.replica_id.encode()
+        assert json.loads(record[b"record"])["protocol_version"] == init["result"]["protocolVersion"]
+
+        # A POST landing on the stream's own replica skips Redis.
+        on_a = f"{a.url}{target.path}?{target.query.decode()}"
+        before = await publishes(r)
+        assert (await http.post(on_a, json=rpc("tools/call", echo_call("local"), id=99))).status_code == 202
+        assert (await next_message(events))["result"]["content"][0]["text"] == "hi local"
+        assert await publishes(r) == before
+
+        unknown = f"{b.url}{PATH}?sessionId=not-a-session"
+        assert (await http.post(unknown, json=rpc("ping", id=1))).status_code == 404
+    await r.aclose()
+
+
+async def test_sdk_sse_and_streamable_through_round_robin(shared_cluster: Cluster) -> None:
+    token = "tok-must-not-reach-redis"
+    before = requests_per_replica(shared_cluster.envoy)
+    failures = 0
+    r = await redis_client(shared_cluster)
+    stored: list[bytes] = []  # what Redis holds while the sessions are open: never the token
+    async with Client(sse_client(f"{shared_cluster.front}/sse", headers={"X-Istiod-Token": token}),
+                      mode="legacy") as client:
+        for i in range(100):
+            result = await client.call_tool("echo", {"text": f"sse{i}"})
+            failures += result.is_error or result.content[0].text != f"hi sse{i}"
+        stored += [await r.dump(key) or b"" async for key in r.scan_iter("*")]
+    async with Client(shared_cluster.front, mode="legacy") as client:
+        for i in range(100):
+            result = await client.call_tool("echo", {"text": f"stream{i}"})
+            failures += result.is_error or result.content[0].text != f"hi stream{i}"
+        stored += [await r.dump(key) or b"" async for key in r.scan_iter("*")]
+    await r.aclose()
+    assert failures == 0
+    after = requests_per_replica(shared_cluster.envoy)
+    served = {port: after[port] - before.get(port, 0) for port in after}
+    assert all(count >= 50 for count in served.values()), served  # round robin really spread the calls
+    assert len(stored) >= 2 and not any(token.encode() in value for value in stored)
+
+
+async def test_streamable_session_outlives_its_replica(own_cluster: Cluster) -> None:
+    a, b = own_cluster.replicas
+    async with httpx.AsyncClient(timeout=10) as http:
+        init = await http.post(f"{a.url}{PATH}", json=rpc("initialize", INITIALIZE, id=1), headers=STREAMABLE_HEADERS)
+        assert init.status_code == 200, init.text
+        session = {"Mcp-Session-Id": init.headers["mcp-session-id"], "MCP-Protocol-Version": "2025-06-18",
+                   **STREAMABLE_HEADERS}
+        done = await http.post(f"{a.url}{PATH}", json=rpc("notifications/initialized"), headers=session)
+        assert done.status_code == 202
+        a.kill()
+        for i in range(10):
+            reply = await http.post(f"{b.url}{PATH}", json=rpc("tools/call", echo_call(f"after{i}"), id=10 + i),
+                                    headers=session)
+            assert reply.status_code == 200, reply.text
+            assert f"hi after{i}" in reply.text
+    # and through the front proxy, which skips the dead replica
+    async with Client(own_cluster.front, mode="legacy") as client:
+        assert (await client.call_tool("echo", {"text": "front"})).content[0].text == "hi front"
+
+
+async def test_redis_killed_and_restarted_mid_run(own_cluster: Cluster) -> None:
+    a, b = own_cluster.replicas
+    async with httpx.AsyncClient(timeout=10) as http, \
+            http.stream("GET", f"{a.url}{PATH}/sse", headers={"Accept": "text/event-stream"}) as stream:
+        events = sse_events(stream)
+        _, endpoint = await asyncio.wait_for(anext(events), 5)
+        target = httpx.URL(endpoint)
+        on_a = f"{a.url}{target.path}?{target.query.decode()}"
+        on_b = f"{b.url}{target.path}?{target.query.decode()}"
+        assert (await http.post(on_b, json=rpc("initialize", INITIALIZE, id=1))).status_code == 202
+        await next_message(events)
+        assert (await http.post(on_b, json=rpc("notifications/initialized"))).status_code == 202
+
+        own_cluster.redis.kill()
+        started = time.monotonic()
+        fresh = await http.post(f"{b.url}{PATH}", json=rpc("initialize", INITIALIZE, id=1), headers=STREAMABLE_HEADERS)
+        assert fresh.status_code == 503 and "unavailable" in fresh.text.lower()
+        cross = await http.post(on_b, json=rpc("tools/call", echo_call("x"), id=2))
+        assert cross.status_code == 503 and "unavailable" in cross.text.lower()
+        assert time.monotonic() - started < 3  # clear errors, fast
+        # The stream and its POSTs on one replica keep working.
+        assert (await http.post(on_a, json=rpc("tools/call", echo_call("during"), id=3))).status_code == 202
+        assert (await next_message(events))["result"]["content"][0]["text"] == "hi during"
+        ready = await http.get(f"{b.url}/readyz")
+        assert ready.status_code == 503
+        assert a.alive and b.alive
+
+        own_cluster.redis.start()
+        back = time.monotonic()
+        while True:
+            reply = await http.post(on_b, json=rpc("tools/call", echo_call("after"), id=4))
+            if reply.status_code == 202:
+                break
+            assert time.monotonic() - back < 2, f"not serving 2 s after Redis returned: {reply.status_code}"
+            await asyncio.sleep(0.05)
+        assert (await next_message(events))["result"]["content"][0]["text"] == "hi after"
+        fresh = await http.post(f"{b.url}{PATH}", json=rpc("initialize", INITIALIZE, id=1), headers=STREAMABLE_HEADERS)
+        assert fresh.status_code == 200
+    assert a.alive and b.alive
