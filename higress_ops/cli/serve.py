@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from types import FrameType
 from typing import Any
@@ -69,6 +70,9 @@ class _Server(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.host.begin_shutdown()
         super().handle_exit(sig, frame)
+        captured = getattr(self, "_captured_signals", None)
+        if sig == signal.SIGTERM and isinstance(captured, list) and sig in captured:
+            captured.remove(sig)  # a graceful stop is a success (exit 0), not a death by SIGTERM
 
 
 def serve(host: Host, args: argparse.Namespace) -> int:

@@ -1,0 +1,57 @@
+"""The in-memory session store: records, expiry and local stream delivery."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from higress_ops.sessions.base import SessionRecord
+from higress_ops.sessions.memory import MemorySessionStore
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_records_are_copies_and_saved_explicitly() -> None:
+    store = MemorySessionStore(replica_id="r", ttl_seconds=60)
+    await store.create(SessionRecord(id="s1", server="a", transport="streamable"))
+    record = await store.get("s1")
+    assert record is not None
+    record.protocol_version = "2025-06-18"
+    assert (await store.get("s1")).protocol_version is None  # type: ignore[union-attr]
+    await store.save(record)
+    assert (await store.get("s1")).protocol_version == "2025-06-18"  # type: ignore[union-attr]
+    with pytest.raises(ValueError):
+        await store.create(SessionRecord(id="s1", server="a", transport="streamable"))
+    await store.delete("s1")
+    assert await store.get("s1") is None
+    await store.save(record)  # saving a deleted session does not bring it back
+    assert await store.get("s1") is None
+
+
+async def test_idle_sessions_expire_but_not_while_a_stream_is_open() -> None:
+    store = MemorySessionStore(replica_id="r", ttl_seconds=0.2)
+    await store.start()
+    try:
+        await store.create(SessionRecord(id="idle", server="a", transport="streamable"))
+        await store.create(SessionRecord(id="held", server="a", transport="sse"))
+        async with store.open_stream("held") as frames:
+            await asyncio.sleep(0.5)
+            assert await store.get("idle") is None
+            assert await store.get("held") is not None
+            assert store.count("sse") == 1 and store.count("streamable") == 0
+            assert await store.deliver("held", b"frame")
+            assert await frames.next(1) == b"frame"
+            assert await frames.next(0.05) == b""  # timeout: time for a keep-alive
+    finally:
+        await store.aclose()
+
+
+async def test_delete_ends_the_stream_and_delivery_needs_one() -> None:
+    store = MemorySessionStore(replica_id="r")
+    await store.create(SessionRecord(id="s", server="a", transport="sse"))
+    assert not await store.deliver("s", b"x")
+    async with store.open_stream("s") as frames:
+        await store.delete("s")
+        assert await frames.next(1) is None
+        assert await frames.next(1) is None  # stays closed
