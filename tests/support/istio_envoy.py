@@ -302,6 +302,10 @@ def istio_gateway(workdir: Path) -> Iterator[IstioGateway]:
             "node": {"id": "router~10.0.0.1~higress-gateway-abc.higress-system~higress-system.svc.cluster.local",
                      "cluster": "higress-gateway"},
             "dynamic_resources": {"cds_config": _path_source(cds_file), "lds_config": _path_source(lds_file)},
+            "layered_runtime": {"layers": [
+                {"name": "static", "static_layer": {"higress.test.flag": True,
+                                                    "overload.global_downstream_max_connections": 50000}},
+                {"name": "admin", "admin_layer": {}}]},
             "static_resources": {
                 "clusters": [
                     _cluster("prometheus_stats", [_ep(prom_port)]),

@@ -179,7 +179,9 @@ def _spec(name: str, description: str, props: dict[str, Any], required: tuple[st
     if required:
         schema["required"] = list(required)
     return ToolSpec(name=name, description=description, input_schema=schema,
-                    annotations={"readOnlyHint": True, "openWorldHint": False})
+                    title=name.replace("-", " ").capitalize(),
+                    annotations={"readOnlyHint": True, "destructiveHint": False, "idempotentHint": True,
+                                 "openWorldHint": False})
 
 
 _S = {"type": "string"}

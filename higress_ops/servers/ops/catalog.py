@@ -1,0 +1,201 @@
+"""The 18 raw tools of the product README as data: one entry per upstream endpoint.
+
+An entry names the upstream, the allowlisted path, the JSON Schema of its arguments and how each
+argument becomes query parameters; `handler.py` runs every entry the same way. Arguments can only
+ever add the query keys declared here, URL-encoded: no argument can change the path, the host or the
+method.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Query = list[tuple[str, str]]
+ToQuery = Callable[[Any, Mapping[str, Any]], Query]
+
+# README section names -> the config dump section (@type suffix) they select.
+SECTIONS = {
+    "bootstrap": "BootstrapConfigDump", "clusters": "ClustersConfigDump", "endpoints": "EndpointsConfigDump",
+    "listeners": "ListenersConfigDump", "scoped_routes": "ScopedRoutesConfigDump", "routes": "RoutesConfigDump",
+    "secrets": "SecretsConfigDump", "ecds": "EcdsConfigDump",
+}
+FIELD_NAME = r"^[a-z][a-z0-9_]{0,63}$"  # a README section or one of Envoy's repeated field names
+_MASK_PATH = r"[a-z_][a-z0-9_]{0,63}(\.[a-z_][a-z0-9_]{0,63}){0,15}"
+FIELD_MASK = rf"^{_MASK_PATH}(,{_MASK_PATH}){{0,15}}$"  # protobuf FieldMask paths, comma-separated
+MAX_REGEX = 256
+
+
+def as_is(key: str) -> ToQuery:
+    return lambda value, _args: [(key, str(value))]
+
+
+def presence(key: str) -> ToQuery:
+    """Envoy turns these on by the key's presence alone, so false must leave it out."""
+    return lambda value, _args: [(key, "")] if value else []
+
+
+def json_format(value: Any, _args: Mapping[str, Any]) -> Query:
+    return [("format", "json")] if value == "json" else []
+
+
+def stats_format(value: Any, _args: Mapping[str, Any]) -> Query:
+    return [] if value == "text" else [("format", str(value))]
+
+
+def stats_type(value: Any, args: Mapping[str, Any]) -> Query:
+    return [] if args.get("format") == "prometheus" else [("type", str(value))]  # Envoy ignores it there
+
+
+def dump_resource(value: Any, _args: Mapping[str, Any]) -> Query:
+    if value == "endpoints":
+        return [("include_eds", "")]
+    if value in SECTIONS:
+        return []  # a whole section: selected from the dump by its type (handler.select_section)
+    return [("resource", str(value))]
+
+
+def compiles(value: Any) -> str | None:
+    try:
+        re.compile(value)
+    except (re.error, TypeError, RecursionError) as exc:
+        return f"is not a valid regular expression ({exc})"
+    return None
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    schema: dict[str, Any]
+    to_query: ToQuery
+    check: Callable[[Any], str | None] | None = None  # beyond JSON Schema, e.g. the regex compiles
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    title: str
+    description: str
+    upstream: Literal["envoy", "istiod"]
+    path: str
+    params: tuple[Param, ...] = ()
+    kind: Literal["json", "text", "by-format"] = "json"
+    ok_statuses: tuple[int, ...] = (200,)
+    output_schema: dict[str, Any] | None = None
+    narrow: str = ""  # which arguments make a result smaller, for the budget note
+    fallbacks: tuple[str, ...] = field(default=())  # read instead when the path is absent (404)
+
+    def input_schema(self) -> dict[str, Any]:
+        return {"type": "object", "properties": {p.name: p.schema for p in self.params},
+                "additionalProperties": False}
+
+
+REGEX = {"type": "string", "minLength": 1, "maxLength": MAX_REGEX}
+ITEMS = {"type": "object", "properties": {"items": {"type": "array"}}, "required": ["items"]}
+TEXT_OR_JSON = {"type": "string", "enum": ["text", "json"], "default": "text",
+                "description": "json for machine-readable output with stat values as strings, text for Envoy's "
+                               "compact one-line-per-stat form."}
+
+
+def istiod(name: str, title: str, path: str, what: str, **extra: Any) -> Entry:
+    return Entry(name, title, what + " Needs an istio-ca token in the X-Istiod-Token header when istiod is not on "
+                 "this host.", "istiod", path, **extra)
+
+
+CATALOG: tuple[Entry, ...] = (
+    istiod("get-istiod-configz", "Istiod config status", "/debug/configz",
+           "Istio config istiod holds (Gateways, VirtualServices, DestinationRules, WasmPlugins, ...) with their "
+           "status and validation errors, from /debug/configz. Use it to check that a resource was accepted.",
+           narrow="use get-istiod-syncz for sync state, or get-istiod-config-dump for one proxy"),
+    istiod("get-istiod-endpointz", "Istiod service endpoints", "/debug/endpointz",
+           "Every service endpoint istiod discovered (hostname -> namespace -> shards of endpoints with address, "
+           "port, labels, health), from /debug/endpointz. Use it when a route has no healthy upstream."),
+    istiod("get-istiod-clusters", "Istiod remote clusters", "/debug/clusterz",
+           "The Kubernetes clusters istiod watches (id, secret, sync status), from /debug/clusterz: remote "
+           "clusters of a multi-cluster mesh, not Envoy clusters (see get-envoy-clusters).",
+           output_schema=ITEMS),
+    istiod("get-istiod-registryz", "Istiod service registry", "/debug/registryz",
+           "istiod's service registry: every service with hostname, ports and attributes, from /debug/registryz. "
+           "Use it to check that a service is known to the control plane."),
+    istiod("get-istiod-syncz", "Istiod xDS sync status", "/debug/syncz",
+           "Sync state of every proxy connected to istiod (per xDS type: sent vs acked nonces; synced means "
+           "acked == sent), from /debug/syncz. Use it first when a gateway ignores a config change.",
+           params=(Param("namespace", {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+                                       "description": "Only proxies in this namespace."}, as_is("namespace")),),
+           output_schema=ITEMS),
+    Entry("get-istiod-metrics", "Istiod Prometheus metrics",
+          "istiod's own Prometheus metrics (pilot_xds_pushes, pilot_proxy_convergence_time, ...) as Prometheus "
+          "text, from /metrics. Use it for control-plane performance questions.", "istiod", "/metrics",
+          kind="text", narrow="the head of the metrics is shown; ask about specific metric names"),
+    Entry("get-istiod-version", "Istiod version",
+          "istiod's version as plain text (<version>-<revision>-<status>), from /version.", "istiod", "/version",
+          kind="text"),
+    istiod("get-istiod-debug-vars", "Istiod debug variables", "/debug/vars",
+           "istiod's debug state. istiod serves no /debug/vars, so this reads its real debug state instead "
+           "(/debug/push_status: the last push; /debug/connections: connected proxies) and says what it read.",
+           fallbacks=("/debug/push_status", "/debug/connections")),
+    Entry("get-envoy-config-dump", "Envoy config dump",
+          "Envoy's full configuration (/config_dump): bootstrap, clusters, listeners, routes, secrets. Large on a "
+          "real gateway: select a section with resource (listeners, clusters, routes, endpoints, secrets, "
+          "bootstrap, scoped_routes, ecds) or one of Envoy's repeated fields (dynamic_active_clusters, "
+          "static_listeners, dynamic_route_configs, ...), and filter with name_regex and mask. For a compact "
+          "table use get-envoy-proxy-config.", "envoy", "/config_dump",
+          params=(
+              Param("resource", {"type": "string", "pattern": FIELD_NAME, "examples": ["listeners",
+                                                                                       "dynamic_active_clusters"],
+                                 "description": "A section name or an Envoy repeated field name."}, dump_resource),
+              Param("mask", {"type": "string", "pattern": FIELD_MASK, "maxLength": 512,
+                             "description": "FieldMask of fields to keep, e.g. bootstrap.node.id or "
+                                            "cluster.name,cluster.type."}, as_is("mask")),
+              Param("name_regex", {**REGEX, "description": "Keep resources whose name fully matches this RE2."},
+                    as_is("name_regex"), compiles),
+              Param("include_eds", {"type": "boolean", "default": False,
+                                    "description": "Add EDS endpoints to the dump."}, presence("include_eds")),
+          ), narrow="resource=<section or field>, name_regex=<names>, mask=<fields>"),
+    Entry("get-envoy-listeners", "Envoy listeners",
+          "Envoy's listeners with their addresses (/listeners); format=json gives listener_statuses.",
+          "envoy", "/listeners", params=(Param("format", TEXT_OR_JSON, json_format),), kind="by-format"),
+    Entry("get-envoy-clusters", "Envoy clusters and health",
+          "Every Envoy cluster with its hosts, health flags, weights and counters (/clusters); format=json gives "
+          "cluster_statuses. Use it to see why requests fail upstream.", "envoy", "/clusters",
+          params=(Param("format", TEXT_OR_JSON, json_format),), kind="by-format",
+          narrow="use get-envoy-proxy-config type=clusters for a table"),
+    Entry("get-envoy-stats", "Envoy statistics",
+          "Envoy's counters, gauges and histograms (/stats). Filter names with filter (a regex, partial match), "
+          "choose format text, json or prometheus, usedonly for stats that changed, and type to pick one kind.",
+          "envoy", "/stats", kind="by-format",
+          params=(
+              Param("filter", {**REGEX, "description": "Regex on stat names (partial match), e.g. cluster.*"},
+                    as_is("filter"), compiles),
+              Param("format", {"type": "string", "enum": ["text", "json", "prometheus"], "default": "text"},
+                    stats_format),
+              Param("usedonly", {"type": "boolean", "default": False,
+                                 "description": "Only stats Envoy has updated."}, presence("usedonly")),
+              Param("type", {"type": "string", "enum": ["All", "Counters", "Gauges", "Histograms", "TextReadouts"],
+                             "description": "Only this kind of stat (not with format=prometheus)."}, stats_type),
+          ), narrow="filter=<regex>, usedonly=true, type=Counters|Gauges|Histograms"),
+    Entry("get-envoy-runtime", "Envoy runtime", "Envoy's runtime values and layers (/runtime).", "envoy",
+          "/runtime", output_schema={"type": "object", "properties": {"entries": {"type": "object"},
+                                                                       "layers": {"type": "array"}}}),
+    Entry("get-envoy-memory", "Envoy memory", "Envoy's heap statistics in bytes (/memory): allocated, heap_size, "
+          "pageheap_unmapped, ...; values are strings.", "envoy", "/memory",
+          output_schema={"type": "object", "properties": {"allocated": {"type": "string"},
+                                                           "heap_size": {"type": "string"}}}),
+    Entry("get-envoy-server-info", "Envoy server info",
+          "Envoy's version, state, uptime, command-line options and node (/server_info). The node's extension "
+          "list is long and is shortened first when the result is over budget.", "envoy", "/server_info",
+          output_schema={"type": "object", "properties": {"version": {"type": "string"},
+                                                           "state": {"type": "string"}}}),
+    Entry("get-envoy-ready", "Envoy readiness",
+          "Whether Envoy is ready to serve (/ready): LIVE, or its state (PRE_INITIALIZING, DRAINING) when not.",
+          "envoy", "/ready", kind="text", ok_statuses=(200, 503)),
+    Entry("get-envoy-hot-restart-version", "Envoy hot restart version",
+          "Envoy's hot restart compatibility version (/hot_restart_version).", "envoy", "/hot_restart_version",
+          kind="text"),
+    Entry("get-envoy-certs", "Envoy certificates",
+          "Certificates Envoy has loaded (/certs): CA and chain with serial, SANs, validity and days until "
+          "expiration. For expiry warnings in one table use check-certs.", "envoy", "/certs",
+          output_schema={"type": "object", "properties": {"certificates": {"type": "array"}}}),
+)

@@ -1,0 +1,109 @@
+"""The one handler behind every catalog entry: check arguments, GET the allowlisted path, shape the body
+into a result within the size budget. Blocking from end to end: the server runs it in a worker thread,
+so fetching and parsing a large body never stalls the event loop."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from higress_ops.servers.base import CallContext, ToolResult
+from higress_ops.servers.ops.budget import dumps, fit_json, fit_text
+from higress_ops.servers.ops.catalog import SECTIONS, Entry
+from higress_ops.servers.ops.upstream import Fetched, UpstreamError, Upstreams
+
+
+def query_of(entry: Entry, args: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Only the entry's declared keys, in catalog order; values are URL-encoded by the client."""
+    return [pair for param in entry.params if param.name in args for pair in param.to_query(args[param.name], args)]
+
+
+def run(entry: Entry, args: Mapping[str, Any], upstreams: Upstreams, ctx: CallContext) -> ToolResult:
+    for param in entry.params:
+        if param.check is not None and param.name in args:
+            problem = param.check(args[param.name])
+            if problem:
+                return ToolResult.error(f"{entry.name}: {param.name} {problem}; nothing was sent to the upstream")
+    try:
+        fetched = upstreams.fetch(entry.upstream, entry.path, query_of(entry, args), ctx, ok=entry.ok_statuses)
+    except UpstreamError as exc:
+        if entry.fallbacks and "HTTP 404" in str(exc):
+            return _fallback(entry, upstreams, ctx)
+        return ToolResult.error(f"{entry.name}: {exc}")
+    kind = entry.kind
+    if kind == "by-format":
+        kind = "json" if args.get("format") == "json" else "text"
+    if kind == "text":
+        return text_result(entry, _text_of(entry, fetched), upstreams.max_bytes)
+    try:
+        value = json.loads(fetched.body)
+    except ValueError:
+        return ToolResult.error(f"{entry.name}: {entry.upstream} returned invalid JSON for {entry.path}: "
+                                f"{fetched.text()[:120].strip()!r}")
+    section = args.get("resource")
+    if entry.name == "get-envoy-config-dump" and section in SECTIONS:
+        return select_section(entry, value, section, upstreams.max_bytes)
+    return json_result(entry, value, upstreams.max_bytes)
+
+
+def _text_of(entry: Entry, fetched: Fetched) -> str:
+    text = fetched.text()
+    if fetched.status != 200:  # an accepted non-200, e.g. /ready's 503 with the state
+        return f"HTTP {fetched.status}: {text.strip()}"
+    return text
+
+
+def select_section(entry: Entry, dump: Any, section: str, budget: int) -> ToolResult:
+    configs = dump.get("configs", []) if isinstance(dump, dict) else []
+    wanted = SECTIONS[section]
+    chosen = [c for c in configs if isinstance(c, dict) and str(c.get("@type", "")).endswith("." + wanted)]
+    if not chosen:
+        present = sorted({str(c.get("@type", "")).rsplit(".", 1)[-1] for c in configs if isinstance(c, dict)})
+        return ToolResult.text(f"Envoy's config dump has no {section} section ({wanted}); it has: "
+                               f"{', '.join(present) or 'nothing'}")
+    return json_result(entry, {"configs": chosen}, budget)
+
+
+def json_result(entry: Entry, value: Any, budget: int, *, prefix: str = "") -> ToolResult:
+    structured = entry.output_schema is not None
+    if structured and not isinstance(value, dict):
+        value = {"items": value}
+    # With structured content the body travels twice (text + structuredContent): each gets half the budget.
+    fitted, cuts = fit_json(value, budget // 2 if structured else budget)
+    content: list[dict[str, Any]] = []
+    if prefix:
+        content.append({"type": "text", "text": prefix})
+    content.append({"type": "text", "text": dumps(fitted)})
+    if cuts:
+        hint = f" Narrow it with {entry.narrow}." if entry.narrow else ""
+        content.append({"type": "text", "text": f"[cut to the {budget:,}-byte budget (maxResponseBytes): "
+                                                f"{cuts.describe()}.{hint}]"})
+    return ToolResult(content=content, structured=fitted if structured else None)
+
+
+def text_result(entry: Entry, text: str, budget: int) -> ToolResult:
+    fitted, kept, total = fit_text(text, budget)
+    if kept < 0:
+        return ToolResult.text(text)
+    hint = f" Narrow it with {entry.narrow}." if entry.narrow else ""
+    note = f"[cut to the {budget:,}-byte budget (maxResponseBytes): kept {kept:,} of {total:,} lines.{hint}]"
+    return ToolResult(content=[{"type": "text", "text": fitted}, {"type": "text", "text": note}])
+
+
+def _fallback(entry: Entry, upstreams: Upstreams, ctx: CallContext) -> ToolResult:
+    """istiod has no /debug/vars: read its real debug state and say so."""
+    state: dict[str, Any] = {}
+    failed: list[str] = []
+    for path in entry.fallbacks:
+        try:
+            state[path] = upstreams.fetch_json(entry.upstream, path, (), ctx)
+        except UpstreamError as exc:
+            failed.append(f"{path}: {exc}")
+    if not state:
+        return ToolResult.error(f"{entry.name}: istiod serves no {entry.path} (404), and its debug state could "
+                                f"not be read either: {'; '.join(failed)}")
+    read = ", ".join(state)
+    prefix = (f"istiod serves no {entry.path} (HTTP 404, as every istiod); this is its debug state from {read} "
+              "instead." + (f" Not readable: {'; '.join(failed)}" if failed else ""))
+    return json_result(entry, state, upstreams.max_bytes, prefix=prefix)

@@ -1,0 +1,52 @@
+"""A real gateway Envoy and the istiod double, shared by the ops tool tests of a module."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from higress_ops.config.model import ServerEntry
+from higress_ops.servers.ops import OpsServer
+from tests.support.istio_envoy import IstioGateway, istio_gateway
+from tests.support.istiod import IstiodDouble, istiod_double
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IstioGateway]:
+    with istio_gateway(tmp_path_factory.mktemp("gw")) as gw:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # file-based xDS lands right after LIVE; wait for the secrets
+            if '"dynamic_active_secrets"' in requests.get(f"{gw.admin_url}/config_dump", timeout=5).text:
+                break
+            time.sleep(0.1)
+        yield gw
+
+
+@pytest.fixture(scope="module")
+def istiod() -> Iterator[IstiodDouble]:
+    with istiod_double() as double:
+        yield double
+
+
+def ops_config(envoy_url: str, istiod_url: str, **extra: Any) -> dict[str, Any]:
+    return {"istiodURL": istiod_url, "envoyAdminURL": envoy_url, "namespace": "higress-system",
+            "description": "ops under test", "maxResponseBytes": 65536, "timeoutSeconds": 5, **extra}
+
+
+@pytest.fixture
+def make_server() -> Iterator[Callable[..., OpsServer]]:
+    made: list[OpsServer] = []
+
+    def make(envoy_url: str, istiod_url: str, **extra: Any) -> OpsServer:
+        server = OpsServer(ServerEntry(name="ops", path="/higress-ops", type="higress-ops",
+                                       config=ops_config(envoy_url, istiod_url, **extra)))
+        made.append(server)
+        return server
+
+    yield make
+    for server in made:
+        server.upstreams.close()
