@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _ELLIPSIS = "…"
+_FAIR_SHARE_ITEMS = 16  # lists this short are parts of a whole (dump sections), not rows
 
 
 def dumps(value: Any) -> str:
@@ -64,6 +65,8 @@ def _fit_list(items: list[Any], budget: int, pointer: str, cuts: Cuts) -> list[A
     sizes = [size(item) + 1 for item in items]
     if sum(sizes) + 2 <= budget:
         return items
+    if len(items) <= _FAIR_SHARE_ITEMS:
+        return _share(items, sizes, budget, pointer, cuts)
     kept: list[Any] = []
     used = 2
     for index, (item, item_size) in enumerate(zip(items, sizes, strict=True)):
@@ -76,6 +79,21 @@ def _fit_list(items: list[Any], budget: int, pointer: str, cuts: Cuts) -> list[A
         break
     cuts.add(pointer, len(kept), len(items), "items")
     return kept
+
+
+def _share(items: list[Any], sizes: list[int], budget: int, pointer: str, cuts: Cuts) -> list[Any]:
+    """A short list of big parts (a config dump's sections): every part gets a fair share, small ones whole."""
+    result = list(items)
+    remaining = budget - 2
+    order = sorted(range(len(items)), key=lambda i: sizes[i])
+    for rank, index in enumerate(order):
+        share = remaining // (len(items) - rank)
+        if sizes[index] <= share:
+            remaining -= sizes[index]
+            continue
+        result[index] = _fit(items[index], max(share - 1, 64), f"{pointer}/{index}", cuts)
+        remaining -= size(result[index]) + 1
+    return result
 
 
 def _fit_dict(obj: dict[str, Any], budget: int, pointer: str, cuts: Cuts) -> dict[str, Any]:
