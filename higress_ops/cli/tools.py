@@ -1,0 +1,169 @@
+"""`higress-ops tools` and `higress-ops call`: the server's tools from a shell, without an MCP client.
+
+`call` builds the server from the config and runs one tool through the same MCP core as `serve`, so
+arguments are validated the same way; the product README's examples run as written after the tool name:
+`higress-ops call --config c.yaml get-envoy-config-dump --resource=listeners`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from higress_ops.config import ConfigError, McpServerConfig, load_file
+from higress_ops.mcp.core import McpCore
+from higress_ops.registry import RegistryError, default_registry
+from higress_ops.servers.base import CallContext, McpServer
+from higress_ops.sessions.base import SessionRecord
+
+
+def register(subparsers: Any) -> None:
+    tools = subparsers.add_parser("tools", help="list a server's tools, one line each",
+                                  description="List the tools of one configured server with one-line descriptions.")
+    _common(tools)
+    tools.set_defaults(handler=run_tools)
+    call = subparsers.add_parser(
+        "call", help="run one tool and print its result",
+        description="Run one tool of a configured server and print its result (exit 1 when the result is an "
+        "error, 2 when the arguments are invalid). Tool arguments follow the tool name as --name=value or "
+        "--name value; a bare --flag means true.")
+    _common(call)
+    call.add_argument("--istiod-token", default=None, help="sent to istiod as a bearer token (as X-Istiod-Token)")
+    call.add_argument("--raw", action="store_true", help="print the MCP result object as JSON")
+    call.add_argument("tool", metavar="TOOL")
+    call.set_defaults(handler=run_call, accepts_extra=True)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, metavar="PATH", help="higress-config manifest or its YAML")
+    parser.add_argument("--server", default=None, metavar="NAME", help="servers[] entry (default: the first)")
+
+
+def _server(args: argparse.Namespace) -> McpServer:
+    config: McpServerConfig = load_file(args.config)
+    if not config.servers:
+        raise ConfigError.single("/mcpServer/servers", "no servers configured", args.config)
+    try:
+        entry = config.server(args.server) if args.server else config.servers[0]
+    except KeyError:
+        names = ", ".join(e.name for e in config.servers)
+        raise SystemExit(f"higress-ops: no server named {args.server!r}; configured: {names}") from None
+    return default_registry().build(entry)
+
+
+def _fail(exc: Exception, source: str) -> int:
+    if isinstance(exc, ConfigError):
+        print(f"{exc.source or source}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+    else:
+        print(f"higress-ops: {exc}", file=sys.stderr)
+    return 1
+
+
+def run_tools(args: argparse.Namespace) -> int:
+    try:
+        server = _server(args)
+    except (ConfigError, RegistryError, ValueError) as exc:
+        return _fail(exc, args.config)
+    specs = list(server.tools())
+    width = max(len(s.name) for s in specs) if specs else 0
+    for spec in specs:
+        first = spec.description.split(". ")[0].rstrip(".")
+        print(f"{spec.name:<{width}}  {first}")
+    asyncio.run(server.aclose())
+    return 0
+
+
+def parse_tool_args(extra: Sequence[str], schema: Mapping[str, Any]) -> dict[str, Any]:
+    """--name=value / --name value / --flag, coerced by the tool's input schema."""
+    props: Mapping[str, Any] = schema.get("properties", {})
+    out: dict[str, Any] = {}
+    items = list(extra)
+    while items:
+        item = items.pop(0)
+        if not item.startswith("--") or len(item) == 2:
+            raise ValueError(f"unexpected argument {item!r}: tool arguments look like --name=value")
+        name, sep, value = item[2:].partition("=")
+        kind = props.get(name, {}).get("type")
+        if not sep:
+            if kind == "boolean" and (not items or items[0].startswith("--")):
+                value = "true"
+            elif items:
+                value = items.pop(0)
+            else:
+                raise ValueError(f"--{name} needs a value")
+        out[name] = _coerce(name, value, kind)
+    return out
+
+
+def _coerce(name: str, value: str, kind: str | None) -> Any:
+    try:
+        if kind == "boolean":
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return value.lower() in ("true", "1", "yes")
+        if kind == "integer":
+            return int(value)
+        if kind == "number":
+            return float(value)
+        if kind in ("object", "array"):
+            return json.loads(value)
+    except ValueError:
+        raise ValueError(f"--{name}: {value!r} is not a valid {kind}") from None
+    return value
+
+
+def run_call(args: argparse.Namespace) -> int:
+    try:
+        server = _server(args)
+    except (ConfigError, RegistryError, ValueError) as exc:
+        return _fail(exc, args.config)
+    return asyncio.run(_call(server, args))
+
+
+async def _call(server: McpServer, args: argparse.Namespace) -> int:
+    core = McpCore(server)
+    try:
+        spec = next((s for s in server.tools() if s.name == args.tool), None)
+        if spec is None:
+            print(f"higress-ops: unknown tool {args.tool!r}; `higress-ops tools --config ...` lists them",
+                  file=sys.stderr)
+            return 2
+        try:
+            arguments = parse_tool_args(args.extra, spec.input_schema)
+        except ValueError as exc:
+            print(f"higress-ops: {exc}", file=sys.stderr)
+            return 2
+        headers = {"x-istiod-token": args.istiod_token} if args.istiod_token else {}
+        reply = await core.handle({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                                   "params": {"name": args.tool, "arguments": arguments}},
+                                  SessionRecord(id="cli", server=server.name, transport="streamable"),
+                                  CallContext(headers=headers))
+    finally:
+        await core.aclose()
+        await server.aclose()
+    assert reply is not None
+    if "error" in reply:
+        print(f"higress-ops: {reply['error']['message']}", file=sys.stderr)
+        return 2
+    result = reply["result"]
+    if args.raw:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+    else:
+        for part in result.get("content", []):
+            print(_pretty(part.get("text", "")))
+    return 1 if result.get("isError") else 0
+
+
+def _pretty(text: str) -> str:
+    if text[:1] in "[{":
+        try:
+            return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+        except ValueError:
+            pass
+    return text
