@@ -1,0 +1,114 @@
+"""Every README tool with its parameters, through the official SDK client, on every transport, against a real
+`higress-ops serve` in front of a real Envoy and the istiod double."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import pytest
+from mcp import Client
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+
+from tests.support.istio_envoy import IstioGateway
+from tests.support.istiod import IstiodDouble
+from tests.support.serve import ServeProcess, serving
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
+
+HEADERS = {"X-Istiod-Token": "good-token"}
+CALLS: list[tuple[str, dict[str, Any], str]] = [
+    ("get-istiod-configz", {}, "VirtualService"),
+    ("get-istiod-endpointz", {}, "httpbin.default.svc.cluster.local"),
+    ("get-istiod-clusters", {}, "Kubernetes"),
+    ("get-istiod-registryz", {}, "httpbin.default.svc.cluster.local"),
+    ("get-istiod-syncz", {"namespace": "higress-system"}, "higress-gateway"),
+    ("get-istiod-metrics", {}, "pilot_xds_pushes"),
+    ("get-istiod-version", {}, "1.27.0"),
+    ("get-istiod-debug-vars", {}, "/debug/push_status"),
+    ("get-envoy-config-dump", {"resource": "listeners"}, "ListenersConfigDump"),
+    ("get-envoy-config-dump", {"resource": "dynamic_active_clusters", "name_regex": ".*httpbin.*",
+                               "mask": "cluster.name", "include_eds": False}, "httpbin"),
+    ("get-envoy-listeners", {"format": "json"}, "listener_statuses"),
+    ("get-envoy-clusters", {"format": "text"}, "::health_flags::"),
+    ("get-envoy-stats", {"filter": "cluster.*", "format": "json", "usedonly": True, "type": "Counters"}, "stats"),
+    ("get-envoy-stats", {"format": "prometheus", "filter": "server"}, "# TYPE"),
+    ("get-envoy-runtime", {}, "higress.test.flag"),
+    ("get-envoy-memory", {}, "allocated"),
+    ("get-envoy-server-info", {}, "LIVE"),
+    ("get-envoy-ready", {}, "LIVE"),
+    ("get-envoy-hot-restart-version", {}, ""),
+    ("get-envoy-certs", {}, "httpbin.example.com"),
+    ("get-envoy-proxy-config", {"type": "clusters"}, "SERVICE FQDN"),
+    ("check-certs", {"days": 30}, "expiring.example.com"),
+]
+
+
+@pytest.fixture(scope="module")
+def server(gateway: IstioGateway, istiod: IstiodDouble,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    config = {"mcpServer": {"enable": True, "sse_path_suffix": "/sse", "servers": [
+        {"name": "higress-ops-mcp-server", "path": "/higress-ops", "type": "higress-ops",
+         "config": {"istiodURL": istiod.url, "envoyAdminURL": gateway.admin_url}}]}}
+    with serving(config, tmp_path_factory.mktemp("ops-serve")) as process:
+        yield process
+
+
+def legacy_sse(server: ServeProcess) -> AbstractAsyncContextManager[Client]:
+    return Client(sse_client(server.url("/higress-ops/sse"), headers=HEADERS), mode="legacy")
+
+
+class _WithHttp:
+    def __init__(self, server: ServeProcess, mode: str) -> None:
+        self.server, self.mode = server, mode
+
+    async def __aenter__(self) -> Client:
+        self.http = await create_mcp_http_client(headers=HEADERS).__aenter__()
+        self.client = Client(streamable_http_client(self.server.url("/higress-ops"), http_client=self.http),
+                             mode=self.mode)  # type: ignore[arg-type]
+        return await self.client.__aenter__()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.client.__aexit__(*exc)
+        await self.http.__aexit__(*exc)
+
+
+TRANSPORTS: dict[str, Callable[[ServeProcess], AbstractAsyncContextManager[Client]]] = {
+    "legacy-sse": legacy_sse,
+    "streamable": lambda server: _WithHttp(server, "legacy"),
+    "2026-07-28": lambda server: _WithHttp(server, "2026-07-28"),
+}
+
+
+async def _all_results(client: Client) -> AsyncIterator[tuple[str, Any, str]]:
+    for name, args, expect in CALLS:
+        yield name, await client.call_tool(name, args), expect
+
+
+@pytest.mark.parametrize("transport", list(TRANSPORTS))
+async def test_every_tool_on_every_transport(server: ServeProcess, transport: str) -> None:
+    async with TRANSPORTS[transport](server) as client:
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+        assert len(tools) == 23
+        assert tools["get-envoy-certs"].annotations is not None
+        assert tools["get-envoy-certs"].annotations.read_only_hint is True
+        async for name, result, expect in _all_results(client):
+            text = "".join(part.text for part in result.content)  # type: ignore[union-attr]
+            assert result.is_error is False, f"{name}: {text[:300]}"
+            assert expect in text, f"{name}: {expect!r} not in {text[:300]}"
+        certs = await client.call_tool("get-envoy-certs", {})
+        assert certs.structured_content is not None and certs.structured_content["certificates"]
+        assert json.loads(certs.content[0].text) == certs.structured_content  # type: ignore[union-attr]
+
+
+async def test_without_a_token_istiod_tools_explain_themselves(server: ServeProcess) -> None:
+    async with Client(server.url("/higress-ops"), mode="legacy") as client:
+        result = await client.call_tool("get-istiod-syncz", {})
+        assert result.is_error is True
+        assert "kubectl create token" in result.content[0].text  # type: ignore[union-attr]
+        bad = await client.call_tool("get-envoy-stats", {"filter": "("})
+        assert bad.is_error is True and "regular expression" in bad.content[0].text  # type: ignore[union-attr]
