@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,12 +69,15 @@ class Host:
         self.origins = OriginPolicy(self.settings.allowed_origins)
         self.store: SessionStore = store or make_store(config, self.replica_id, self.settings.session_ttl,
                                                        redis_password)
+        self._redis_password = redis_password
         self.config = config
         self.servers: dict[str, Served] = {entry.name: self._build(entry) for entry in config.servers}
         self.routes = self._route_table(config, self.servers)
         self.rejected: ConfigError | None = None
         self.stopping = asyncio.Event()
         self.inflight: set[asyncio.Task[Any]] = set()
+        self.followers: list[Callable[[Host], Awaitable[None]]] = []  # config sources following changes
+        self._background: list[asyncio.Task[None]] = []
         self._started = False
 
     async def start(self) -> None:
@@ -85,6 +89,7 @@ class Host:
         else:
             self.metrics.track_sessions("sse", lambda: sum(len(s.streams) for s in self.servers.values()))
         self._started = True
+        self._background = [asyncio.create_task(follow(self)) for follow in self.followers]
         logger.info("serving", extra={"servers": sorted(self.servers), "store": type(self.store).__name__})
 
     # -- hot reload -------------------------------------------------------------------------------
@@ -147,7 +152,22 @@ class Host:
             for handle in list(served.streams.values()):
                 handle.end()
 
+    async def use_redis_password(self, password: str | None) -> None:
+        """The Redis password changed (its Secret did): reconnect with a new store; held streams end and
+        their clients reconnect, sessions themselves live in Redis and carry on."""
+        if password == self._redis_password or self.config.redis is None:
+            return
+        store = make_store(self.config, self.replica_id, self.settings.session_ttl, password)
+        await store.start()
+        old, self.store, self._redis_password = self.store, store, password
+        for served in self.servers.values():
+            for handle in list(served.streams.values()):
+                handle.end()
+        await old.aclose()
+
     async def aclose(self) -> None:
+        for task in self._background:
+            task.cancel()
         self.begin_shutdown()
         if self.inflight:
             _, pending = await asyncio.wait(set(self.inflight), timeout=self.settings.drain_timeout)

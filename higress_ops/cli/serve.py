@@ -13,7 +13,8 @@ from typing import Any
 import uvicorn
 
 from higress_ops import logs
-from higress_ops.config import ConfigError, McpServerConfig, load_file
+from higress_ops.config import ConfigError, McpServerConfig
+from higress_ops.config.sources import ConfigSource, FileSource
 from higress_ops.host import Host, HostSettings, default_replica_id
 from higress_ops.registry import RegistryError, default_registry
 from higress_ops.transport.app import App
@@ -28,7 +29,14 @@ def register(subparsers: Any) -> None:
         "{path}{sse_path_suffix}, streamable HTTP and 2026-07-28 at {path}. Sessions live in memory, or in Redis "
         "when the config has a redis block. /healthz, /readyz and /metrics are served too.")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--config", metavar="PATH", help="higress-config ConfigMap manifest or its higress YAML")
+    source.add_argument("--config", metavar="PATH", help="higress-config ConfigMap manifest or its higress YAML; "
+                        "reloaded on SIGHUP and when the file changes")
+    source.add_argument("--kube", action="store_true", help="read and watch the ConfigMap from the Kubernetes API "
+                        "(in-cluster config, else kubeconfig)")
+    parser.add_argument("--namespace", default="higress-system", help="--kube: the ConfigMap's namespace")
+    parser.add_argument("--configmap", default="higress-config", help="--kube: the ConfigMap's name")
+    parser.add_argument("--context", default=None, help="--kube: kubeconfig context")
+    parser.add_argument("--kubeconfig", default=None, metavar="PATH", help="--kube: kubeconfig file")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
     parser.add_argument("--replica-id", default=None,
@@ -46,10 +54,15 @@ def register(subparsers: Any) -> None:
                         help="how long SIGTERM waits for in-flight calls (default 10)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.set_defaults(handler=run)
-    _SOURCES.append(source)
 
 
-_SOURCES: list[Any] = []  # the --config/--kube group, for sources registered by other modules
+def source_from(args: argparse.Namespace) -> ConfigSource:
+    if args.kube:
+        from higress_ops.config.kube_source import KubeSource
+
+        return KubeSource(namespace=args.namespace, name=args.configmap, context=args.context,
+                          kubeconfig=args.kubeconfig)
+    return FileSource(args.config)
 
 
 def settings_from(args: argparse.Namespace) -> HostSettings:
@@ -88,15 +101,22 @@ def run(args: argparse.Namespace) -> int:
     replica_id = args.replica_id or default_replica_id()
     logs.setup(args.log_level, replica_id)
     try:
-        config: McpServerConfig = load_file(args.config)
-        host = Host(config, registry=default_registry(), replica_id=replica_id, settings=settings_from(args))
+        source = source_from(args)
+        config: McpServerConfig = source.first()
+        host = Host(config, registry=default_registry(), replica_id=replica_id, settings=settings_from(args),
+                    redis_password=source.redis_password(config))
+        host.followers.append(source.follow)
     except ConfigError as exc:
-        print(f"higress-ops serve: {exc.source or args.config}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        where = exc.source or args.config or "config"
+        print(f"higress-ops serve: {where}: {len(exc.problems)} problem(s)", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 1
     except (RegistryError, ValueError) as exc:
         print(f"higress-ops serve: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # e.g. no kubeconfig: say what, not a traceback
+        print(f"higress-ops serve: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     if not config.enable:
         logger.warning("mcpServer.enable is false; serving anyway (Higress itself would not)")

@@ -26,7 +26,7 @@ def echo_config(*servers: tuple[str, str], **block: Any) -> dict[str, Any]:
 
 @dataclass
 class ServeProcess:
-    config: Path
+    config: Path | None  # None: the args name the source (e.g. --kube)
     workdir: Path
     args: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
@@ -51,8 +51,8 @@ class ServeProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "higress_ops", "serve", "--config", str(self.config), "--host", "127.0.0.1",
-                 "--port", str(self.port), *self.args],
+                [sys.executable, "-m", "higress_ops", "serve", *(["--config", str(self.config)] if self.config else []),
+                 "--host", "127.0.0.1", "--port", str(self.port), *self.args],
                 stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env})
         try:
             wait_until(lambda: requests.get(self.url("/readyz"), timeout=1).status_code == 200, timeout,
