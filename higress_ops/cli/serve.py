@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import signal
 import sys
@@ -93,7 +92,7 @@ def serve(host: Host, args: argparse.Namespace) -> int:
                             lifespan="on", timeout_graceful_shutdown=int(max(1, host.settings.drain_timeout)),
                             timeout_keep_alive=75)
     server = _Server(config, host)
-    asyncio.run(server.serve())
+    server.run()  # uvicorn's own runner: uvloop and httptools when installed
     return 0 if server.started else 1
 
 

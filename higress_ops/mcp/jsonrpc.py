@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
+
+from higress_ops import jsonfast
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -39,7 +40,7 @@ class RpcError(Exception):
 def parse(body: bytes) -> Any:
     """Decode a request body; anything that is not UTF-8 JSON is a parse error."""
     try:
-        return json.loads(body)
+        return jsonfast.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise RpcError(PARSE_ERROR, f"Parse error: the body is not valid JSON ({exc})") from None
 

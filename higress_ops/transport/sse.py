@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from higress_ops import jsonfast
 
 KEEPALIVE = b": keep-alive\n\n"
 HEADERS = {"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
 
 
 def encode(message: Any) -> bytes:
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+    return jsonfast.dumps(message)
 
 
 def frame(message: Any, event: str = "message") -> bytes:

@@ -7,20 +7,21 @@ missing. Text is cut at line boundaries.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
+
+from higress_ops import jsonfast
 
 _ELLIPSIS = "…"
 _FAIR_SHARE_ITEMS = 16  # lists this short are parts of a whole (dump sections), not rows
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return jsonfast.dumps(value).decode()
 
 
 def size(value: Any) -> int:
-    return len(dumps(value).encode())
+    return len(jsonfast.dumps(value))
 
 
 @dataclass
@@ -44,6 +45,15 @@ class Cuts:
 def fit_json(value: Any, budget: int) -> tuple[Any, Cuts]:
     cuts = Cuts()
     return _fit(value, max(budget, 64), "", cuts), cuts
+
+
+def fit_json_text(value: Any, budget: int) -> tuple[Any, str, Cuts]:
+    """(value cut to the budget, its JSON text, the cuts); serialises once when it already fits."""
+    encoded = jsonfast.dumps(value)
+    if len(encoded) <= budget:
+        return value, encoded.decode(), Cuts()
+    fitted, cuts = fit_json(value, budget)
+    return fitted, dumps(fitted), cuts
 
 
 def _fit(value: Any, budget: int, pointer: str, cuts: Cuts) -> Any:

@@ -185,9 +185,7 @@ CATALOG: tuple[Entry, ...] = (
                                                            "heap_size": {"type": "string"}}}),
     Entry("get-envoy-server-info", "Envoy server info",
           "Envoy's version, state, uptime, command-line options and node (/server_info). The node's extension "
-          "list is long and is shortened first when the result is over budget.", "envoy", "/server_info",
-          output_schema={"type": "object", "properties": {"version": {"type": "string"},
-                                                           "state": {"type": "string"}}}),
+          "list is long and is shortened first when the result is over budget.", "envoy", "/server_info"),
     Entry("get-envoy-ready", "Envoy readiness",
           "Whether Envoy is ready to serve (/ready): LIVE, or its state (PRE_INITIALIZING, DRAINING) when not.",
           "envoy", "/ready", kind="text", ok_statuses=(200, 503)),

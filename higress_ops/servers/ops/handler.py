@@ -4,12 +4,12 @@ so fetching and parsing a large body never stalls the event loop."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
+from higress_ops import jsonfast
 from higress_ops.servers.base import CallContext, ToolResult
-from higress_ops.servers.ops.budget import dumps, fit_json, fit_text
+from higress_ops.servers.ops.budget import fit_json_text, fit_text
 from higress_ops.servers.ops.catalog import SECTIONS, Entry
 from higress_ops.servers.ops.upstream import Fetched, UpstreamError, Upstreams
 
@@ -37,7 +37,7 @@ def run(entry: Entry, args: Mapping[str, Any], upstreams: Upstreams, ctx: CallCo
     if kind == "text":
         return text_result(entry, _text_of(entry, fetched), upstreams.max_bytes)
     try:
-        value = json.loads(fetched.body)
+        value = jsonfast.loads(fetched.body)
     except ValueError:
         return ToolResult.error(f"{entry.name}: {entry.upstream} returned invalid JSON for {entry.path}: "
                                 f"{fetched.text()[:120].strip()!r}")
@@ -70,11 +70,11 @@ def json_result(entry: Entry, value: Any, budget: int, *, prefix: str = "") -> T
     if structured and not isinstance(value, dict):
         value = {"items": value}
     # With structured content the body travels twice (text + structuredContent): each gets half the budget.
-    fitted, cuts = fit_json(value, budget // 2 if structured else budget)
+    fitted, text, cuts = fit_json_text(value, budget // 2 if structured else budget)
     content: list[dict[str, Any]] = []
     if prefix:
         content.append({"type": "text", "text": prefix})
-    content.append({"type": "text", "text": dumps(fitted)})
+    content.append({"type": "text", "text": text})
     if cuts:
         hint = f" Narrow it with {entry.narrow}." if entry.narrow else ""
         content.append({"type": "text", "text": f"[cut to the {budget:,}-byte budget (maxResponseBytes): "

@@ -1,23 +1,22 @@
 """The two upstreams of the ops server: Envoy's admin API and istiod's debug port.
 
 Strictly read-only: only GET, only paths the catalog names, never a redirect (another host could be
-behind it). One pooled `requests.Session` per upstream; blocking I/O runs in worker threads so the
+behind it). One connection pool per upstream; blocking I/O runs in worker threads so the
 event loop keeps serving other sessions. The caller's X-Istiod-Token becomes a bearer token on istiod
 requests only.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import anyio
-import requests
-from requests.adapters import HTTPAdapter
+import urllib3
 
+from higress_ops import jsonfast
 from higress_ops.servers.base import CallContext
 
 DEFAULT_TIMEOUT = 10.0
@@ -55,64 +54,69 @@ def _unauthorized(status: int, path: str, namespace: str) -> UpstreamError:
 
 
 class Upstream:
-    """One HTTP upstream with a connection pool; every method is blocking (call it from a thread)."""
+    """One HTTP upstream: a connection pool bound to its host (it cannot reach another), GET only.
+
+    urllib3's pool, the one under requests: requests' own layer cost 0.45 ms per call here (0.70 vs 0.28 ms
+    for a GET of Envoy's /ready), a third of a tool call's whole overhead, and adds nothing these fixed GETs
+    use. Every method is blocking: call it from a worker thread.
+    """
 
     def __init__(self, who: str, base_url: str, *, timeout: float = DEFAULT_TIMEOUT, pool: int = 16) -> None:
         self.who = who
         self.base_url = base_url.rstrip("/")
+        self.prefix = urlsplit(self.base_url).path
         self.timeout = timeout
-        self.session = requests.Session()
-        self.session.trust_env = False  # no proxy from the environment between us and the gateway
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool, max_retries=0)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self.pool = urllib3.connection_from_url(self.base_url, maxsize=pool, block=False, retries=False,
+                                                timeout=urllib3.Timeout(connect=min(timeout, 5.0), read=timeout))
 
     def get(self, path: str, query: Query = (), headers: Mapping[str, str] | None = None) -> Fetched:
         if not path.startswith("/") or "?" in path or "#" in path:
             raise ValueError(f"not a catalog path: {path!r}")
-        url = self.base_url + path + ("?" + urlencode(list(query)) if query else "")
+        target = self.prefix + path + ("?" + urlencode(list(query)) if query else "")
         try:
-            with self.session.get(url, headers=dict(headers or {}), timeout=self.timeout, allow_redirects=False,
-                                  stream=True) as response:
+            response = self.pool.urlopen("GET", target, headers=dict(headers or {}), redirect=False, retries=False,
+                                         preload_content=False, assert_same_host=True)
+            try:
                 body = _read_capped(response, self.who, path)
-                status, content_type = response.status_code, response.headers.get("content-type", "")
-                location = response.headers.get("location", "")
-        except requests.Timeout:
-            raise UpstreamError(f"{self.who} did not answer {path} within {self.timeout:g}s (timeoutSeconds in the "
-                                "server config); it may be overloaded, or the URL points at the wrong port") from None
-        except requests.ConnectionError as exc:
+            finally:
+                response.release_conn()
+        except urllib3.exceptions.NewConnectionError as exc:  # a subclass of the timeout error, but not one
             raise UpstreamError(f"{self.who} at {self.base_url} is unreachable ({_reason(exc)}); check the URL in "
                                 "the server config and that the component is running") from None
-        except requests.RequestException as exc:
-            raise UpstreamError(f"{self.who} request for {path} failed: {_reason(exc)}") from None
+        except urllib3.exceptions.TimeoutError:
+            raise UpstreamError(f"{self.who} did not answer {path} within {self.timeout:g}s (timeoutSeconds in the "
+                                "server config); it may be overloaded, or the URL points at the wrong port") from None
+        except urllib3.exceptions.ProtocolError as exc:
+            raise UpstreamError(f"{self.who} closed the connection in the middle of {path} ({_reason(exc)})") from None
+        except urllib3.exceptions.HTTPError as exc:
+            raise UpstreamError(f"{self.who} at {self.base_url} is unreachable ({_reason(exc)}); check the URL in "
+                                "the server config and that the component is running") from None
+        status = response.status
         if 300 <= status < 400:
-            target = urlsplit(location).netloc or "the same host"
-            raise UpstreamError(f"{self.who} redirected {path} (HTTP {status}) to {target}; redirects are never "
+            target_host = urlsplit(response.headers.get("location", "")).netloc or "the same host"
+            raise UpstreamError(f"{self.who} redirected {path} (HTTP {status}) to {target_host}; redirects are never "
                                 "followed: point the server config at the real address")
-        return Fetched(status, content_type, body)
+        return Fetched(status, response.headers.get("content-type", ""), body)
 
     def close(self) -> None:
-        self.session.close()
+        self.pool.close()
 
 
-def _read_capped(response: requests.Response, who: str, path: str) -> bytes:
+def _read_capped(response: urllib3.BaseHTTPResponse, who: str, path: str) -> bytes:
     chunks: list[bytes] = []
     size = 0
-    try:
-        for chunk in response.iter_content(1 << 16):
-            size += len(chunk)
-            if size > MAX_DOWNLOAD:
-                raise UpstreamError(f"{who} sent more than {MAX_DOWNLOAD >> 20} MiB for {path}; refusing to read on")
-            chunks.append(chunk)
-    except requests.RequestException as exc:
-        raise UpstreamError(f"{who} closed the connection in the middle of {path} ({_reason(exc)})") from None
+    for chunk in response.stream(1 << 16):
+        size += len(chunk)
+        if size > MAX_DOWNLOAD:
+            raise UpstreamError(f"{who} sent more than {MAX_DOWNLOAD >> 20} MiB for {path}; refusing to read on")
+        chunks.append(chunk)
     return b"".join(chunks)
 
 
 def _reason(exc: BaseException) -> str:
     text = str(exc)
     for marker in ("Connection refused", "Name or service not known", "timed out", "Connection reset",
-                   "IncompleteRead", "Max retries exceeded"):
+                   "IncompleteRead", "Connection broken", "Max retries exceeded"):
         if marker in text:
             return marker
     return type(exc).__name__
@@ -151,7 +155,7 @@ class Upstreams:
     def fetch_json(self, upstream: str, path: str, query: Query, ctx: CallContext) -> Any:
         fetched = self.fetch(upstream, path, query, ctx)
         try:
-            return json.loads(fetched.body)
+            return jsonfast.loads(fetched.body)
         except ValueError:
             who = "istiod" if upstream == "istiod" else "Envoy admin"
             raise UpstreamError(f"{who} returned invalid JSON for {path}: {fetched.text()[:120].strip()!r}") from None

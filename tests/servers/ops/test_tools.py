@@ -174,9 +174,8 @@ async def test_status_tools(ops: OpsServer) -> None:
     assert runtime.structured is not None and "higress.test.flag" in runtime.structured["entries"]
     memory = await call(ops, "get-envoy-memory")
     assert memory.structured is not None and int(memory.structured["allocated"]) > 0
-    info = await call(ops, "get-envoy-server-info")
-    assert info.structured is not None and info.structured["state"] == "LIVE"
-    assert info.structured["version"].count("/") >= 3
+    info = body(await call(ops, "get-envoy-server-info"))
+    assert info["state"] == "LIVE" and info["version"].count("/") >= 3
     assert text(await call(ops, "get-envoy-ready")).strip() == "LIVE"
     assert text(await call(ops, "get-envoy-hot-restart-version")).strip()
     certs = await call(ops, "get-envoy-certs")

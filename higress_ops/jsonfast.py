@@ -1,0 +1,26 @@
+"""JSON on the hot paths (request bodies, upstream bodies, responses) through orjson, which is several times
+faster than the standard library on the megabyte config dumps this server reads. Anything orjson refuses
+(e.g. integers beyond 64 bits) falls back to the standard library, so behaviour never depends on it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+
+def loads(data: bytes | str) -> Any:
+    """Raises ValueError (json.JSONDecodeError) on invalid JSON, as json.loads does."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
+def dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
