@@ -1,0 +1,26 @@
+"""The baseline: the official MCP SDK's own server (MCPServer, streamable HTTP, JSON responses) with the same
+tool, run as `python -m bench.sdk_server ENVOY_ADMIN_URL PORT`."""
+
+from __future__ import annotations
+
+import sys
+
+import anyio
+import requests
+import uvicorn
+from mcp.server.mcpserver import MCPServer
+
+server = MCPServer("sdk-baseline")
+_session = requests.Session()
+ENVOY = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:15000"
+
+
+@server.tool(name="get-envoy-server-info")
+async def server_info() -> str:
+    """Envoy's /server_info."""
+    return await anyio.to_thread.run_sync(lambda: _session.get(f"{ENVOY}/server_info", timeout=10).text)
+
+
+if __name__ == "__main__":
+    app = server.streamable_http_app(streamable_http_path="/mcp", json_response=True)
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
