@@ -15,9 +15,9 @@ from bench.harness import Http, McpSession, admin_envoy, alternate, ops_serve, s
 TOOL = "get-envoy-server-info"
 
 
-def run(workdir: Path, quick: bool) -> dict[str, Any]:
-    rounds, per_round = (3, 20) if quick else (10, 100)
-    seconds = 0.5 if quick else 3.0
+def run(workdir: Path, scale: str) -> dict[str, Any]:
+    rounds, per_round, seconds, repeats = {"smoke": (1, 5, 0.2, 1), "quick": (3, 20, 0.5, 2)}.get(
+        scale, (10, 100, 3.0, 4))
     with admin_envoy(workdir / "envoy") as envoy, ops_serve(workdir / "ops", envoy.admin_url) as ops, \
             sdk_server(envoy.admin_url) as sdk:
         direct, ours, theirs = Http(envoy.admin_url), McpSession(ops.base, "/higress-ops"), McpSession(sdk, "/mcp")
@@ -39,7 +39,7 @@ def run(workdir: Path, quick: bool) -> dict[str, Any]:
             "higress-ops": lambda: McpSession(ops.base, "/higress-ops").call_fn(TOOL),
             "sdk": lambda: McpSession(sdk, "/mcp").call_fn(TOOL)}
         clients = {name: [make() for _ in range(16)] for name, make in makers.items()}
-        for _ in range(2 if quick else 4):
+        for _ in range(repeats):
             for name in throughput:
                 throughput[name].append(_per_second(clients[name], seconds))
         p2: dict[str, Any] = {name: {"calls_per_s": statistics.median(v)} for name, v in throughput.items()}

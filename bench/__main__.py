@@ -1,0 +1,109 @@
+"""`python -m bench [--scale smoke|quick|full] [--only P1,P3] [--out DIR] [--readme]`: run the benchmarks,
+write bench/results/<time>.json and latest.json, print a summary, and with --readme refresh the README table.
+
+Every figure is a ratio (or a difference) against a baseline measured in the same run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import capacity, cross_replica, large_dump, latency
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS: dict[str, Callable[[Path, str], dict[str, Any]]] = {
+    "P1P2": latency.run, "P3": cross_replica.run, "P4": capacity.run, "P5": large_dump.run}
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--scale", choices=["smoke", "quick", "full"], default="full")
+    parser.add_argument("--only", default="", help="comma-separated: P1P2,P3,P4,P5")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--readme", action="store_true", help="write the summary table into README.md")
+    args = parser.parse_args()
+    chosen = [name for name in BENCHMARKS if not args.only or name in args.only.split(",")]
+    results: dict[str, Any] = {"scale": args.scale, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                               "machine": {"cpus": _cpus(), "python": platform.python_version()}}
+    with tempfile.TemporaryDirectory(prefix="higress-ops-bench-") as tmp:
+        for name in chosen:
+            print(f"[bench] {name} ({args.scale}) ...", flush=True)
+            started = time.monotonic()
+            workdir = Path(tmp) / name
+            workdir.mkdir(parents=True)
+            try:
+                results.update(BENCHMARKS[name](workdir, args.scale))
+            except Exception as exc:  # one broken benchmark must not lose the others' figures
+                results[name] = {"error": f"{type(exc).__name__}: {exc}", "met": False}
+            print(f"[bench] {name} done in {time.monotonic() - started:.1f}s", flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = results["started"].replace(":", "").replace("-", "")
+    text = json.dumps(results, indent=2)
+    (args.out / f"{stamp}-{args.scale}.json").write_text(text)
+    (args.out / "latest.json").write_text(text)
+    table = summary_table(results)
+    print(table)
+    if args.readme:
+        readme = ROOT / "README.md"
+        content = readme.read_text()
+        if START in content and END in content:
+            head, rest = content.split(START, 1)
+            readme.write_text(head + START + "\n" + table + "\n" + END + rest.split(END, 1)[1])
+    return 0
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
+
+
+def _f(value: Any, unit: str = "") -> str:
+    return f"{value:.2f}{unit}" if isinstance(value, float) else str(value)
+
+
+def summary_table(r: dict[str, Any]) -> str:
+    rows = ["| benchmark | baseline | higress-ops | official SDK server | target | met |", "|---|---|---|---|---|---|"]
+    if "P1" in r:
+        p1 = r["P1"]
+        ours = f"{_f(p1['higress-ops']['median_ms'], ' ms')} ({_f(p1['ratio_higress_ops'])}x)"
+        sdk = f"{_f(p1['sdk']['median_ms'], ' ms')} ({_f(p1['ratio_sdk'])}x)"
+        rows.append(f"| P1 latency, tools/call get-envoy-server-info | direct GET "
+                    f"{_f(p1['direct']['median_ms'], ' ms')} | {ours} | {sdk} | <= 1.5x | {p1['met']} |")
+    if "P2" in r:
+        p2 = r["P2"]
+        rows.append(f"| P2 throughput, 16 clients | direct {_f(p2['direct']['calls_per_s'], '/s')} | "
+                    f"{_f(p2['higress-ops']['calls_per_s'], '/s')} ({_f(p2['ratio_higress_ops'])}x) | "
+                    f"{_f(p2['sdk']['calls_per_s'], '/s')} ({_f(p2['ratio_sdk'])}x) | >= 0.7x | {p2['met']} |")
+    if "P3" in r and "added_p99_ms" in r["P3"]:
+        p3 = r["P3"]
+        rows.append(f"| P3 cross-replica delivery, {p3['sessions']} streams | same replica p99 "
+                    f"{_f(p3['same_p99_ms'], ' ms')} | via Redis p99 {_f(p3['cross_p99_ms'], ' ms')} "
+                    f"(+{_f(p3['added_p99_ms'], ' ms')}) | | <= +5 ms | {p3['met']} |")
+    if "P4" in r and "rss_per_session_kb" in r["P4"]:
+        p4 = r["P4"]
+        rows.append(f"| P4 {p4['sessions']:,} idle SSE sessions | RSS {_f(p4['rss_before_mb'], ' MB')} | "
+                    f"{_f(p4['rss_per_session_kb'], ' KB')}/session, keep-alives "
+                    f"{_f(p4['keepalive_cpu_at_default_15s'] * 100, '%')} of a core | | <= 30 KB, < 10% | "
+                    f"{p4['met']} |")
+    if "P5" in r and "ratio" in r["P5"]:
+        p5 = r["P5"]
+        rows.append(f"| P5 routes view of a {_f(p5['dump_mb'], ' MB')} dump ({p5['clusters_and_routes']:,} "
+                    f"clusters) | get+json.loads {_f(p5['baseline_median_ms'], ' ms')} | "
+                    f"{_f(p5['higress_ops_median_ms'], ' ms')} ({_f(p5['ratio'])}x), ping p99 "
+                    f"{_f(p5['concurrent_ping_p99_ms'], ' ms')} | | <= 1.5x, <= 50 ms | {p5['met']} |")
+    for name in BENCHMARKS:
+        if isinstance(r.get(name), dict) and "error" in r[name]:
+            rows.append(f"| {name} | failed: {r[name]['error'][:80]} | | | | False |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
