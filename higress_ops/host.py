@@ -20,6 +20,7 @@ from higress_ops.config import ConfigError, McpServerConfig, Problem
 from higress_ops.config.model import ServerEntry
 from higress_ops.mcp.core import McpCore
 from higress_ops.metrics import Metrics
+from higress_ops.ratelimit import make_limiter
 from higress_ops.registry import Registry
 from higress_ops.servers.base import McpServer
 from higress_ops.sessions.base import SessionStore, StoreUnavailable
@@ -70,6 +71,7 @@ class Host:
         self.store: SessionStore = store or make_store(config, self.replica_id, self.settings.session_ttl,
                                                        redis_password)
         self._redis_password = redis_password
+        self.limiter = make_limiter(config, redis_password)
         self.config = config
         self.servers: dict[str, Served] = {entry.name: self._build(entry) for entry in config.servers}
         self.routes = self._route_table(config, self.servers)
@@ -115,6 +117,12 @@ class Host:
         if config.redis != self.config.redis:
             logger.warning("mcpServer.redis changed; the session store keeps its old settings until a restart")
         report["removed"] = [name for name in old if name not in new]
+        if config.rate_limit != self.config.rate_limit:
+            old_limiter, self.limiter = self.limiter, make_limiter(config, self._redis_password)
+            for served in new.values():
+                served.core.limiter = self.limiter
+            if old_limiter is not None:
+                await old_limiter.aclose()
         self.config, self.servers, self.routes, self.rejected = config, new, routes, None
         for name in report["removed"] + report["changed"]:
             await self._retire(old[name])
@@ -179,6 +187,8 @@ class Host:
             await self._retire(served)
         if self._started:
             await self.store.aclose()
+        if self.limiter is not None:
+            await self.limiter.aclose()
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         detail: dict[str, Any] = {"replica": self.replica_id, "servers": sorted(self.servers)}
@@ -201,7 +211,7 @@ class Host:
 
     def _build(self, entry: ServerEntry) -> Served:
         server = self.registry.build(entry)
-        core = McpCore(server, on_tool_call=self.metrics.tool_observer(entry.name))
+        core = McpCore(server, on_tool_call=self.metrics.tool_observer(entry.name), limiter=self.limiter)
         return Served(entry, server, core)
 
     @staticmethod

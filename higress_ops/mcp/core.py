@@ -19,8 +19,9 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from higress_ops.mcp import jsonrpc
-from higress_ops.mcp.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, REQUEST_CANCELLED, RpcError
+from higress_ops.mcp.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, RATE_LIMITED, REQUEST_CANCELLED, RpcError
 from higress_ops.mcp.versions import STATELESS, SUPPORTED, negotiate
+from higress_ops.ratelimit import RateLimiter
 from higress_ops.servers.base import CallContext, McpServer, ToolResult, ToolSpec
 from higress_ops.sessions.base import SessionRecord
 
@@ -50,9 +51,11 @@ def _small_info(info: Any) -> dict[str, Any] | None:
 class McpCore:
     """One configured server's MCP endpoint. Holds compiled argument validators and in-flight calls."""
 
-    def __init__(self, server: McpServer, *, on_tool_call: ToolObserver | None = None) -> None:
+    def __init__(self, server: McpServer, *, on_tool_call: ToolObserver | None = None,
+                 limiter: RateLimiter | None = None) -> None:
         self.server = server
         self.on_tool_call = on_tool_call
+        self.limiter = limiter  # the host swaps it when rate_limit changes
         specs = list(server.tools())
         self._tools: dict[str, ToolSpec] = {spec.name: spec for spec in specs}
         self._tool_list = [spec.to_mcp() for spec in specs]
@@ -186,7 +189,16 @@ class McpCore:
             where = "/".join(str(part) for part in problem.absolute_path)
             raise RpcError(INVALID_PARAMS, f"Invalid arguments for tool {name}: {_clip(problem.message)}"
                                            + (f" (at /{where})" if where else ""))
-        call_ctx = CallContext(headers=ctx.headers, session_id=ctx.session_id, log=self._logger(record, send))
+        if self.limiter is not None:
+            decision = await self.limiter.check(self.server.name, ctx.caller or "unknown")
+            if not decision.allowed:
+                self._observe(name, 0.0, "limited")
+                rule = self.limiter.rule
+                raise RpcError(RATE_LIMITED, f"Rate limit exceeded: at most {rule.limit} tool calls per {rule.window}s "
+                                             f"for {ctx.caller or 'this client'} (mcpServer.rate_limit); retry in "
+                                             f"{decision.retry_after}s", {"retryAfterSeconds": decision.retry_after})
+        call_ctx = CallContext(headers=ctx.headers, session_id=ctx.session_id, caller=ctx.caller,
+                               log=self._logger(record, send))
         started = time.perf_counter()
         task = asyncio.ensure_future(self._run_tool(name, arguments, call_ctx))
         key = (record.id, json.dumps(request_id)) if record.id else None

@@ -76,6 +76,7 @@ class CallContext:
 
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     session_id: str | None = None
+    caller: str = ""  # who is calling, for rate limits: the client address (first X-Forwarded-For hop)
     log: LogFn = _no_log
 
 

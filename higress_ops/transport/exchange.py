@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.requests import Request
+
 from higress_ops.mcp import jsonrpc
 from higress_ops.mcp.jsonrpc import INVALID_REQUEST, RpcError
 from higress_ops.sessions.base import SessionRecord, SessionStore
@@ -30,6 +32,15 @@ def check_session_id(session_id: str) -> None:
 def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The caller's headers a tool may read (e.g. x-istiod-token). Held in memory only, never stored."""
     return {k: v for k, v in headers.items() if k not in _NOT_FORWARDED}
+
+
+def caller_of(request: Request) -> str:
+    """The client address for rate limits: the first X-Forwarded-For hop (Higress in front), else the peer."""
+    forwarded = request.headers.get("x-forwarded-for", "")
+    first = forwarded.split(",", 1)[0].strip()
+    if first and len(first) <= 64:
+        return first
+    return request.client.host if request.client else "unknown"
 
 
 def classify_all(payload: Any) -> tuple[list[dict[str, Any]], bool]:

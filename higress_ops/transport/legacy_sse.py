@@ -20,6 +20,7 @@ from higress_ops.sessions.base import SessionRecord, StoreUnavailable
 from higress_ops.transport import guards
 from higress_ops.transport.exchange import (
     Exchange,
+    caller_of,
     check_session_id,
     classify_all,
     forwarded_headers,
@@ -71,7 +72,7 @@ async def post_message(host: Host, served: Served, request: Request, ex: Exchang
     ex.describe(messages, batch)
     handle = served.streams.get(session_id)
     headers = {**(handle.headers if handle else {}), **forwarded_headers(request.headers)}
-    ctx = CallContext(headers=headers, session_id=session_id)
+    ctx = CallContext(headers=headers, session_id=session_id, caller=caller_of(request))
 
     async def send(message: dict[str, Any]) -> None:
         await host.store.deliver(session_id, frame(message))

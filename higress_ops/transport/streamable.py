@@ -21,6 +21,7 @@ from higress_ops.sessions.base import SessionRecord
 from higress_ops.transport import guards
 from higress_ops.transport.exchange import (
     Exchange,
+    caller_of,
     check_session_id,
     classify_all,
     forwarded_headers,
@@ -83,7 +84,7 @@ async def _post(host: Host, served: Served, request: Request, ex: Exchange, vers
         payload = jsonrpc.parse(body)
     except RpcError as exc:
         return json_response(exc.to_response(None), 400)
-    ctx = CallContext(headers=forwarded_headers(request.headers))
+    ctx = CallContext(headers=forwarded_headers(request.headers), caller=caller_of(request))
     if stateless.is_stateless(request.headers, payload):
         ex.transport = STATELESS
         if isinstance(payload, dict):
