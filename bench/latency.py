@@ -52,11 +52,16 @@ def run(workdir: Path, scale: str) -> dict[str, Any]:
 
 def _per_second(calls: list[Callable[[], Any]], seconds: float) -> float:
     done = [0] * len(calls)
+    failed: list[str] = []
     stop = time.perf_counter() + seconds
 
     def loop(index: int) -> None:
         while time.perf_counter() < stop:
-            calls[index]()
+            try:
+                calls[index]()
+            except Exception as exc:  # counted, not hidden: a failing side must not look merely slow
+                failed.append(f"{type(exc).__name__}: {exc}"[:200])
+                return
             done[index] += 1
 
     threads = [threading.Thread(target=loop, args=(i,)) for i in range(len(calls))]
@@ -65,4 +70,6 @@ def _per_second(calls: list[Callable[[], Any]], seconds: float) -> float:
         thread.start()
     for thread in threads:
         thread.join()
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(calls)} clients failed, e.g. {failed[0]}")
     return sum(done) / (time.perf_counter() - started)

@@ -25,6 +25,12 @@ from higress_ops.servers.ops.views.source import Source, UpstreamError, as_sourc
 from higress_ops.servers.ops.views.table import Table
 
 Run = Callable[[Mapping[str, Any], Source, CallContext], Awaitable[ToolResult]]
+_SECTION_FIELDS = {
+    "clusters": "static_clusters,dynamic_active_clusters,dynamic_warming_clusters",
+    "listeners": "static_listeners,dynamic_listeners",
+    "routes": "static_route_configs,dynamic_route_configs",
+    "secrets": "static_secrets,dynamic_active_secrets,dynamic_warming_secrets",
+}
 RESOURCE_TYPES = ("clusters", "listeners", "routes", "endpoints", "secrets", "all")
 _PAGING = {
     "offset": {"type": "integer", "minimum": 0, "default": 0, "description": "First row to show."},
@@ -95,7 +101,10 @@ async def _proxy_config(args: Mapping[str, Any], src: Source, ctx: CallContext) 
     kind = _str(args, "type", "all", RESOURCE_TYPES)
     output = _str(args, "output", "short", ("short", "json"))
     kinds = ["clusters", "listeners", "routes", "endpoints", "secrets"] if kind == "all" else [kind]
-    dump = await src.envoy_json("/config_dump", None) if kinds != ["endpoints"] else None
+    # One section only: ask Envoy for just its fields (a FieldMask keeps the section's @type), so a 12 MB dump
+    # of a big gateway shrinks to the part the table needs before it is parsed.
+    mask = {"mask": _SECTION_FIELDS[kind]} if kind in _SECTION_FIELDS else None
+    dump = await src.envoy_json("/config_dump", mask) if kinds != ["endpoints"] else None
     clusters_json = await src.envoy_json("/clusters", {"format": "json"}) if "endpoints" in kinds else None
     built = await anyio.to_thread.run_sync(
         lambda: {k: _proxy_config_text(k, args, dump, clusters_json) for k in kinds})
