@@ -22,3 +22,12 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server = start_redis(tmp_path_factory.mktemp("redis"))
     yield server
     server.stop()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Hardening figures measured by this run go into docs/reliability.md (once, not per xdist worker)."""
+    if hasattr(session.config, "workerinput"):
+        return
+    from tests.hardening.report import render
+
+    render()

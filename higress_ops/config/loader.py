@@ -115,7 +115,8 @@ def _check_servers(block: dict[str, Any], registry: Registry) -> list[Problem]:
     problems: list[Problem] = []
     seen_names: dict[str, int] = {}
     seen_paths: dict[str, int] = {}
-    for i, server in enumerate(block.get("servers") or []):
+    servers = block.get("servers")
+    for i, server in enumerate(servers if isinstance(servers, list) else []):  # a non-list: the schema says so
         if not isinstance(server, dict):
             continue
         base = ("mcpServer", "servers", i)
@@ -145,7 +146,8 @@ def _check_servers(block: dict[str, Any], registry: Registry) -> list[Problem]:
 
 def _check_block(block: dict[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
-    for i, rule in enumerate(block.get("match_list") or []):
+    rules = block.get("match_list")
+    for i, rule in enumerate(rules if isinstance(rules, list) else []):
         if not isinstance(rule, dict):
             continue
         base = ("mcpServer", "match_list", i)
