@@ -27,7 +27,7 @@ measured by the tests named beside it, on the machine that ran them, and is refr
 def record(section: str, name: str, value: Any, test: str = "") -> None:
     SPOOL.mkdir(exist_ok=True)
     line = {"section": section, "name": name, "value": value, "test": test or os.environ.get(
-        "PYTEST_CURRENT_TEST", "").split(" ")[0], "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+        "PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0], "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     with (SPOOL / f"{os.getpid()}.jsonl").open("a") as out:
         out.write(json.dumps(line) + "\n")
 

@@ -196,7 +196,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
         yield process
 
 
-header_values = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), max_size=40)  # h11 refuses edge spaces
+# visible ASCII: the client library itself refuses values with edge spaces
+header_values = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), max_size=40)
 requests_ = st.fixed_dictionaries({
     "method": st.sampled_from(["GET", "POST", "DELETE", "PUT", "OPTIONS", "HEAD", "PATCH"]),
     "path": st.sampled_from(["/e", "/e/sse", "/e/", "/x", "/e?sessionId=", "/e?sessionId=abc", "/e?a=1&sessionId"]),
