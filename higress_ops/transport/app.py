@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from higress_ops.host import Host
 
 logger = logging.getLogger("higress_ops.access")
+MAX_HEADER_BYTES = 64 * 1024  # a token is a few KB; nothing legitimate needs more
 errors = logging.getLogger(__name__)
 
 
@@ -52,7 +53,11 @@ class App:
         ex = Exchange()
         found = host.routes.find(request.headers.get("host", ""), scope["path"])
         response: Response | EventStream
-        if found is None:
+        header_bytes = sum(len(name) + len(value) for name, value in scope["headers"])
+        if header_bytes > MAX_HEADER_BYTES:
+            response = guards.error_response(431, jsonrpc.INVALID_REQUEST, f"request headers of {header_bytes} "
+                                             f"bytes are over the {MAX_HEADER_BYTES}-byte limit")
+        elif found is None:
             response = guards.error_response(404, jsonrpc.INVALID_REQUEST, "Not Found: no MCP server here")
         else:
             endpoint, served = found
