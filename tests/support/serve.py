@@ -72,6 +72,12 @@ class ServeProcess:
         if self.proc is not None:
             stop(self.proc)
 
+    def kill(self) -> None:
+        """SIGKILL: a replica dying without any shutdown."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
 
 def write_config(path: Path, config: Mapping[str, Any] | Path) -> Path:
     if isinstance(config, Path):
