@@ -1,0 +1,17 @@
+# Build a wheel in one stage, run it as a non-root user in a slim second one.
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md plugin.yaml ./
+COPY schemas ./schemas
+COPY higress_ops ./higress_ops
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM python:3.11-slim
+RUN useradd --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin higress-ops
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+USER 10001:10001
+ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+EXPOSE 8080
+ENTRYPOINT ["higress-ops"]
+CMD ["serve", "--kube", "--namespace", "higress-system", "--configmap", "higress-config", "--host", "0.0.0.0", "--port", "8080"]
