@@ -36,6 +36,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--configmap", default="higress-config", help="--kube: the ConfigMap's name")
     parser.add_argument("--context", default=None, help="--kube: kubeconfig context")
     parser.add_argument("--kubeconfig", default=None, metavar="PATH", help="--kube: kubeconfig file")
+    parser.add_argument("--secret-poll", type=float, default=30.0, metavar="SECONDS",
+                        help="--kube: how often the redis passwordSecret is re-read (default 30)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
     parser.add_argument("--replica-id", default=None,
@@ -60,7 +62,7 @@ def source_from(args: argparse.Namespace) -> ConfigSource:
         from higress_ops.config.kube_source import KubeSource
 
         return KubeSource(namespace=args.namespace, name=args.configmap, context=args.context,
-                          kubeconfig=args.kubeconfig)
+                          kubeconfig=args.kubeconfig, secret_poll=max(0.2, args.secret_poll))
     return FileSource(args.config)
 
 

@@ -160,6 +160,38 @@ async def test_redis_password_comes_from_its_secret(api: ApiServer, tmp_path: Pa
         secured.stop()
 
 
+async def test_a_new_redis_password_in_its_secret_is_picked_up(api: ApiServer, tmp_path: Path) -> None:
+    import redis.asyncio as aioredis
+
+    from tests.support.redis import start_redis
+
+    secured = start_redis(tmp_path / "redis", password="first-pw")
+    try:
+        api.put("secrets", NS, "redis-auth", {"password": "Zmlyc3QtcHc="})  # first-pw
+        block = {"redis": {"address": secured.address, "passwordSecret": {"name": "redis-auth", "key": "password"}}}
+        api.put("configmaps", NS, NAME, {"higress": higress({"/a": "a1"}, **block)})
+        server = ServeProcess(None, tmp_path, ("--kube", "--kubeconfig", str(api.kubeconfig(tmp_path / "kc")),
+                                               "--secret-poll", "0.3")).start()
+        try:
+            raw = aioredis.Redis(port=secured.port, password="first-pw")
+            await raw.config_set("requirepass", "second-pw")  # rotate: Redis first, then the Secret
+            await raw.aclose()
+            api.put("secrets", NS, "redis-auth", {"password": "c2Vjb25kLXB3"})  # second-pw
+            await until(lambda: _true("reconnecting the session store" in server.log()), "new password used")
+            async with httpx.AsyncClient(timeout=10) as http:
+                await until(lambda: _store_ok(http, server), "store healthy with the new password")
+                assert (await Mcp(http, server).initialize("/a")).status_code == 200
+            assert "second-pw" not in server.log() and "first-pw" not in server.log()
+        finally:
+            server.stop()
+    finally:
+        secured.stop()
+
+
+async def _store_ok(http: httpx.AsyncClient, server: ServeProcess) -> bool:
+    return (await http.get(server.url("/readyz"))).json()["store"] == "ok"
+
+
 async def test_serve_config_reloads_on_file_change_and_sighup(tmp_path: Path) -> None:
     path = tmp_path / "higress.yaml"
     path.write_text(higress({"/a": "a1"}))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -209,6 +208,9 @@ def test_tool_arguments_give_a_result_or_a_precise_error(ops_core: McpCore, tool
 
 # -- raw HTTP against a real serve process -----------------------------------------------------------
 
+HTTP = httpx.Client(timeout=30)
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     with serving(echo_config(("e", "/e")), tmp_path_factory.mktemp("fuzz-serve")) as process:
@@ -232,12 +234,12 @@ requests_ = st.fixed_dictionaries({
 def test_http_layer_never_answers_5xx(served: ServeProcess, request: dict[str, Any]) -> None:
     count("HTTP requests")
     headers = {k: v for k, v in request["headers"].items() if k != "host" or v}
-    if request["method"] in ("GET",) and request["path"].startswith("/e/sse") and \
-            "text/event-stream" in headers.get("accept", "text/event-stream"):
-        return  # a stream that would stay open; streams are covered by the transport tests
-    started = time.monotonic()
-    with httpx.Client(timeout=10) as http:
-        reply = http.request(request["method"], served.url(request["path"]), content=request["body"],
-                             headers=headers)
-    assert reply.status_code < 500, (reply.status_code, reply.text[:200])
-    assert time.monotonic() - started < 5
+    try:  # a hang would show as a timeout; 30 s leaves room for a machine busy with the rest of the suite
+        # Streamed: a GET of the SSE endpoint may open a stream that never ends (by design), so only the status
+        # line and headers are awaited.
+        with HTTP.stream(request["method"], served.url(request["path"]), content=request["body"],
+                         headers=headers) as reply:
+            status = reply.status_code
+    except httpx.TimeoutException as exc:
+        raise AssertionError(f"no answer within 30 s: {request}") from exc
+    assert status < 500, (status, request)
