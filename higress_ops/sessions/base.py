@@ -19,6 +19,16 @@ Transport = Literal["sse", "streamable"]
 SSE_CHANNEL_PREFIX = "mcp-server-sse:"  # Higress's channel name; keep it
 
 
+def close_queue(queue: asyncio.Queue[bytes | None]) -> None:
+    """Put the end-of-stream marker, even into a full queue: closing wins over an unread frame."""
+    while True:
+        try:
+            queue.put_nowait(None)
+            return
+        except asyncio.QueueFull:
+            queue.get_nowait()
+
+
 class FrameStream:
     """The frames delivered to one stream held on this replica.
 
@@ -44,12 +54,7 @@ class FrameStream:
 
     def close(self) -> None:
         """End the stream from this side (shutdown, server removed, client gone)."""
-        while True:
-            try:
-                self._queue.put_nowait(None)
-                return
-            except asyncio.QueueFull:
-                self._queue.get_nowait()  # closing wins over an unread frame
+        close_queue(self._queue)
 
     def __aiter__(self) -> FrameStream:
         return self

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import replace
 
-from higress_ops.sessions.base import FrameStream, SessionRecord, Transport
+from higress_ops.sessions.base import FrameStream, SessionRecord, Transport, close_queue
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class MemorySessionStore:
             with suppress(asyncio.CancelledError):
                 await self._sweeper
         for queue in list(self._streams.values()):
-            _close(queue)
+            close_queue(queue)
 
     async def create(self, record: SessionRecord) -> None:
         if record.id in self._records:
@@ -69,7 +69,7 @@ class MemorySessionStore:
     async def open_stream(self, session_id: str) -> AsyncIterator[FrameStream]:
         previous = self._streams.get(session_id)
         if previous is not None:  # one stream per session: a new GET replaces the old one
-            _close(previous)
+            close_queue(previous)
         queue: asyncio.Queue[bytes | None] = asyncio.Queue(STREAM_QUEUE_FRAMES)
         self._streams[session_id] = queue
         try:
@@ -106,7 +106,7 @@ class MemorySessionStore:
         self._records.pop(session_id, None)
         queue = self._streams.pop(session_id, None)
         if queue is not None:
-            _close(queue)
+            close_queue(queue)
 
     async def _sweep_forever(self) -> None:
         interval = min(30.0, max(0.05, self.ttl_seconds / 4))
@@ -116,11 +116,3 @@ class MemorySessionStore:
             for session_id in [sid for sid, rec in self._records.items() if self._expired(rec, now)]:
                 self._forget(session_id)
 
-
-def _close(queue: asyncio.Queue[bytes | None]) -> None:
-    while True:
-        try:
-            queue.put_nowait(None)
-            return
-        except asyncio.QueueFull:
-            queue.get_nowait()  # closing wins over an unread frame

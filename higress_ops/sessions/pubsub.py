@@ -18,11 +18,10 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from higress_ops.sessions.base import FrameStream
+from higress_ops.sessions.base import FrameStream, close_queue
 
 logger = logging.getLogger(__name__)
 
-_CLOSED = None  # queue sentinel: the stream is over
 STREAM_QUEUE_FRAMES = 1024  # frames a slow stream may lag behind before new ones are dropped
 
 
@@ -87,7 +86,7 @@ class ChannelHub:
         self._connected.clear()
         for queues in self._streams.values():
             for queue in queues:
-                _put_closing(queue)
+                close_queue(queue)
         if self._task is not None:
             self._task.cancel()
             with suppress(asyncio.CancelledError):
@@ -229,11 +228,3 @@ class ChannelHub:
             with suppress(Exception):
                 await client.aclose()
 
-
-def _put_closing(queue: asyncio.Queue[bytes | None]) -> None:
-    while True:
-        try:
-            queue.put_nowait(_CLOSED)
-            return
-        except asyncio.QueueFull:
-            queue.get_nowait()  # closing wins over an unread frame

@@ -1,26 +1,13 @@
-"""One Istio-shaped gateway Envoy per module, and its admin JSON."""
+"""The views' admin JSON from the module's gateway Envoy (the `gateway` fixture of tests/servers/ops/conftest.py)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 
-from tests.support.istio_envoy import IstioGateway, istio_gateway
-
-
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IstioGateway]:
-    with istio_gateway(tmp_path_factory.mktemp("gw")) as gw:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:  # file-based xDS lands right after LIVE; wait for the secrets
-            if '"dynamic_active_secrets"' in requests.get(f"{gw.admin_url}/config_dump", timeout=5).text:
-                break
-            time.sleep(0.1)
-        yield gw
+from tests.support.istio_envoy import IstioGateway
 
 
 def admin(gw: IstioGateway, path: str) -> Any:
