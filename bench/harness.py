@@ -41,16 +41,28 @@ class Http:
         host, port = base.removeprefix("http://").split(":")
         self.conn = http.client.HTTPConnection(host, int(port), timeout=60)
 
+    def _exchange(self, method: str, path: str, body: str | None = None,
+                  headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
+        """A server may close an idle keep-alive connection (uvicorn's default is 5 s): reconnect once, as any
+        pooled client would."""
+        for attempt in (1, 2):
+            try:
+                self.conn.request(method, path, body=body, headers=headers or {})
+                return self.conn.getresponse()
+            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+                self.conn.close()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
     def get(self, path: str) -> bytes:
-        self.conn.request("GET", path)
-        response = self.conn.getresponse()
+        response = self._exchange("GET", path)
         body = response.read()
         assert response.status == 200, (response.status, body[:200])
         return body
 
     def post(self, path: str, message: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
-        self.conn.request("POST", path, body=json.dumps(message), headers={**MCP_HEADERS, **headers})
-        response = self.conn.getresponse()
+        response = self._exchange("POST", path, json.dumps(message), {**MCP_HEADERS, **headers})
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
 
     def get_fn(self, path: str) -> Callable[[], bytes]:
