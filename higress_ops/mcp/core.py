@@ -183,7 +183,8 @@ class McpCore:
             arguments = {}
         if not isinstance(arguments, dict):
             raise RpcError(INVALID_PARAMS, f"tools/call {name}: params.arguments must be an object")
-        problem = best_match(self._validators[name].iter_errors(arguments))
+        validator = self._validators[name]
+        problem = None if validator.is_valid(arguments) else best_match(validator.iter_errors(arguments))
         if problem is not None:
             self._observe(name, 0.0, "invalid")
             where = "/".join(str(part) for part in problem.absolute_path)

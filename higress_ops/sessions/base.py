@@ -89,6 +89,11 @@ class SessionRecord:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def state(self) -> tuple[Any, ...]:
+        """What a request may change, cheap to compare (no deep copy): the transport saves when it differs."""
+        return (self.protocol_version, self.client_info, self.client_capabilities, self.initialized,
+                self.log_level, self.owner)
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SessionRecord:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}

@@ -54,8 +54,8 @@ def classify_all(payload: Any) -> tuple[list[dict[str, Any]], bool]:
     return messages, batch
 
 
-async def save_if_changed(store: SessionStore, record: SessionRecord, before: dict[str, Any]) -> None:
-    if record.to_dict() != before:
+async def save_if_changed(store: SessionStore, record: SessionRecord, before: tuple[Any, ...]) -> None:
+    if record.state() != before:
         await store.save(record)
 
 

@@ -78,7 +78,7 @@ async def post_message(host: Host, served: Served, request: Request, ex: Exchang
         await host.store.deliver(session_id, frame(message))
 
     requests = [m for m in messages if "id" in m and "method" in m]
-    before = record.to_dict()
+    before = record.state()
     for message in messages:
         if "id" not in message or "method" not in message:
             await served.core.handle(message, record, ctx)  # notifications and responses: quick, in order
@@ -90,7 +90,7 @@ async def post_message(host: Host, served: Served, request: Request, ex: Exchang
     return Response("Accepted", status_code=202, media_type="text/plain")
 
 
-async def _answer(host: Host, served: Served, record: SessionRecord, before: dict[str, Any],
+async def _answer(host: Host, served: Served, record: SessionRecord, before: tuple[Any, ...],
                   requests: list[dict[str, Any]], ctx: CallContext, send: Any) -> None:
     replies = await asyncio.gather(*(served.core.handle(m, record, ctx, send) for m in requests))
     try:

@@ -110,7 +110,7 @@ async def _post(host: Host, served: Served, request: Request, ex: Exchange, vers
     async def send(message: dict[str, Any]) -> None:
         await host.store.deliver(record.id, frame(message))
 
-    before = record.to_dict()
+    before = record.state()
     replies = [r for r in await asyncio.gather(*(served.core.handle(m, record, ctx, send) for m in messages))
                if r is not None]
     await save_if_changed(host.store, record, before)
