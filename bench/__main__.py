@@ -86,7 +86,7 @@ def summary_table(r: dict[str, Any]) -> str:
         p3 = r["P3"]
         rows.append(f"| P3 cross-replica delivery, {p3['sessions']} streams | same replica p99 "
                     f"{_f(p3['same_p99_ms'], ' ms')} | via Redis p99 {_f(p3['cross_p99_ms'], ' ms')} "
-                    f"(+{_f(p3['added_p99_ms'], ' ms')}) | | <= +5 ms | {p3['met']} |")
+                    f"({p3['added_p99_ms']:+.2f} ms) | | <= +5 ms | {p3['met']} |")
     if "P4" in r and "rss_per_session_kb" in r["P4"]:
         p4 = r["P4"]
         rows.append(f"| P4 {p4['sessions']:,} idle SSE sessions | RSS {_f(p4['rss_before_mb'], ' MB')} | "
