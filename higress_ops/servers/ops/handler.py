@@ -4,14 +4,21 @@ so fetching and parsing a large body never stalls the event loop."""
 
 from __future__ import annotations
 
+import functools
+import multiprocessing
 from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from higress_ops import jsonfast
 from higress_ops.servers.base import CallContext, ToolResult
 from higress_ops.servers.ops.budget import fit_json_text, fit_text
-from higress_ops.servers.ops.catalog import SECTIONS, Entry
+from higress_ops.servers.ops.catalog import CATALOG, SECTIONS, Entry
 from higress_ops.servers.ops.upstream import Fetched, UpstreamError, Upstreams
+
+BY_NAME = {entry.name: entry for entry in CATALOG}
+LARGE_BODY = 1 << 20  # above this, parse and cut in the shaper process
+SHAPER_PROCESSES = 2
 
 
 def query_of(entry: Entry, args: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -36,15 +43,30 @@ def run(entry: Entry, args: Mapping[str, Any], upstreams: Upstreams, ctx: CallCo
         kind = "json" if args.get("format") == "json" else "text"
     if kind == "text":
         return text_result(entry, _text_of(entry, fetched), upstreams.max_bytes)
+    if len(fetched.body) > LARGE_BODY:
+        # Parsing and cutting megabytes are single C calls that hold the GIL for tens of milliseconds, which
+        # would stall every other session on this event loop: a separate process does it and returns the cut.
+        return _shapers().submit(shape_json, entry.name, fetched.body, dict(args), upstreams.max_bytes).result()
+    return shape_json(entry.name, fetched.body, args, upstreams.max_bytes)
+
+
+def shape_json(name: str, body: bytes, args: Mapping[str, Any], budget: int) -> ToolResult:
+    """A JSON body as a result within the budget; runs here or in the shaper process (hence names, not objects)."""
+    entry = BY_NAME[name]
     try:
-        value = jsonfast.loads(fetched.body)
+        value = jsonfast.loads(body)
     except ValueError:
-        return ToolResult.error(f"{entry.name}: {entry.upstream} returned invalid JSON for {entry.path}: "
-                                f"{fetched.text()[:120].strip()!r}")
+        text = body[:120].decode("utf-8", errors="replace").strip()
+        return ToolResult.error(f"{entry.name}: {entry.upstream} returned invalid JSON for {entry.path}: {text!r}")
     section = args.get("resource")
     if entry.name == "get-envoy-config-dump" and section in SECTIONS:
-        return select_section(entry, value, section, upstreams.max_bytes)
-    return json_result(entry, value, upstreams.max_bytes)
+        return select_section(entry, value, section, budget)
+    return json_result(entry, value, budget)
+
+
+@functools.cache
+def _shapers() -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max_workers=SHAPER_PROCESSES, mp_context=multiprocessing.get_context("spawn"))
 
 
 def _text_of(entry: Entry, fetched: Fetched) -> str:
