@@ -103,6 +103,9 @@ class Upstream:
 
 
 def _read_capped(response: urllib3.BaseHTTPResponse, who: str, path: str) -> bytes:
+    length = response.headers.get("content-length", "")
+    if length.isdigit() and int(length) <= MAX_DOWNLOAD:
+        return response.read()  # one read of a known size: far fewer Python-level chunks than streaming
     chunks: list[bytes] = []
     size = 0
     for chunk in response.stream(1 << 16):
