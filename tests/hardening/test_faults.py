@@ -150,3 +150,22 @@ async def test_envoy_killed_mid_call(tmp_path: Path, istiod: IstiodDouble) -> No
     assert took < TIMEOUT + 1.0
     record("Upstream faults", "Envoy killed mid-call", f"in-flight calls answered or failed cleanly; next call: "
                                                        f"'unreachable' after {took * 1000:.0f} ms")
+
+
+async def test_many_slow_istiod_calls_never_queue_envoy_calls(server: ServeProcess, istiod: IstiodDouble) -> None:
+    istiod.faults["/debug/syncz"] = Fault(delay=TIMEOUT + 0.5)
+    try:
+        async with httpx.AsyncClient(timeout=30) as http:
+            sessions = [await Session.open(http, server.url("/ops")) for _ in range(9)]
+            slow = [asyncio.create_task(s.call("get-istiod-syncz")) for s in sessions[:8]]  # twice the pool
+            await asyncio.sleep(0.1)
+            started = time.perf_counter()
+            ready = await sessions[8].call("get-envoy-ready")
+            took = time.perf_counter() - started
+            results = await asyncio.gather(*slow)
+    finally:
+        istiod.faults.clear()
+    assert ready["isError"] is False and took < 0.5
+    assert all(r["isError"] and "did not answer" in r["content"][0]["text"] for r in results)
+    record("Upstream faults", "8 concurrent istiod calls slower than the timeout",
+           f"an Envoy call meanwhile took {took * 1000:.0f} ms (one worker pool per upstream)")

@@ -15,7 +15,10 @@ from higress_ops.servers.ops.catalog import CATALOG, Entry
 from higress_ops.servers.ops.upstream import Upstreams
 from higress_ops.servers.ops.views import VIEW_TOOLS
 
-WORKERS = 16  # concurrent upstream calls per server; the upstream pools hold as many connections
+# Worker threads per upstream. Few on purpose: Envoy's admin API answers one request at a time, and more threads
+# only fight over the GIL (16 clients: 0.64x of direct Envoy throughput with 16 threads, 0.84x with 4). One pool
+# per upstream, so a slow istiod never queues Envoy calls.
+WORKERS = 4
 ANNOTATIONS = {"readOnlyHint": True, "destructiveHint": False, "idempotentHint": True, "openWorldHint": False}
 
 
@@ -36,7 +39,8 @@ class OpsServer:
         self._views = {view.spec.name: view for view in VIEW_TOOLS}
         self._specs = [spec_of(e) for e in CATALOG] + [view.spec for view in VIEW_TOOLS]
         # Upstream I/O and parsing run here, off the event loop; a plain executor hop costs less than anyio's.
-        self._workers = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix=f"ops-{entry.name}"[:15])
+        self._workers = {upstream: ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix=f"ops-{upstream}")
+                         for upstream in ("envoy", "istiod")}
 
     def tools(self) -> Sequence[ToolSpec]:
         return self._specs
@@ -45,14 +49,16 @@ class OpsServer:
         entry = self._entries.get(name)
         if entry is not None:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._workers, handler.run, entry, arguments, self.upstreams, ctx)
+            return await loop.run_in_executor(self._workers[entry.upstream], handler.run, entry, arguments,
+                                              self.upstreams, ctx)
         view = self._views.get(name)
         if view is not None:
             return await view.run(arguments, self.upstreams, ctx)
         raise KeyError(name)
 
     async def aclose(self) -> None:
-        self._workers.shutdown(wait=False, cancel_futures=True)
+        for workers in self._workers.values():
+            workers.shutdown(wait=False, cancel_futures=True)
         self.upstreams.close()
 
 
