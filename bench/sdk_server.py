@@ -1,5 +1,6 @@
 """The baseline: the official MCP SDK's own server (MCPServer, streamable HTTP, JSON responses) with the same
-tool, run as `python -m bench.sdk_server ENVOY_ADMIN_URL PORT`."""
+tool (the same answer: extensions by name, compact JSON through the same JSON library), run as
+`python -m bench.sdk_server ENVOY_ADMIN_URL PORT`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import requests
 import uvicorn
 from mcp.server.mcpserver import MCPServer
 
+from higress_ops import jsonfast
+from higress_ops.servers.ops.catalog import server_info_extensions
+
 server = MCPServer("sdk-baseline")
 _session = requests.Session()
 ENVOY = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:15000"
@@ -18,7 +22,12 @@ ENVOY = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:15000"
 @server.tool(name="get-envoy-server-info")
 async def server_info() -> str:
     """Envoy's /server_info."""
-    return await anyio.to_thread.run_sync(lambda: _session.get(f"{ENVOY}/server_info", timeout=10).text)
+    def fetch() -> str:
+        info, note = server_info_extensions(jsonfast.loads(_session.get(f"{ENVOY}/server_info", timeout=10).content),
+                                            {})
+        return jsonfast.dumps(info).decode() + "\n" + note
+
+    return await anyio.to_thread.run_sync(fetch)
 
 
 if __name__ == "__main__":

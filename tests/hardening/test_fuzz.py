@@ -177,16 +177,18 @@ def ops_core() -> Iterator[McpCore]:
               "maxResponseBytes": 65536, "namespace": "higress-system"}
     server = OpsServer(ServerEntry(name="ops", path="/o", type="higress-ops", config=config))
     yield McpCore(server)
-    server.upstreams.close()
+    asyncio.run(server.aclose())
 
 
 TOOL_NAMES = [spec.name for spec in OpsServer(ServerEntry(name="o", path="/o", type="higress-ops", config={
     "istiodURL": "http://127.0.0.1:9", "envoyAdminURL": "http://127.0.0.1:9"})).tools()]
-argument_values = st.sampled_from(["listeners", "(", "../x", "a&b=c", "json", "Counters", "\r\n", "x" * 300, ""]) \
+argument_values = st.sampled_from(["listeners", "(", "../x", "a&b=c", "json", "Counters", "\r\n", "x" * 300, "",
+                                   "names", "full"]) \
     | json_scalars | st.integers(-5, 70000)
 arguments = st.dictionaries(st.sampled_from(["resource", "mask", "name_regex", "include_eds", "format", "filter",
                                              "usedonly", "type", "namespace", "offset", "limit", "host", "path",
-                                             "port", "proxyID", "compare", "days", "headers", "output", "x"]),
+                                             "port", "proxyID", "compare", "days", "headers", "output", "extensions",
+                                             "x"]),
                             argument_values, max_size=4)
 
 

@@ -1,9 +1,10 @@
 """The one handler behind every catalog entry: check arguments, GET the allowlisted path, shape the body
-into a result within the size budget. Blocking from end to end: the server runs it in a worker thread,
-so fetching and parsing a large body never stalls the event loop."""
+into a result within the size budget. The fetch runs on the event loop; shaping a small body is cheaper
+than any hop, and a large one is shaped in a separate process so it never stalls the loop."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import multiprocessing
 from collections.abc import Mapping
@@ -17,7 +18,7 @@ from higress_ops.servers.ops.catalog import CATALOG, SECTIONS, Entry
 from higress_ops.servers.ops.upstream import Fetched, UpstreamError, Upstreams
 
 BY_NAME = {entry.name: entry for entry in CATALOG}
-LARGE_BODY = 1 << 20  # above this, parse and cut in the shaper process
+LARGE_BODY = 256 << 10  # above this, parse and cut in the shaper process (below: < 1 ms on the loop)
 SHAPER_PROCESSES = 2
 
 
@@ -26,32 +27,39 @@ def query_of(entry: Entry, args: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [pair for param in entry.params if param.name in args for pair in param.to_query(args[param.name], args)]
 
 
-def run(entry: Entry, args: Mapping[str, Any], upstreams: Upstreams, ctx: CallContext) -> ToolResult:
+async def run(entry: Entry, args: Mapping[str, Any], upstreams: Upstreams, ctx: CallContext) -> ToolResult:
     for param in entry.params:
         if param.check is not None and param.name in args:
             problem = param.check(args[param.name])
             if problem:
                 return ToolResult.error(f"{entry.name}: {param.name} {problem}; nothing was sent to the upstream")
     try:
-        fetched = upstreams.fetch(entry.upstream, entry.path, query_of(entry, args), ctx, ok=entry.ok_statuses)
+        fetched = await upstreams.fetch(entry.upstream, entry.path, query_of(entry, args), ctx,
+                                        ok=entry.ok_statuses)
     except UpstreamError as exc:
         if entry.fallbacks and "HTTP 404" in str(exc):
-            return _fallback(entry, upstreams, ctx)
+            return await _fallback(entry, upstreams, ctx)
         return ToolResult.error(f"{entry.name}: {exc}")
+    if len(fetched.body) > LARGE_BODY:
+        # Parsing and cutting megabytes are single C calls that hold the GIL for tens of milliseconds, which
+        # would stall every other session on this event loop: a separate process does it and returns the cut.
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(_shapers(), shape, entry.name, fetched, dict(args), upstreams.max_bytes)
+    return shape(entry.name, fetched, args, upstreams.max_bytes)
+
+
+def shape(name: str, fetched: Fetched, args: Mapping[str, Any], budget: int) -> ToolResult:
+    """A body as a result within the budget; runs here or in the shaper process (hence names, not objects)."""
+    entry = BY_NAME[name]
     kind = entry.kind
     if kind == "by-format":
         kind = "json" if args.get("format") == "json" else "text"
     if kind == "text":
-        return text_result(entry, _text_of(entry, fetched), upstreams.max_bytes)
-    if len(fetched.body) > LARGE_BODY:
-        # Parsing and cutting megabytes are single C calls that hold the GIL for tens of milliseconds, which
-        # would stall every other session on this event loop: a separate process does it and returns the cut.
-        return _shapers().submit(shape_json, entry.name, fetched.body, dict(args), upstreams.max_bytes).result()
-    return shape_json(entry.name, fetched.body, args, upstreams.max_bytes)
+        return text_result(entry, _text_of(entry, fetched), budget)
+    return shape_json(name, fetched.body, args, budget)
 
 
 def shape_json(name: str, body: bytes, args: Mapping[str, Any], budget: int) -> ToolResult:
-    """A JSON body as a result within the budget; runs here or in the shaper process (hence names, not objects)."""
     entry = BY_NAME[name]
     try:
         value = jsonfast.loads(body)
@@ -61,7 +69,10 @@ def shape_json(name: str, body: bytes, args: Mapping[str, Any], budget: int) -> 
     section = args.get("resource")
     if entry.name == "get-envoy-config-dump" and section in SECTIONS:
         return select_section(entry, value, section, budget)
-    return json_result(entry, value, budget)
+    note = ""
+    if entry.reshape is not None:
+        value, note = entry.reshape(value, args)
+    return json_result(entry, value, budget, note=note)
 
 
 @functools.cache
@@ -87,16 +98,20 @@ def select_section(entry: Entry, dump: Any, section: str, budget: int) -> ToolRe
     return json_result(entry, {"configs": chosen}, budget)
 
 
-def json_result(entry: Entry, value: Any, budget: int, *, prefix: str = "") -> ToolResult:
+def json_result(entry: Entry, value: Any, budget: int, *, prefix: str = "", note: str = "") -> ToolResult:
     structured = entry.output_schema is not None
     if structured and not isinstance(value, dict):
         value = {"items": value}
     # With structured content the body travels twice (text + structuredContent): each gets half the budget.
-    fitted, text, cuts = fit_json_text(value, budget // 2 if structured else budget)
+    # Notes around the body count against it too.
+    room = budget - len(prefix.encode()) - len(note.encode())
+    fitted, text, cuts = fit_json_text(value, room // 2 if structured else room)
     content: list[dict[str, Any]] = []
     if prefix:
         content.append({"type": "text", "text": prefix})
     content.append({"type": "text", "text": text})
+    if note:
+        content.append({"type": "text", "text": note})
     if cuts:
         hint = f" Narrow it with {entry.narrow}." if entry.narrow else ""
         content.append({"type": "text", "text": f"[cut to the {budget:,}-byte budget (maxResponseBytes): "
@@ -113,13 +128,13 @@ def text_result(entry: Entry, text: str, budget: int) -> ToolResult:
     return ToolResult(content=[{"type": "text", "text": fitted}, {"type": "text", "text": note}])
 
 
-def _fallback(entry: Entry, upstreams: Upstreams, ctx: CallContext) -> ToolResult:
+async def _fallback(entry: Entry, upstreams: Upstreams, ctx: CallContext) -> ToolResult:
     """istiod has no /debug/vars: read its real debug state and say so."""
     state: dict[str, Any] = {}
     failed: list[str] = []
     for path in entry.fallbacks:
         try:
-            state[path] = upstreams.fetch_json(entry.upstream, path, (), ctx)
+            state[path] = await upstreams.fetch_json(entry.upstream, path, (), ctx)
         except UpstreamError as exc:
             failed.append(f"{path}: {exc}")
     if not state:

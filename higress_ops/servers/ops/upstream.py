@@ -1,20 +1,20 @@
 """The two upstreams of the ops server: Envoy's admin API and istiod's debug port.
 
 Strictly read-only: only GET, only paths the catalog names, never a redirect (another host could be
-behind it). One connection pool per upstream; blocking I/O runs in worker threads so the
-event loop keeps serving other sessions. The caller's X-Istiod-Token becomes a bearer token on istiod
-requests only.
+behind it). One aiohttp connection pool per upstream, on the server's event loop: a tool call's fetch
+costs no thread hop. The caller's X-Istiod-Token becomes a bearer token on istiod requests only.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-import anyio
-import urllib3
+import aiohttp
+from yarl import URL
 
 from higress_ops import jsonfast
 from higress_ops.servers.base import CallContext
@@ -22,6 +22,8 @@ from higress_ops.servers.base import CallContext
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_BYTES = 64 * 1024
 MAX_DOWNLOAD = 256 * 1024 * 1024  # a body this large is a misconfiguration, not a config dump
+INLINE_PARSE = 1 << 20  # bodies above this are parsed in a thread; below, a thread hop costs more than it saves
+CONNECTIONS = 8  # per upstream: Envoy's admin API answers one request at a time anyway
 TOKEN_HEADER = "x-istiod-token"
 Query = Sequence[tuple[str, str]]
 
@@ -54,61 +56,83 @@ def _unauthorized(status: int, path: str, namespace: str) -> UpstreamError:
 
 
 class Upstream:
-    """One HTTP upstream: a connection pool bound to its host (it cannot reach another), GET only.
+    """One HTTP upstream: a connection pool used only for GETs of `base_url` + a catalog path.
 
-    urllib3's pool, the one under requests: requests' own layer cost 0.45 ms per call here (0.70 vs 0.28 ms
-    for a GET of Envoy's /ready), a third of a tool call's whole overhead, and adds nothing these fixed GETs
-    use. Every method is blocking: call it from a worker thread.
+    aiohttp on the server's own event loop: 0.03 ms over a bare http.client GET of Envoy's /server_info, where
+    urllib3 in a worker thread cost 0.26 ms (its own layer plus the thread hop). The session is made on first
+    use, in the running loop (a session belongs to one loop; the CLI and tests run several).
     """
 
-    def __init__(self, who: str, base_url: str, *, timeout: float = DEFAULT_TIMEOUT, pool: int = 16) -> None:
+    def __init__(self, who: str, base_url: str, *, timeout: float = DEFAULT_TIMEOUT,
+                 connections: int = CONNECTIONS) -> None:
         self.who = who
         self.base_url = base_url.rstrip("/")
-        self.prefix = urlsplit(self.base_url).path
         self.timeout = timeout
-        self.pool = urllib3.connection_from_url(self.base_url, maxsize=pool, block=False, retries=False,
-                                                timeout=urllib3.Timeout(connect=min(timeout, 5.0), read=timeout))
+        self.connections = connections
+        self._session: aiohttp.ClientSession | None = None
 
-    def get(self, path: str, query: Query = (), headers: Mapping[str, str] | None = None) -> Fetched:
+    def _client(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        session = self._session
+        if session is None or session.closed or session.loop is not loop:
+            if session is not None:
+                session.detach()  # another loop's pool (tests, the CLI): unusable here, and that loop is gone
+            session = self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.connections, keepalive_timeout=30),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=min(self.timeout, 5.0),
+                                              sock_read=self.timeout),
+                headers={"Accept-Encoding": "identity"}, auto_decompress=False, raise_for_status=False)
+        return session
+
+    async def get(self, path: str, query: Query = (), headers: Mapping[str, str] | None = None) -> Fetched:
         if not path.startswith("/") or "?" in path or "#" in path:
             raise ValueError(f"not a catalog path: {path!r}")
-        target = self.prefix + path + ("?" + urlencode(list(query)) if query else "")
+        url = URL(self.base_url + path + ("?" + urlencode(list(query)) if query else ""), encoded=True)
         try:
-            response = self.pool.urlopen("GET", target, headers=dict(headers or {}), redirect=False, retries=False,
-                                         preload_content=False, assert_same_host=True)
-            try:
-                body = _read_capped(response, self.who, path)
-            finally:
-                response.release_conn()
-        except urllib3.exceptions.NewConnectionError as exc:  # a subclass of the timeout error, but not one
-            raise UpstreamError(f"{self.who} at {self.base_url} is unreachable ({_reason(exc)}); check the URL in "
-                                "the server config and that the component is running") from None
-        except urllib3.exceptions.TimeoutError:
+            async with self._client().get(url, headers=dict(headers or {}), allow_redirects=False) as response:
+                body = await _read_capped(response, self.who, path)
+                status, content_type = response.status, response.headers.get("content-type", "")
+                location = response.headers.get("location", "")
+        except aiohttp.ConnectionTimeoutError:
+            raise UpstreamError(f"{self.who} at {self.base_url} is unreachable (connect timed out); check the URL "
+                                "in the server config and that the component is running") from None
+        except TimeoutError:
             raise UpstreamError(f"{self.who} did not answer {path} within {self.timeout:g}s (timeoutSeconds in the "
                                 "server config); it may be overloaded, or the URL points at the wrong port") from None
-        except urllib3.exceptions.ProtocolError as exc:
-            raise UpstreamError(f"{self.who} closed the connection in the middle of {path} ({_reason(exc)})") from None
-        except urllib3.exceptions.HTTPError as exc:
+        except aiohttp.ClientConnectorError as exc:
             raise UpstreamError(f"{self.who} at {self.base_url} is unreachable ({_reason(exc)}); check the URL in "
                                 "the server config and that the component is running") from None
-        status = response.status
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError) as exc:
+            raise UpstreamError(f"{self.who} closed the connection in the middle of {path} ({_reason(exc)})") from None
+        except aiohttp.ClientResponseError as exc:  # not HTTP at all, or malformed
+            raise UpstreamError(f"{self.who} at {self.base_url} did not answer {path} with valid HTTP "
+                                f"({exc.message[:120]}); check that the URL points at the right port") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(f"{self.who} at {self.base_url} is unreachable ({_reason(exc)}); check the URL in "
+                                "the server config and that the component is running") from None
         if 300 <= status < 400:
-            target_host = urlsplit(response.headers.get("location", "")).netloc or "the same host"
+            target_host = urlsplit(location).netloc or "the same host"
             raise UpstreamError(f"{self.who} redirected {path} (HTTP {status}) to {target_host}; redirects are never "
                                 "followed: point the server config at the real address")
-        return Fetched(status, response.headers.get("content-type", ""), body)
+        return Fetched(status, content_type, body)
 
-    def close(self) -> None:
-        self.pool.close()
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is None or session.closed:
+            return
+        if session.loop is asyncio.get_running_loop():
+            await session.close()
+        else:
+            session.detach()
 
 
-def _read_capped(response: urllib3.BaseHTTPResponse, who: str, path: str) -> bytes:
-    length = response.headers.get("content-length", "")
-    if length.isdigit() and int(length) <= MAX_DOWNLOAD:
-        return response.read()  # one read of a known size: far fewer Python-level chunks than streaming
+async def _read_capped(response: aiohttp.ClientResponse, who: str, path: str) -> bytes:
+    length = response.content_length
+    if length is not None and length <= MAX_DOWNLOAD:
+        return await response.read()
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.stream(1 << 16):
+    async for chunk in response.content.iter_chunked(1 << 16):
         size += len(chunk)
         if size > MAX_DOWNLOAD:
             raise UpstreamError(f"{who} sent more than {MAX_DOWNLOAD >> 20} MiB for {path}; refusing to read on")
@@ -117,9 +141,12 @@ def _read_capped(response: urllib3.BaseHTTPResponse, who: str, path: str) -> byt
 
 
 def _reason(exc: BaseException) -> str:
+    os_error = getattr(exc, "os_error", None)
+    if isinstance(os_error, OSError) and os_error.strerror:
+        return os_error.strerror
     text = str(exc)
     for marker in ("Connection refused", "Name or service not known", "timed out", "Connection reset",
-                   "IncompleteRead", "Connection broken", "Max retries exceeded"):
+                   "Server disconnected", "Response payload is not completed", "Connection broken"):
         if marker in text:
             return marker
     return type(exc).__name__
@@ -140,37 +167,44 @@ class Upstreams:
         token = (ctx.headers.get(TOKEN_HEADER) or self._fallback_token).strip()
         return {"Authorization": f"Bearer {token}"} if token else {}
 
-    def fetch(self, upstream: str, path: str, query: Query, ctx: CallContext, *,
-              ok: Sequence[int] = (200,)) -> Fetched:
-        """Blocking GET with upstream-specific auth and status handling."""
+    async def fetch(self, upstream: str, path: str, query: Query, ctx: CallContext, *,
+                    ok: Sequence[int] = (200,)) -> Fetched:
+        """GET with upstream-specific auth and status handling."""
         if upstream == "istiod":
-            fetched = self.istiod.get(path, query, self.istiod_headers(ctx))
+            fetched = await self.istiod.get(path, query, self.istiod_headers(ctx))
             if fetched.status in (401, 403):
                 raise _unauthorized(fetched.status, path, self.namespace)
         else:
-            fetched = self.envoy.get(path, query)
+            fetched = await self.envoy.get(path, query)
         if fetched.status not in ok:
             who = self.istiod.who if upstream == "istiod" else self.envoy.who
             detail = fetched.text().strip()[:300] or "(empty body)"
             raise UpstreamError(f"{who} answered HTTP {fetched.status} for {path}: {detail}")
         return fetched
 
-    def fetch_json(self, upstream: str, path: str, query: Query, ctx: CallContext) -> Any:
-        fetched = self.fetch(upstream, path, query, ctx)
+    async def fetch_json(self, upstream: str, path: str, query: Query, ctx: CallContext) -> Any:
+        fetched = await self.fetch(upstream, path, query, ctx)
         try:
+            if len(fetched.body) > INLINE_PARSE:
+                return await asyncio.to_thread(jsonfast.loads, fetched.body)
             return jsonfast.loads(fetched.body)
         except ValueError:
             who = "istiod" if upstream == "istiod" else "Envoy admin"
             raise UpstreamError(f"{who} returned invalid JSON for {path}: {fetched.text()[:120].strip()!r}") from None
 
-    # The views' Source protocol: JSON, fetched and parsed off the event loop.
+    # The views' Source protocol.
     async def envoy_json(self, path: str, params: Mapping[str, str] | None = None) -> Any:
-        return await anyio.to_thread.run_sync(self.fetch_json, "envoy", path, list((params or {}).items()),
-                                              CallContext())
+        return await self.fetch_json("envoy", path, list((params or {}).items()), CallContext())
 
     async def istiod_json(self, path: str, params: Mapping[str, str] | None, ctx: CallContext) -> Any:
-        return await anyio.to_thread.run_sync(self.fetch_json, "istiod", path, list((params or {}).items()), ctx)
+        return await self.fetch_json("istiod", path, list((params or {}).items()), ctx)
 
-    def close(self) -> None:
-        self.envoy.close()
-        self.istiod.close()
+    async def aclose(self) -> None:
+        await self.envoy.aclose()
+        await self.istiod.aclose()
+
+    async def __aenter__(self) -> Upstreams:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

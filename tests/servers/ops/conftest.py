@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -38,7 +38,7 @@ def ops_config(envoy_url: str, istiod_url: str, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def make_server() -> Iterator[Callable[..., OpsServer]]:
+async def make_server() -> AsyncIterator[Callable[..., OpsServer]]:
     made: list[OpsServer] = []
 
     def make(envoy_url: str, istiod_url: str, **extra: Any) -> OpsServer:
@@ -49,4 +49,4 @@ def make_server() -> Iterator[Callable[..., OpsServer]]:
 
     yield make
     for server in made:
-        server.upstreams.close()
+        await server.aclose()

@@ -9,7 +9,7 @@ import pytest
 
 from higress_ops.servers.base import CallContext, ToolResult
 from higress_ops.servers.ops import OpsServer
-from higress_ops.servers.ops.catalog import CATALOG
+from higress_ops.servers.ops.catalog import CATALOG, server_info_extensions
 from tests.support.istio_envoy import IstioGateway
 from tests.support.istiod import IstiodDouble
 
@@ -43,7 +43,7 @@ async def call(ops: OpsServer, name: str, ctx: CallContext = TOKEN, **args: Any)
     return await ops.call_tool(name, args, ctx)
 
 
-def test_the_readme_tools_come_first_with_read_only_annotations(ops: OpsServer) -> None:
+async def test_the_readme_tools_come_first_with_read_only_annotations(ops: OpsServer) -> None:
     specs = list(ops.tools())
     assert [s.name for s in specs[:18]] == README_TOOLS
     assert [s.name for s in specs[18:]] == ["get-envoy-proxy-config", "get-istiod-proxy-status",
@@ -182,6 +182,33 @@ async def test_status_tools(ops: OpsServer) -> None:
     assert certs.structured is not None
     sans = json.dumps(certs.structured["certificates"])
     assert "httpbin.example.com" in sans and "days_until_expiration" in sans
+
+
+async def test_server_info_shows_extensions_by_name_unless_asked_for_all(ops: OpsServer) -> None:
+    default = await call(ops, "get-envoy-server-info")
+    names = body(default)["node"]["extensions"]
+    assert "envoy.filters.http.router" in names["envoy.filters.http"]
+    total = sum(len(v) for v in names.values())
+    note = default.content[-1]["text"]
+    assert f"{total} extensions" in note and "extensions=full" in note and total > 300
+    full = await call(ops, "get-envoy-server-info", extensions="full")  # ~100 KB: over this server's 64 KB budget
+    entries = body(full)["node"]["extensions"]
+    assert isinstance(entries, list) and all("type_urls" in e for e in entries)
+    assert f"/node/extensions: kept {len(entries)} of {total} items" in full.content[-1]["text"]
+    assert len(default.content[0]["text"]) * 2 < len(full.content[0]["text"])
+    counts = body(await call(ops, "get-envoy-server-info", extensions="counts"))["node"]["extensions"]
+    assert counts == {category: len(v) for category, v in names.items()}
+
+
+def test_disabled_extensions_are_listed_apart() -> None:
+    info = {"node": {"extensions": [
+        {"name": "envoy.a", "category": "envoy.filters.http", "disabled": False, "type_urls": ["x"]},
+        {"name": "envoy.b", "category": "envoy.filters.http", "disabled": True, "type_urls": []},
+        {"name": "envoy.c", "category": "", "type_urls": []}, "not an entry"]}}
+    shaped, note = server_info_extensions(info, {})
+    assert shaped["node"]["extensions"] == {"envoy.filters.http": ["envoy.a", "envoy.b"], "uncategorised": ["envoy.c"]}
+    assert shaped["node"]["disabled_extensions"] == ["envoy.b"] and "4 extensions in 2 categories" in note
+    assert server_info_extensions({"node": {}}, {}) == ({"node": {}}, "")  # nothing to reshape
 
 
 async def test_every_result_fits_the_budget(make_server: Any, gateway: IstioGateway, istiod: IstiodDouble) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from higress_ops.servers.base import CallContext
+from higress_ops.servers.ops.upstream import Upstreams
 from higress_ops.servers.ops.views import VIEW_TOOLS
 from higress_ops.servers.ops.views.compare import compare
 from higress_ops.servers.ops.views.proxy_status import rows as status_rows
@@ -19,6 +20,22 @@ from higress_ops.servers.ops.views.source import http_source
 from tests.support.procs import free_port
 
 TOOLS = {t.spec.name: t for t in VIEW_TOOLS}
+
+
+@pytest.fixture
+async def src_of() -> AsyncIterator[Callable[..., Upstreams]]:
+    """Upstreams over URLs, closed after the test (their pools live on the test's event loop)."""
+    made: list[Upstreams] = []
+
+    def make(*args: Any, **kwargs: Any) -> Upstreams:
+        made.append(http_source(*args, **kwargs))
+        return made[-1]
+
+    yield make
+    for source in made:
+        await source.aclose()
+
+
 CDS = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 SYNCZ = [
     {"proxy": "gw-a.higress-system", "cluster_id": "Kubernetes", "istio_version": "1.27.0",
@@ -67,8 +84,8 @@ CTX = CallContext(headers={"x-istiod-token": "good"})
 
 
 @pytest.mark.anyio
-async def test_proxy_config_tool_pages_and_filters(gateway, istiod):
-    src = http_source(gateway.admin_url, istiod)
+async def test_proxy_config_tool_pages_and_filters(gateway, istiod, src_of):
+    src = src_of(gateway.admin_url, istiod)
     res = await TOOLS["get-envoy-proxy-config"].run({"type": "clusters", "limit": 3}, src, CTX)
     assert not res.is_error
     text = res.content[0]["text"]
@@ -81,8 +98,8 @@ async def test_proxy_config_tool_pages_and_filters(gateway, istiod):
 
 
 @pytest.mark.anyio
-async def test_outputs_stay_within_the_budget(gateway, istiod):
-    src = http_source(gateway.admin_url, istiod, max_bytes=1500)
+async def test_outputs_stay_within_the_budget(gateway, istiod, src_of):
+    src = src_of(gateway.admin_url, istiod, max_bytes=1500)
     res = await TOOLS["get-envoy-proxy-config"].run({"type": "routes", "limit": 1000}, src, CTX)
     text = res.content[0]["text"]
     assert len(text.encode()) <= 1500 and "maxResponseBytes 1500" in text
@@ -91,8 +108,8 @@ async def test_outputs_stay_within_the_budget(gateway, istiod):
 
 
 @pytest.mark.anyio
-async def test_proxy_status_puts_unsynced_first_and_shows_nacks(gateway, istiod):
-    res = await TOOLS["get-istiod-proxy-status"].run({}, http_source(gateway.admin_url, istiod), CTX)
+async def test_proxy_status_puts_unsynced_first_and_shows_nacks(gateway, istiod, src_of):
+    res = await TOOLS["get-istiod-proxy-status"].run({}, src_of(gateway.admin_url, istiod), CTX)
     lines = res.content[0]["text"].splitlines()
     assert lines[0].split() == ["NAME", "CLUSTER", "CDS", "LDS", "EDS", "RDS", "ECDS", "VERSION"]
     assert lines[1].startswith("gw-b") and "ERROR" in lines[1] and "STALE (Never Acknowledged)" in lines[1]
@@ -106,9 +123,9 @@ def test_proxy_status_rules():
 
 
 @pytest.mark.anyio
-async def test_compare_finds_the_cluster_istiod_does_not_have(gateway, istiod):
+async def test_compare_finds_the_cluster_istiod_does_not_have(gateway, istiod, src_of):
     res = await TOOLS["get-istiod-config-dump"].run({"proxyID": "gw-a.higress-system", "compare": True},
-                                                    http_source(gateway.admin_url, istiod), CTX)
+                                                    src_of(gateway.admin_url, istiod), CTX)
     text = res.content[0]["text"]
     assert "Listeners Match" in text and "Routes Match" in text
     assert "Clusters Don't Match" in text
@@ -125,17 +142,17 @@ def test_compare_reports_content_differences():
 
 
 @pytest.mark.anyio
-async def test_check_certs_warns_about_the_expiring_certificate(gateway, istiod):
-    res = await TOOLS["check-certs"].run({"days": 30}, http_source(gateway.admin_url, istiod), CTX)
+async def test_check_certs_warns_about_the_expiring_certificate(gateway, istiod, src_of):
+    res = await TOOLS["check-certs"].run({"days": 30}, src_of(gateway.admin_url, istiod), CTX)
     warnings = res.structured["warnings"]
     assert len(warnings) == 1 and "CN=expiring.example.com" in warnings[0]
-    res = await TOOLS["check-certs"].run({"days": 5}, http_source(gateway.admin_url, istiod), CTX)
+    res = await TOOLS["check-certs"].run({"days": 5}, src_of(gateway.admin_url, istiod), CTX)
     assert res.structured["warnings"] == [] and "No certificate expires within 5 days" in res.content[0]["text"]
 
 
 @pytest.mark.anyio
-async def test_bad_input_and_upstream_failures_are_tool_errors(gateway, istiod):
-    src = http_source(gateway.admin_url, istiod)
+async def test_bad_input_and_upstream_failures_are_tool_errors(gateway, istiod, src_of):
+    src = src_of(gateway.admin_url, istiod)
     for name, args in [("get-envoy-proxy-config", {"type": "pods"}), ("get-envoy-proxy-config", {"port": -1}),
                        ("find-route", {"host": ""}), ("find-route", {"host": "a", "path": "x"}),
                        ("get-istiod-config-dump", {"proxyID": "a&push=true"})]:
@@ -143,6 +160,6 @@ async def test_bad_input_and_upstream_failures_are_tool_errors(gateway, istiod):
         assert res.is_error, (name, args)
     res = await TOOLS["get-istiod-proxy-status"].run({}, src, CallContext(headers={"x-istiod-token": "bad"}))
     assert res.is_error and "401" in res.content[0]["text"] and "bad" not in res.content[0]["text"].split("401")[1]
-    down = http_source(f"http://127.0.0.1:{free_port()}", istiod, timeout=2)
+    down = src_of(f"http://127.0.0.1:{free_port()}", istiod, timeout=2)
     res = await TOOLS["find-route"].run({"host": "x"}, down, CTX)
     assert res.is_error and "unreachable" in res.content[0]["text"]
