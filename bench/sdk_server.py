@@ -12,7 +12,7 @@ import uvicorn
 from mcp.server.mcpserver import MCPServer
 
 from higress_ops import jsonfast
-from higress_ops.servers.ops.catalog import server_info_extensions
+from higress_ops.servers.ops.server_info import reshape
 
 server = MCPServer("sdk-baseline")
 _session = requests.Session()
@@ -23,7 +23,7 @@ ENVOY = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:15000"
 async def server_info() -> str:
     """Envoy's /server_info."""
     def fetch() -> str:
-        info, note = server_info_extensions(jsonfast.loads(_session.get(f"{ENVOY}/server_info", timeout=10).content),
+        info, note = reshape(jsonfast.loads(_session.get(f"{ENVOY}/server_info", timeout=10).content),
                                             {})
         return jsonfast.dumps(info).decode() + "\n" + note
 

@@ -7,6 +7,7 @@ session id, a header value or anything a client can make up (an unknown method i
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -29,15 +30,25 @@ class Metrics:
                                       buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30))
         self.sessions = Gauge("higress_ops_active_sessions", "sessions known to this replica", ["transport"],
                               registry=self.registry)
+        self._request_children: dict[tuple[str, str, str, int], Any] = {}
         self.reloads = Counter("higress_ops_config_reloads", "config updates by result", ["result"],
                                registry=self.registry)
 
     def request(self, server: str, transport: str, method: str, status: int) -> None:
-        self.requests.labels(server, transport, method if method in KNOWN_METHODS else "other", str(status)).inc()
+        key = (server, transport, method if method in KNOWN_METHODS else "other", status)
+        child = self._request_children.get(key)
+        if child is None:  # labels() costs more than the increment: keep each (bounded) child
+            child = self._request_children[key] = self.requests.labels(*key[:3], str(status))
+        child.inc()
 
     def tool_observer(self, server: str) -> Callable[[str, float, str], None]:
+        children: dict[tuple[str, str], Any] = {}
+
         def observe(tool: str, seconds: float, outcome: str) -> None:
-            self.tool_seconds.labels(server, tool, outcome).observe(seconds)
+            child = children.get((tool, outcome))
+            if child is None:
+                child = children[(tool, outcome)] = self.tool_seconds.labels(server, tool, outcome)
+            child.observe(seconds)
         return observe
 
     def track_sessions(self, transport: str, count: Callable[[], float]) -> None:

@@ -60,6 +60,7 @@ class McpCore:
         self._tools: dict[str, ToolSpec] = {spec.name: spec for spec in specs}
         self._tool_list = [spec.to_mcp() for spec in specs]
         self._validators = {spec.name: Draft202012Validator(spec.input_schema) for spec in specs}
+        self._empty_ok = {name: validator.is_valid({}) for name, validator in self._validators.items()}
         self._inflight: dict[tuple[str, str], asyncio.Task[ToolResult]] = {}
         self._methods: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
             "initialize": self._initialize,
@@ -184,7 +185,10 @@ class McpCore:
         if not isinstance(arguments, dict):
             raise RpcError(INVALID_PARAMS, f"tools/call {name}: params.arguments must be an object")
         validator = self._validators[name]
-        problem = None if validator.is_valid(arguments) else best_match(validator.iter_errors(arguments))
+        if not arguments and self._empty_ok[name]:
+            problem = None  # the common no-argument call: its answer is known from the schema
+        else:
+            problem = None if validator.is_valid(arguments) else best_match(validator.iter_errors(arguments))
         if problem is not None:
             self._observe(name, 0.0, "invalid")
             where = "/".join(str(part) for part in problem.absolute_path)

@@ -85,10 +85,11 @@ class App:
         finally:
             status = response.status_code
             host.metrics.request(ex.server, ex.transport, ex.method, status)
-            logger.info("request", extra={
-                "server": ex.server, "transport": ex.transport, "method": ex.method, "tool": ex.tool,
-                "http": f"{scope['method']} {scope['path'][:200]}", "status": status,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2)})
+            if logger.isEnabledFor(logging.INFO):
+                logger.info("request", extra={
+                    "server": ex.server, "transport": ex.transport, "method": ex.method, "tool": ex.tool,
+                    "http": f"{scope['method']} {scope['path'][:200]}", "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2)})
 
     async def _operational(self, path: str) -> Response:
         if path == "/healthz":

@@ -111,8 +111,11 @@ async def _post(host: Host, served: Served, request: Request, ex: Exchange, vers
         await host.store.deliver(record.id, frame(message))
 
     before = record.state()
-    replies = [r for r in await asyncio.gather(*(served.core.handle(m, record, ctx, send) for m in messages))
-               if r is not None]
+    if batch:
+        answers = await asyncio.gather(*(served.core.handle(m, record, ctx, send) for m in messages))
+    else:
+        answers = [await served.core.handle(messages[0], record, ctx, send)]  # no task for a single message
+    replies = [r for r in answers if r is not None]
     await save_if_changed(host.store, record, before)
     if not replies:
         return Response(status_code=202)

@@ -13,9 +13,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from higress_ops.servers.ops import server_info
+
 Query = list[tuple[str, str]]
 ToQuery = Callable[[Any, Mapping[str, Any]], Query]
-Reshape = Callable[[Any, Mapping[str, Any]], tuple[Any, str]]  # (parsed body, arguments) -> (value, note)
+Parse = Callable[[bytes, Mapping[str, Any]], tuple[Any, str]]  # (body, arguments) -> (value, note); ValueError
 
 # README section names -> the config dump section (@type suffix) they select.
 SECTIONS = {
@@ -63,32 +65,6 @@ def not_sent(_value: Any, _args: Mapping[str, Any]) -> Query:
     return []
 
 
-def server_info_extensions(info: Any, args: Mapping[str, Any]) -> tuple[Any, str]:
-    """/server_info is ~98% node.extensions (500+ entries with type URLs, ~100 KB): by default the names by
-    category, which still answer "is extension X built in?" in a fifth of the size."""
-    mode = args.get("extensions", "names")
-    node = info.get("node") if isinstance(info, dict) else None
-    extensions = node.get("extensions") if isinstance(node, dict) else None
-    if mode == "full" or not isinstance(extensions, list):
-        return info, ""
-    by_category: dict[str, list[str]] = {}
-    disabled: list[str] = []
-    for ext in extensions:
-        if isinstance(ext, dict):
-            name = str(ext.get("name", ""))
-            by_category.setdefault(str(ext.get("category") or "uncategorised"), []).append(name)
-            if ext.get("disabled"):
-                disabled.append(name)
-    categories = sorted(by_category)
-    node["extensions"] = ({c: sorted(by_category[c]) for c in categories} if mode == "names"
-                          else {c: len(by_category[c]) for c in categories})
-    if disabled:
-        node["disabled_extensions"] = sorted(disabled)
-    shown = "names by category" if mode == "names" else "counts by category"
-    return info, (f"[node.extensions: {len(extensions)} extensions in {len(categories)} categories, shown as {shown}; "
-                  "extensions=full gives Envoy's complete entries with type URLs.]")
-
-
 def compiles(value: Any) -> str | None:
     try:
         re.compile(value)
@@ -118,7 +94,7 @@ class Entry:
     output_schema: dict[str, Any] | None = None
     narrow: str = ""  # which arguments make a result smaller, for the budget note
     fallbacks: tuple[str, ...] = field(default=())  # read instead when the path is absent (404)
-    reshape: Reshape | None = None  # applied to the parsed body before the budget
+    parse: Parse | None = None  # instead of a plain JSON parse, e.g. to summarise part of the body
 
     def input_schema(self) -> dict[str, Any]:
         return {"type": "object", "properties": {p.name: p.schema for p in self.params},
@@ -220,11 +196,11 @@ CATALOG: tuple[Entry, ...] = (
           "Envoy's version, state, uptime, command-line options and node (/server_info). The node's 500+ "
           "compiled-in extensions come as names by category (extensions=counts for a tally, extensions=full for "
           "Envoy's complete entries with type URLs).", "envoy", "/server_info",
-          (Param("extensions", {"type": "string", "enum": ["names", "counts", "full"], "default": "names",
+          (Param("extensions", {"type": "string", "enum": list(server_info.MODES), "default": "names",
                                 "description": "How to show node.extensions: names by category (default), "
                                                "counts by category, or Envoy's full entries (~100 KB)."},
                  not_sent),),
-          reshape=server_info_extensions, narrow="extensions=counts"),
+          parse=server_info.parse, narrow="extensions=counts"),
     Entry("get-envoy-ready", "Envoy readiness",
           "Whether Envoy is ready to serve (/ready): LIVE, or its state (PRE_INITIALIZING, DRAINING) when not.",
           "envoy", "/ready", kind="text", ok_statuses=(200, 503)),

@@ -62,16 +62,13 @@ def shape(name: str, fetched: Fetched, args: Mapping[str, Any], budget: int) -> 
 def shape_json(name: str, body: bytes, args: Mapping[str, Any], budget: int) -> ToolResult:
     entry = BY_NAME[name]
     try:
-        value = jsonfast.loads(body)
+        value, note = entry.parse(body, args) if entry.parse is not None else (jsonfast.loads(body), "")
     except ValueError:
         text = body[:120].decode("utf-8", errors="replace").strip()
         return ToolResult.error(f"{entry.name}: {entry.upstream} returned invalid JSON for {entry.path}: {text!r}")
     section = args.get("resource")
     if entry.name == "get-envoy-config-dump" and section in SECTIONS:
         return select_section(entry, value, section, budget)
-    note = ""
-    if entry.reshape is not None:
-        value, note = entry.reshape(value, args)
     return json_result(entry, value, budget, note=note)
 
 

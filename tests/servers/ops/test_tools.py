@@ -9,7 +9,7 @@ import pytest
 
 from higress_ops.servers.base import CallContext, ToolResult
 from higress_ops.servers.ops import OpsServer
-from higress_ops.servers.ops.catalog import CATALOG, server_info_extensions
+from higress_ops.servers.ops.catalog import CATALOG
 from tests.support.istio_envoy import IstioGateway
 from tests.support.istiod import IstiodDouble
 
@@ -198,17 +198,6 @@ async def test_server_info_shows_extensions_by_name_unless_asked_for_all(ops: Op
     assert len(default.content[0]["text"]) * 2 < len(full.content[0]["text"])
     counts = body(await call(ops, "get-envoy-server-info", extensions="counts"))["node"]["extensions"]
     assert counts == {category: len(v) for category, v in names.items()}
-
-
-def test_disabled_extensions_are_listed_apart() -> None:
-    info = {"node": {"extensions": [
-        {"name": "envoy.a", "category": "envoy.filters.http", "disabled": False, "type_urls": ["x"]},
-        {"name": "envoy.b", "category": "envoy.filters.http", "disabled": True, "type_urls": []},
-        {"name": "envoy.c", "category": "", "type_urls": []}, "not an entry"]}}
-    shaped, note = server_info_extensions(info, {})
-    assert shaped["node"]["extensions"] == {"envoy.filters.http": ["envoy.a", "envoy.b"], "uncategorised": ["envoy.c"]}
-    assert shaped["node"]["disabled_extensions"] == ["envoy.b"] and "4 extensions in 2 categories" in note
-    assert server_info_extensions({"node": {}}, {}) == ({"node": {}}, "")  # nothing to reshape
 
 
 async def test_every_result_fits_the_budget(make_server: Any, gateway: IstioGateway, istiod: IstiodDouble) -> None:
