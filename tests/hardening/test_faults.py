@@ -157,7 +157,7 @@ async def test_many_slow_istiod_calls_never_queue_envoy_calls(server: ServeProce
     try:
         async with httpx.AsyncClient(timeout=30) as http:
             sessions = [await Session.open(http, server.url("/ops")) for _ in range(9)]
-            slow = [asyncio.create_task(s.call("get-istiod-syncz")) for s in sessions[:8]]  # twice the pool
+            slow = [asyncio.create_task(s.call("get-istiod-syncz")) for s in sessions[:8]]  # istiod's whole pool
             await asyncio.sleep(0.1)
             started = time.perf_counter()
             ready = await sessions[8].call("get-envoy-ready")
@@ -168,4 +168,4 @@ async def test_many_slow_istiod_calls_never_queue_envoy_calls(server: ServeProce
     assert ready["isError"] is False and took < 0.5
     assert all(r["isError"] and "did not answer" in r["content"][0]["text"] for r in results)
     record("Upstream faults", "8 concurrent istiod calls slower than the timeout",
-           f"an Envoy call meanwhile took {took * 1000:.0f} ms (one worker pool per upstream)")
+           f"an Envoy call meanwhile took {took * 1000:.0f} ms (one connection pool per upstream)")
