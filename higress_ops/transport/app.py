@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -30,6 +31,22 @@ MAX_HEADER_BYTES = 64 * 1024  # a token is a few KB; nothing legitimate needs mo
 errors = logging.getLogger(__name__)
 
 
+class _Request(Request):
+    """Starlette's request with its headers in a dict: a request is checked against ~9 of them, and Starlette's
+    Headers scans and decodes the raw list on every lookup. ASGI names are already lowercase; the first of a
+    repeated header wins, as with Starlette's `get`."""
+
+    @property
+    def headers(self) -> Mapping[str, str]:  # type: ignore[override]
+        headers = self.__dict__.get("_dict_headers")
+        if headers is None:
+            headers = {}
+            for name, value in self.scope["headers"]:
+                headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+            self.__dict__["_dict_headers"] = headers
+        return headers
+
+
 class App:
     def __init__(self, host: Host) -> None:
         self.host = host
@@ -48,7 +65,7 @@ class App:
 
     async def _mcp(self, scope: Scope, receive: Receive, send: Send) -> None:
         host = self.host
-        request = Request(scope, receive)
+        request = _Request(scope, receive)
         started = time.perf_counter()
         ex = Exchange()
         found = host.routes.find(request.headers.get("host", ""), scope["path"])

@@ -166,6 +166,7 @@ async def test_many_slow_istiod_calls_never_queue_envoy_calls(server: ServeProce
     finally:
         istiod.faults.clear()
     assert ready["isError"] is False and took < 0.5
-    assert all(r["isError"] and "did not answer" in r["content"][0]["text"] for r in results)
+    odd = [r for r in results if not (r["isError"] and "did not answer" in r["content"][0]["text"])]
+    assert not odd, odd
     record("Upstream faults", "8 concurrent istiod calls slower than the timeout",
            f"an Envoy call meanwhile took {took * 1000:.0f} ms (one connection pool per upstream)")

@@ -185,11 +185,15 @@ def _handler(double: IstiodDouble) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Listener(ThreadingHTTPServer):
+    request_queue_size = 128  # istiod (Go) listens with the kernel's full backlog, not socketserver's 5
+    daemon_threads = True
+
+
 @contextmanager
 def istiod_double(**options: Any) -> Iterator[IstiodDouble]:
     double = IstiodDouble(**options)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(double))
-    server.daemon_threads = True
+    server = _Listener(("127.0.0.1", 0), _handler(double))
     double.port = int(server.server_address[1])
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -70,13 +70,15 @@ class Upstream:
         self.timeout = timeout
         self.connections = connections
         self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the session's (aiohttp's own accessor is deprecated)
 
     def _client(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
         session = self._session
-        if session is None or session.closed or session.loop is not loop:
+        if session is None or session.closed or self._loop is not loop:
             if session is not None:
                 session.detach()  # another loop's pool (tests, the CLI): unusable here, and that loop is gone
+            self._loop = loop
             session = self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self.connections, keepalive_timeout=30),
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=min(self.timeout, 5.0),
@@ -120,7 +122,7 @@ class Upstream:
         session, self._session = self._session, None
         if session is None or session.closed:
             return
-        if session.loop is asyncio.get_running_loop():
+        if self._loop is asyncio.get_running_loop():
             await session.close()
         else:
             session.detach()
