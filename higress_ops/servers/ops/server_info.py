@@ -70,6 +70,7 @@ class _Cache:
     """The last extension list seen, as Envoy's bytes and as its summary (one per process: one Envoy)."""
 
     raw: bytes = b""
+    indent: bytes = b""
     summary: Summary | None = None
 
 
@@ -78,27 +79,28 @@ _cache = _Cache()
 
 def parse(body: bytes, args: Mapping[str, Any]) -> tuple[Any, str]:
     """The body parsed and reshaped; raises ValueError when it is not JSON (as jsonfast.loads)."""
-    if args.get("extensions", "names") != "full":
-        fast = _parse_reusing_extensions(body, args.get("extensions", "names"))
+    mode = args.get("extensions", "names")
+    if mode != "full":
+        fast = _parse_reusing_extensions(body, mode)
         if fast is not None:
             return fast
     return reshape(jsonfast.loads(body), args)
 
 
 def _parse_reusing_extensions(body: bytes, mode: str) -> tuple[Any, str] | None:
-    parts = _split(body)
-    if parts is None:
+    located = _locate(body)
+    if located is None:
         return None
-    head, raw, tail = parts
-    try:
-        info = jsonfast.loads(head + _PLACEHOLDER_JSON + tail)
-    except ValueError:
-        return None
-    node = info.get("node") if isinstance(info, dict) else None
-    if not isinstance(node, dict) or node.get("extensions") != _PLACEHOLDER:
-        return None  # the bytes found were not node.extensions: parse the whole document instead
+    opening, indent = located
     summary = _cache.summary
-    if summary is None or raw != _cache.raw:
+    if summary is not None and indent == _cache.indent and body.startswith(_cache.raw, opening):
+        closing = opening + len(_cache.raw)  # the same bytes as last time: no copy, no second scan
+    else:
+        end = body.find(b"\n" + indent + b"]", opening)
+        if end < 0:
+            return None
+        closing = end + len(indent) + 2
+        raw = body[opening:closing]
         try:
             extensions = jsonfast.loads(raw)
         except ValueError:
@@ -106,24 +108,26 @@ def _parse_reusing_extensions(body: bytes, mode: str) -> tuple[Any, str] | None:
         if not isinstance(extensions, list):
             return None
         summary = summarise(extensions)
-        _cache.raw, _cache.summary = raw, summary
+        _cache.raw, _cache.indent, _cache.summary = raw, indent, summary
+    try:
+        info = jsonfast.loads(body[:opening] + _PLACEHOLDER_JSON + body[closing:])
+    except ValueError:
+        return None
+    node = info.get("node") if isinstance(info, dict) else None
+    if not isinstance(node, dict) or node.get("extensions") != _PLACEHOLDER:
+        return None  # the bytes found were not node.extensions: parse the whole document instead
     return apply(info, summary, mode)
 
 
-def _split(body: bytes) -> tuple[bytes, bytes, bytes] | None:
-    """(before, the extensions array, after) in Envoy's pretty-printed layout, or None when it is not that.
+def _locate(body: bytes) -> tuple[int, bytes] | None:
+    """Where the extensions array opens, and its key's indentation, in Envoy's pretty-printed layout.
 
     JSON strings cannot hold raw newlines, so the array ends at the first newline followed by the key's own
-    indentation and a closing bracket; any other layout is refused (and then parsed whole)."""
+    indentation and a closing bracket; a key that does not start its line is not that layout (parsed whole)."""
     start = body.find(_KEY)
     if start < 0:
         return None
     indent = body[body.rfind(b"\n", 0, start) + 1:start]
     if indent.strip(b" "):
         return None
-    opening = start + len(_KEY) - 1
-    end = body.find(b"\n" + indent + b"]", opening)
-    if end < 0:
-        return None
-    closing = end + 1 + len(indent)
-    return body[:opening], body[opening:closing + 1], body[closing + 1:]
+    return start + len(_KEY) - 1, indent

@@ -46,6 +46,15 @@ def test_a_changed_extension_list_is_read_again(envoy_body: bytes) -> None:
     assert server_info.parse(envoy_body, {}) == whole(envoy_body, {})
 
 
+def test_a_longer_or_shorter_list_at_the_same_place_is_read_again() -> None:
+    base = document()
+    longer = document(extensions=[*base["node"]["extensions"], {"name": "envoy.d", "category": "envoy.filters.http"}])
+    shorter = document(extensions=base["node"]["extensions"][:1])
+    for doc in (base, longer, shorter, base, shorter, longer):
+        body = json.dumps(doc, indent=1).encode()
+        assert server_info.parse(body, {}) == whole(body, {})
+
+
 def document(metadata: Any = None, extensions: Any = None) -> dict[str, Any]:
     return {"version": "abc/1.40.0/Clean/RELEASE/BoringSSL", "state": "LIVE", "uptime_current_epoch": "5s",
             "node": {"id": "n", "metadata": metadata or {},
