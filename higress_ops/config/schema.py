@@ -87,7 +87,8 @@ def _problems(error: ValidationError, at: tuple[str | int, ...]) -> Iterator[Pro
             hint = difflib.get_close_matches(str(key), allowed, n=1)
             guess = f"; did you mean {hint[0]!r}?" if hint else f"; allowed keys: {', '.join(allowed)}"
             yield Problem(pointer((*path, key)), f"unknown key {key!r}{guess}")
-    elif kind == "pattern" and "errorMessage" in error.schema:
-        yield Problem(pointer(path), f"{error.instance!r} {error.schema['errorMessage']}")
+    elif kind in ("pattern", "not") and "errorMessage" in error.schema:
+        shown = "<hidden>" if path and path[-1] in SECRET_KEYS else repr(error.instance)
+        yield Problem(pointer(path), f"{shown} {error.schema['errorMessage']}")
     else:
         yield Problem(pointer(path), _message(error, path))

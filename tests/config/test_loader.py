@@ -137,6 +137,8 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
      f"{S0}/config/timeoutSeconds", "0 is less than or equal to the minimum of 0"),
     ("istiodToken not a string", _edit(lambda d: _cfg(d).update(istiodToken=12345)),
      f"{S0}/config/istiodToken", "<hidden> is not of type 'string'"),
+    ("istiodToken with a pasted newline", _edit(lambda d: _cfg(d).update(istiodToken="eyJhbGc.secret-part\n")),
+     f"{S0}/config/istiodToken", "<hidden> contains a control character (a pasted newline?); a token is one line"),
     ("no mcpServer block", {"tracing": {}}, "/mcpServer", "'mcpServer' is a required property"),
     ("servers not a list", _edit(lambda d: _mcp(d).update(servers={"name": "ops"})),
      "/mcpServer/servers", "{'name': 'ops'} is not of type 'array'"),

@@ -167,6 +167,9 @@ class Upstreams:
 
     def istiod_headers(self, ctx: CallContext) -> dict[str, str]:
         token = (ctx.headers.get(TOKEN_HEADER) or self._fallback_token).strip()
+        if any(ord(char) < 0x20 or ord(char) == 0x7F for char in token):
+            raise UpstreamError("the istiod token contains a control character (a pasted newline?); send it as "
+                                "one line in X-Istiod-Token or istiodToken")
         return {"Authorization": f"Bearer {token}"} if token else {}
 
     async def fetch(self, upstream: str, path: str, query: Query, ctx: CallContext, *,

@@ -101,6 +101,14 @@ async def test_config_token_is_the_fallback(make_server: Any, gateway: IstioGate
     assert header_wins.is_error
 
 
+async def test_a_token_with_a_control_character_is_refused_before_sending(ops: OpsServer,
+                                                                          istiod: IstiodDouble) -> None:
+    before = len(istiod.requests)
+    result = await call(ops, "get-istiod-syncz", CallContext(headers={"x-istiod-token": "good-token\x01"}))
+    assert result.is_error and "control character" in text(result) and "good-token" not in text(result)
+    assert len(istiod.requests) == before
+
+
 async def test_the_token_never_reaches_envoy(make_server: Any, istiod: IstiodDouble) -> None:
     from tests.support.istiod import istiod_double
 
