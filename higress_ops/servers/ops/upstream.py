@@ -79,8 +79,10 @@ class Upstream:
             if session is not None:
                 session.detach()  # another loop's pool (tests, the CLI): unusable here, and that loop is gone
             self._loop = loop
+            # getaddrinfo even where aiodns is installed: /etc/hosts and the pod's DNS search domains apply.
             session = self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.connections, keepalive_timeout=30),
+                connector=aiohttp.TCPConnector(limit=self.connections, keepalive_timeout=30,
+                                               resolver=aiohttp.ThreadedResolver()),
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=min(self.timeout, 5.0),
                                               sock_read=self.timeout),
                 headers={"Accept-Encoding": "identity"}, auto_decompress=False, raise_for_status=False)

@@ -109,6 +109,12 @@ async def test_a_token_with_a_control_character_is_refused_before_sending(ops: O
     assert len(istiod.requests) == before
 
 
+async def test_upstreams_by_host_name(make_server: Any, gateway: IstioGateway, istiod: IstiodDouble) -> None:
+    ops = make_server(gateway.admin_url.replace("127.0.0.1", "localhost"), istiod.url.replace("127.0.0.1", "localhost"))
+    assert text(await call(ops, "get-envoy-ready")).strip() == "LIVE"
+    assert not (await call(ops, "get-istiod-version")).is_error
+
+
 async def test_the_token_never_reaches_envoy(make_server: Any, istiod: IstiodDouble) -> None:
     from tests.support.istiod import istiod_double
 
