@@ -24,7 +24,10 @@ def run(workdir: Path, scale: str) -> dict[str, Any]:
         direct, ours, theirs = Http(envoy.admin_url), McpSession(ops.base, "/higress-ops"), McpSession(sdk, "/mcp")
         body = direct.get("/server_info")
         version = json.loads(body)["version"]
-        assert version.encode() in ours.call(TOOL) and version.encode() in theirs.call(TOOL)  # the same Envoy
+        started = time.perf_counter()
+        first = ours.call(TOOL)  # the first call parses Envoy's extension list; later ones reuse its summary
+        first_ms = (time.perf_counter() - started) * 1000
+        assert version.encode() in first and version.encode() in theirs.call(TOOL)  # the same Envoy
         samples = alternate(rounds, per_round, {
             "direct": lambda: direct.get("/server_info"), "higress-ops": lambda: ours.call(TOOL),
             "sdk": lambda: theirs.call(TOOL)})
@@ -32,6 +35,7 @@ def run(workdir: Path, scale: str) -> dict[str, Any]:
         base = statistics.median(samples["direct"])
         p1["ratio_higress_ops"] = statistics.median(samples["higress-ops"]) / base
         p1["ratio_sdk"] = statistics.median(samples["sdk"]) / base
+        p1["first_call_ms"] = first_ms  # one sample, for scale only: not a ratio
         p1["target"] = "ratio_higress_ops <= 1.5"
         p1["met"] = p1["ratio_higress_ops"] <= 1.5
 
