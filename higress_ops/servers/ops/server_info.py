@@ -67,7 +67,8 @@ def reshape(info: Any, args: Mapping[str, Any]) -> tuple[Any, str]:
 
 
 class _Cache:
-    """The last extension list seen, as Envoy's bytes and as its summary (one per process: one Envoy)."""
+    """The last extension list seen, as Envoy's bytes and as its summary. One entry: a replica reads one Envoy;
+    servers reading Envoys of different builds only take turns re-parsing (the byte comparison keeps it right)."""
 
     raw: bytes = b""
     indent: bytes = b""
