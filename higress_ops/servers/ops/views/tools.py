@@ -76,6 +76,16 @@ def _paged_result(t: Table, args: Mapping[str, Any], src: Source, title: str = "
                            structured={"rows": structured_rows(rows), "total": len(t.rows)})
 
 
+async def _sections(src: Source, *kinds: str) -> dict[str, Any]:
+    """Only the config dump sections a view reads: one FieldMask request per section (Envoy applies a mask to
+    one config type), so a big gateway's thousands of clusters are never fetched or parsed for them."""
+    configs: list[Any] = []
+    for kind in kinds:
+        part = await src.envoy_json("/config_dump", {"mask": _SECTION_FIELDS[kind]})
+        configs += part.get("configs", []) if isinstance(part, dict) else []
+    return {"configs": configs}
+
+
 # ---------------------------------------------------------------- get-envoy-proxy-config
 
 def _proxy_config_text(kind: str, args: Mapping[str, Any], dump: Any, clusters_json: Any) -> tuple[Table, list[Any]]:
@@ -165,7 +175,7 @@ async def _find_route(args: Mapping[str, Any], src: Source, ctx: CallContext) ->
     req = Request(host=host, path=path, method=_str(args, "method", "GET").upper() or "GET",
                   headers={str(k).lower(): v for k, v in headers.items()})
     port = _int(args, "port", 0, 0, 65535) or None
-    dump = await src.envoy_json("/config_dump", None)
+    dump = await _sections(src, "listeners", "routes")
     clusters_json = await src.envoy_json("/clusters", {"format": "json"})
     answer = await anyio.to_thread.run_sync(find_route, dump, clusters_json, req, port)
     return ToolResult.text(fit(render(answer), src.max_bytes, "pass port= to look at one listener"),
@@ -175,7 +185,7 @@ async def _find_route(args: Mapping[str, Any], src: Source, ctx: CallContext) ->
 async def _check_certs(args: Mapping[str, Any], src: Source, ctx: CallContext) -> ToolResult:
     days = _int(args, "days", 30, 0, 3650)
     certs_json = await src.envoy_json("/certs", None)
-    dump = await src.envoy_json("/config_dump", None)
+    dump = await _sections(src, "secrets")
     t = await anyio.to_thread.run_sync(certs.table, certs_json, dump, days)
     warn = certs.warnings(t, days)
     extra = ("\nWarnings:\n" + "\n".join(warn) + "\n") if warn else f"\nNo certificate expires within {days} days.\n"

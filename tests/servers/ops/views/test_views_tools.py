@@ -13,8 +13,11 @@ import requests
 
 from higress_ops.servers.base import CallContext
 from higress_ops.servers.ops.upstream import Upstreams
-from higress_ops.servers.ops.views import VIEW_TOOLS
+from higress_ops.servers.ops.views import VIEW_TOOLS, certs
 from higress_ops.servers.ops.views.compare import compare
+from higress_ops.servers.ops.views.find_route import find_route
+from higress_ops.servers.ops.views.matching import Request
+from higress_ops.servers.ops.views.paging import structured_rows
 from higress_ops.servers.ops.views.proxy_status import rows as status_rows
 from higress_ops.servers.ops.views.source import http_source
 from tests.support.procs import free_port
@@ -163,3 +166,33 @@ async def test_bad_input_and_upstream_failures_are_tool_errors(gateway, istiod, 
     down = src_of(f"http://127.0.0.1:{free_port()}", istiod, timeout=2)
     res = await TOOLS["find-route"].run({"host": "x"}, down, CTX)
     assert res.is_error and "unreachable" in res.content[0]["text"]
+
+
+class Recording:
+    """A Source that passes every call to the real one and keeps the Envoy paths and parameters asked for."""
+
+    def __init__(self, inner: Upstreams) -> None:
+        self.inner, self.max_bytes, self.asked = inner, inner.max_bytes, []
+
+    async def envoy_json(self, path: str, params: Any = None) -> Any:
+        self.asked.append((path, dict(params or {})))
+        return await self.inner.envoy_json(path, params)
+
+    async def istiod_json(self, path: str, params: Any, ctx: CallContext) -> Any:
+        return await self.inner.istiod_json(path, params, ctx)
+
+
+@pytest.mark.anyio
+async def test_find_route_and_check_certs_fetch_only_their_sections_and_answer_the_same(gateway, istiod, src_of):
+    full = requests.get(f"{gateway.admin_url}/config_dump", timeout=5).json()
+    clusters_json = requests.get(f"{gateway.admin_url}/clusters?format=json", timeout=5).json()
+    src = Recording(src_of(gateway.admin_url, istiod))
+    res = await TOOLS["find-route"].run({"host": "httpbin.example.com", "path": "/get", "port": gateway.http_port},
+                                        src, CTX)
+    assert res.structured == find_route(full, clusters_json, Request("httpbin.example.com", "/get"),
+                                        port=gateway.http_port)
+    certs_json = requests.get(f"{gateway.admin_url}/certs", timeout=5).json()
+    res = await TOOLS["check-certs"].run({"days": 30}, src, CTX)
+    assert res.structured["rows"] == structured_rows(certs.table(certs_json, full, 30).rows)
+    dumps = [params for path, params in src.asked if path == "/config_dump"]
+    assert dumps and all("mask" in params for params in dumps)  # never the whole dump
