@@ -26,7 +26,6 @@ _PLACEHOLDER_JSON = b'"' + _PLACEHOLDER.encode() + b'"'
 class Summary:
     total: int
     names: dict[str, list[str]]
-    counts: dict[str, int]
     disabled: list[str]
 
     def note(self, mode: str) -> str:
@@ -45,12 +44,12 @@ def summarise(extensions: list[Any]) -> Summary:
             if ext.get("disabled"):
                 disabled.append(name)
     names = {category: sorted(by_category[category]) for category in sorted(by_category)}
-    return Summary(len(extensions), names, {category: len(v) for category, v in names.items()}, sorted(disabled))
+    return Summary(len(extensions), names, sorted(disabled))
 
 
 def apply(info: Any, summary: Summary, mode: str) -> tuple[Any, str]:
     node = info["node"]
-    node["extensions"] = summary.names if mode == "names" else summary.counts
+    node["extensions"] = summary.names if mode == "names" else {c: len(v) for c, v in summary.names.items()}
     if summary.disabled:
         node["disabled_extensions"] = summary.disabled
     return info, summary.note(mode)
