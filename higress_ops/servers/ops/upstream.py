@@ -22,7 +22,6 @@ from higress_ops.servers.base import CallContext
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_BYTES = 64 * 1024
 MAX_DOWNLOAD = 256 * 1024 * 1024  # a body this large is a misconfiguration, not a config dump
-INLINE_PARSE = 1 << 20  # bodies above this are parsed in a thread; below, a thread hop costs more than it saves
 CONNECTIONS = 8  # per upstream: Envoy's admin API answers one request at a time anyway
 TOKEN_HEADER = "x-istiod-token"
 Query = Sequence[tuple[str, str]]
@@ -192,8 +191,8 @@ class Upstreams:
     async def fetch_json(self, upstream: str, path: str, query: Query, ctx: CallContext) -> Any:
         fetched = await self.fetch(upstream, path, query, ctx)
         try:
-            if len(fetched.body) > INLINE_PARSE:
-                return await asyncio.to_thread(jsonfast.loads, fetched.body)
+            # On the loop: parsing is one C call that holds the GIL, so a worker thread would stall the loop
+            # just the same. The views' own Python-level work over it runs in threads.
             return jsonfast.loads(fetched.body)
         except ValueError:
             who = "istiod" if upstream == "istiod" else "Envoy admin"

@@ -1,5 +1,5 @@
-"""Where views get their JSON: the ops server's own upstream clients (`Upstreams`), which fetch on the event
-loop and parse bodies over 1 MiB in a thread. `Source` is the small surface views need."""
+"""Where views get their JSON: the ops server's own upstream clients (`Upstreams`), which fetch and parse on
+the event loop. `Source` is the small surface views need."""
 
 from __future__ import annotations
 
