@@ -23,8 +23,8 @@ ENVOY = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:15000"
 async def server_info() -> str:
     """Envoy's /server_info."""
     def fetch() -> str:
-        info, note = reshape(jsonfast.loads(_session.get(f"{ENVOY}/server_info", timeout=10).content),
-                                            {})
+        body = _session.get(f"{ENVOY}/server_info", timeout=10).content
+        info, note = reshape(jsonfast.loads(body), {})
         return jsonfast.dumps(info).decode() + "\n" + note
 
     return await anyio.to_thread.run_sync(fetch)
