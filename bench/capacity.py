@@ -45,7 +45,9 @@ def run(workdir: Path, scale: str) -> dict[str, Any]:
     keepalive = 1.0  # 15x the default rate, so the window sees enough of them; scaled back below
     _raise_fd_limit(sessions * 2 + 1000)  # the server inherits it
     config = write_config(workdir / "cap.yaml", echo_config(("e", "/e")))
-    server = ServeProcess(config, workdir, ("--keepalive", str(keepalive), "--log-level", "warning")).start()
+    limits = ("--max-sessions", str(sessions + 100), "--max-sessions-per-identity", str(sessions + 100),
+              "--max-connections", str(sessions + 1000))  # one client address opens them all
+    server = ServeProcess(config, workdir, ("--keepalive", str(keepalive), "--log-level", "warning", *limits)).start()
     try:
         stat = ProcStat(server.proc.pid)  # type: ignore[union-attr]
 

@@ -16,17 +16,21 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
+from higress_ops.auth import Authenticator, NoAuth
 from higress_ops.config import ConfigError, McpServerConfig, Problem
 from higress_ops.config.model import ServerEntry
-from higress_ops.mcp.core import McpCore
+from higress_ops.mcp.core import MAX_INFLIGHT, McpCore
 from higress_ops.metrics import Metrics
 from higress_ops.ratelimit import make_limiter
 from higress_ops.registry import Registry
 from higress_ops.servers.base import McpServer
-from higress_ops.sessions.base import SessionStore, StoreUnavailable
+from higress_ops.sessions.base import STREAM_QUEUE_BYTES, SessionStore, StoreUnavailable
 from higress_ops.sessions.memory import MemorySessionStore
-from higress_ops.transport.guards import DEFAULT_BODY_LIMIT, OriginPolicy
+from higress_ops.sessions.quota import SessionQuota
+from higress_ops.transport.exchange import parse_networks
+from higress_ops.transport.guards import DEFAULT_BODY_LIMIT
 from higress_ops.transport.routing import MatchList, RouteTable
+from higress_ops.transport.security import Gate, HostPolicy
 from higress_ops.transport.streams import StreamHandle
 
 logger = logging.getLogger(__name__)
@@ -43,6 +47,15 @@ class HostSettings:
     body_limit: int = DEFAULT_BODY_LIMIT
     allowed_origins: tuple[str, ...] = ()
     drain_timeout: float = 10.0  # how long SIGTERM waits for in-flight calls
+    admin_port: int | None = None  # /healthz, /readyz, /metrics answer only on this local port
+    loopback: bool = True  # bound to loopback: Host must be a loopback name (DNS-rebinding defence)
+    allowed_hosts: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-For is believed
+    max_sessions: int = 10_000  # per replica
+    max_sessions_per_identity: int = 1_000
+    max_batch: int = 32  # messages in one JSON-RPC batch
+    max_inflight: int = MAX_INFLIGHT  # tool calls running at once per session
+    queue_bytes: int = STREAM_QUEUE_BYTES  # a stream's backlog before its client is disconnected
 
 
 @dataclass
@@ -62,14 +75,17 @@ class Served:
 class Host:
     def __init__(self, config: McpServerConfig, *, registry: Registry, replica_id: str | None = None,
                  settings: HostSettings | None = None, store: SessionStore | None = None,
-                 redis_password: str | None = None) -> None:
+                 redis_password: str | None = None, auth: Authenticator | None = None) -> None:
         self.registry = registry
         self.replica_id = replica_id or default_replica_id()
-        self.settings = settings or HostSettings()
+        self.settings = settings = settings or HostSettings()
         self.metrics = Metrics()
-        self.origins = OriginPolicy(self.settings.allowed_origins)
-        self.store: SessionStore = store or make_store(config, self.replica_id, self.settings.session_ttl,
-                                                       redis_password)
+        self.gate = Gate(HostPolicy(loopback=settings.loopback, allowed_hosts=settings.allowed_hosts,
+                                    allowed_origins=settings.allowed_origins), auth or NoAuth())
+        self.trusted_proxies = parse_networks(settings.trusted_proxies)
+        self.quota = SessionQuota(max_total=settings.max_sessions, max_per_principal=settings.max_sessions_per_identity,
+                                  ttl_seconds=settings.session_ttl)
+        self.store: SessionStore = store or make_store(config, self.replica_id, settings, redis_password)
         self._redis_password = redis_password
         self.limiter = make_limiter(config, redis_password)
         self.config = config
@@ -165,7 +181,7 @@ class Host:
         their clients reconnect, sessions themselves live in Redis and carry on."""
         if password == self._redis_password or self.config.redis is None:
             return
-        store = make_store(self.config, self.replica_id, self.settings.session_ttl, password)
+        store = make_store(self.config, self.replica_id, self.settings, password)
         await store.start()
         old, self.store, self._redis_password = self.store, store, password
         for served in self.servers.values():
@@ -189,6 +205,7 @@ class Host:
             await self.store.aclose()
         if self.limiter is not None:
             await self.limiter.aclose()
+        await self.gate.auth.aclose()
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         detail: dict[str, Any] = {"replica": self.replica_id, "servers": sorted(self.servers)}
@@ -211,7 +228,8 @@ class Host:
 
     def _build(self, entry: ServerEntry) -> Served:
         server = self.registry.build(entry)
-        core = McpCore(server, on_tool_call=self.metrics.tool_observer(entry.name), limiter=self.limiter)
+        core = McpCore(server, on_tool_call=self.metrics.tool_observer(entry.name), limiter=self.limiter,
+                       max_inflight=self.settings.max_inflight)
         return Served(entry, server, core)
 
     @staticmethod
@@ -224,13 +242,15 @@ class Host:
         return table
 
 
-def make_store(config: McpServerConfig, replica_id: str, ttl: float, redis_password: str | None) -> SessionStore:
+def make_store(config: McpServerConfig, replica_id: str, settings: HostSettings,
+               redis_password: str | None) -> SessionStore:
+    ttl = settings.session_ttl
     if config.redis is None:
-        return MemorySessionStore(replica_id=replica_id, ttl_seconds=ttl)
+        return MemorySessionStore(replica_id=replica_id, ttl_seconds=ttl, queue_bytes=settings.queue_bytes)
     from higress_ops.sessions.redis import RedisSessionStore, RedisSettingsError
 
     if config.redis.password_secret is not None and redis_password is None:
         raise RedisSettingsError("/mcpServer/redis/passwordSecret: reading a Secret needs the Kubernetes source "
                                  "(serve --kube); with --config, put the password in /mcpServer/redis/password")
     return RedisSessionStore.from_config(config.redis, replica_id=replica_id, ttl_seconds=ttl,
-                                         password=redis_password)
+                                         password=redis_password, queue_bytes=settings.queue_bytes)

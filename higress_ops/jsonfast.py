@@ -14,8 +14,13 @@ def loads(data: bytes | str) -> Any:
     """Raises ValueError (json.JSONDecodeError) on invalid JSON, as json.loads does."""
     try:
         return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return json.loads(data)
+    except orjson.JSONDecodeError as exc:
+        if "depth limit" in str(exc):
+            raise  # the standard library would recurse into it and raise RecursionError
+        try:
+            return json.loads(data)
+        except RecursionError:
+            raise ValueError("JSON nests too deeply") from None
 
 
 def dumps(value: Any) -> bytes:
@@ -23,4 +28,7 @@ def dumps(value: Any) -> bytes:
     try:
         return orjson.dumps(value)
     except TypeError:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+        try:
+            return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+        except RecursionError:
+            raise ValueError("value nests too deeply to serialise") from None

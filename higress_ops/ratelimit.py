@@ -3,15 +3,17 @@ Envoy through tools/call.
 
 Same algorithm and key shape as Higress's mcp-server filter: a fixed window that starts at a caller's first call
 (`SET key limit-1 EX window`, then `DECR`), keyed `mcp-server-limit:<server>:<caller>:<window>:<limit>`, shared by
-every replica through Redis. Higress's caller is the uid of a user-level path; here it is the client address (the
-first X-Forwarded-For hop, else the peer), and white_list holds such callers. When Redis is down the limiter lets
-calls through (logged): protecting the upstreams must never take the diagnosis tool down with Redis.
+every replica through Redis. Higress's caller is the uid of a user-level path; here it is the authenticated identity,
+else the real client address (the peer, or with --trusted-proxy the right-most untrusted X-Forwarded-For hop), and
+white_list holds identities or addresses. When Redis is down the limiter lets calls through (logged): protecting
+the upstreams must never take the diagnosis tool down with Redis.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -45,9 +47,14 @@ ALLOW = Decision(True, -1, 0)
 class RateLimiter(Protocol):
     rule: RateLimit
 
-    async def check(self, server: str, caller: str) -> Decision: ...
+    async def check(self, server: str, caller: str, address: str = "") -> Decision: ...
 
     async def aclose(self) -> None: ...
+
+
+def exempt(rule: RateLimit, caller: str, address: str) -> bool:
+    """white_list names identities or real client addresses."""
+    return caller in rule.white_list or (bool(address) and address in rule.white_list)
 
 
 def key(rule: RateLimit, server: str, caller: str) -> str:
@@ -55,25 +62,39 @@ def key(rule: RateLimit, server: str, caller: str) -> str:
 
 
 class MemoryRateLimiter:
-    """One replica: the same fixed window, in this process."""
+    """One replica: the same fixed window, in this process.
 
-    def __init__(self, rule: RateLimit) -> None:
+    O(1) per check with bounded memory: windows all last `rule.window`, so ordering them by start also orders
+    them by end; finished ones are dropped from the front as calls come in. Past `max_callers` live windows
+    the oldest is forgotten (that caller starts afresh) rather than letting a flood of addresses grow memory.
+    """
+
+    def __init__(self, rule: RateLimit, max_callers: int = 200_000) -> None:
         self.rule = rule
-        self._windows: dict[str, tuple[int, float]] = {}  # key -> (remaining, resets at)
+        self.max_callers = max_callers
+        self._windows: OrderedDict[str, tuple[int, float]] = OrderedDict()  # key -> (remaining, resets at)
 
-    async def check(self, server: str, caller: str) -> Decision:
-        if caller in self.rule.white_list:
+    async def check(self, server: str, caller: str, address: str = "") -> Decision:
+        if exempt(self.rule, caller, address):
             return ALLOW
         now = time.monotonic()
+        windows = self._windows
+        while windows:
+            oldest = next(iter(windows.values()))
+            if oldest[1] > now and len(windows) < self.max_callers:
+                break
+            windows.popitem(last=False)
         name = key(self.rule, server, caller)
-        remaining, resets = self._windows.get(name, (0, 0.0))
+        remaining, resets = windows.get(name, (0, 0.0))
         if now >= resets:
             remaining, resets = self.rule.limit, now + self.rule.window
-            if len(self._windows) > 100_000:  # callers come and go: forget finished windows
-                self._windows = {k: v for k, v in self._windows.items() if v[1] > now}
+            windows.pop(name, None)  # a new window goes to the end: the order stays by end time
         remaining -= 1
-        self._windows[name] = (remaining, resets)
+        windows[name] = (remaining, resets)
         return Decision(remaining >= 0, max(remaining, 0), max(1, int(resets - now + 0.999)))
+
+    def __len__(self) -> int:
+        return len(self._windows)
 
     async def aclose(self) -> None:
         return None
@@ -88,8 +109,8 @@ class RedisRateLimiter:
         self._script = client.register_script(_SCRIPT)
         self._warned = 0.0
 
-    async def check(self, server: str, caller: str) -> Decision:
-        if caller in self.rule.white_list:
+    async def check(self, server: str, caller: str, address: str = "") -> Decision:
+        if exempt(self.rule, caller, address):
             return ALLOW
         try:
             remaining, ttl = await self._script(keys=[key(self.rule, server, caller)],

@@ -75,7 +75,8 @@ async def calls(server: ServeProcess, count: int, headers: dict[str, str] | None
 
 async def test_serve_enforces_rate_limit_with_a_retry_hint(tmp_path: Path) -> None:
     config = echo_config(("e", "/e"), rate_limit={"limit": 2, "window": 60, "white_list": ["10.9.9.9"]})
-    with serving(config, tmp_path) as server:
+    # 127.0.0.1 plays the gateway pods: its X-Forwarded-For is believed, right-most untrusted hop first.
+    with serving(config, tmp_path, "--trusted-proxy", "127.0.0.0/8") as server:
         replies = await calls(server, 3)
         assert [("result" in r) for r in replies] == [True, True, False]
         error = replies[-1]["error"]
@@ -83,18 +84,29 @@ async def test_serve_enforces_rate_limit_with_a_retry_hint(tmp_path: Path) -> No
         assert 1 <= error["data"]["retryAfterSeconds"] <= 60
         other = await calls(server, 2, {"X-Forwarded-For": "10.0.0.7"})  # another client behind the gateway
         assert all("result" in r for r in other)
-        exempt = await calls(server, 5, {"X-Forwarded-For": "10.9.9.9, 10.0.0.1"})
+        exempt = await calls(server, 5, {"X-Forwarded-For": "10.9.9.9, 127.0.0.2"})
         assert all("result" in r for r in exempt)
+        spoofed = await calls(server, 3, {"X-Forwarded-For": "10.9.9.9, 10.0.0.8"})  # the client wrote 10.9.9.9
+        assert [("result" in r) for r in spoofed] == [True, True, False]
         record("Rate limiting", "limit 2 per 60 s on one replica", f"call 3 refused: {error['message']}; another "
-               "client unaffected; a white_list client made 5 of 5 calls")
+               "client unaffected; a white_list client made 5 of 5 calls; a white_list address written by the "
+               "client left of the real hop was not believed")
+
+
+async def test_forwarded_for_is_ignored_without_a_trusted_proxy(tmp_path: Path) -> None:
+    config = echo_config(("e", "/e"), rate_limit={"limit": 2, "window": 60, "white_list": ["10.9.9.9"]})
+    with serving(config, tmp_path) as server:
+        replies = await calls(server, 3, {"X-Forwarded-For": "10.9.9.9"})
+        assert [("result" in r) for r in replies] == [True, True, False]
 
 
 async def test_rate_limit_holds_across_replicas(tmp_path: Path, redis_server: RedisServer) -> None:
     config = echo_config(("e", "/e"), rate_limit={"limit": 3, "window": 60},
                          redis={"address": f"127.0.0.1:{redis_server.port}"})
     path = write_config(tmp_path / "c.yaml", config)
-    a = ServeProcess(path, tmp_path, ("--replica-id", "a")).start()
-    b = ServeProcess(path, tmp_path, ("--replica-id", "b")).start()
+    trust = ("--trusted-proxy", "127.0.0.1/32")
+    a = ServeProcess(path, tmp_path, ("--replica-id", "a", *trust)).start()
+    b = ServeProcess(path, tmp_path, ("--replica-id", "b", *trust)).start()
     try:
         caller = {"X-Forwarded-For": f"10.3.{tmp_path.stat().st_ino % 250}.1"}
         first = await calls(a, 2, caller)

@@ -12,13 +12,37 @@ from typing import Any
 import uvicorn
 
 from higress_ops import logs
+from higress_ops.auth import Authenticator, NoAuth
 from higress_ops.config import ConfigError, McpServerConfig
 from higress_ops.config.sources import ConfigSource, FileSource
 from higress_ops.host import Host, HostSettings, default_replica_id
 from higress_ops.registry import RegistryError, default_registry
 from higress_ops.transport.app import App
+from higress_ops.transport.exchange import parse_networks
+from higress_ops.transport.security import is_loopback
+from higress_ops.transport.server import bind, guarded_protocol
 
 logger = logging.getLogger(__name__)
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port: use 1-65535")
+    return port
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
 
 
 def register(subparsers: Any) -> None:
@@ -26,7 +50,7 @@ def register(subparsers: Any) -> None:
         "serve", help="serve the configured MCP servers over HTTP",
         description="Serve every servers[] entry of the mcpServer block on all MCP HTTP transports: legacy SSE at "
         "{path}{sse_path_suffix}, streamable HTTP and 2026-07-28 at {path}. Sessions live in memory, or in Redis "
-        "when the config has a redis block. /healthz, /readyz and /metrics are served too.")
+        "when the config has a redis block. /healthz, /readyz and /metrics are served on the admin port.")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--config", metavar="PATH", help="higress-config ConfigMap manifest or its higress YAML; "
                         "reloaded on SIGHUP and when the file changes")
@@ -34,27 +58,68 @@ def register(subparsers: Any) -> None:
                         "(in-cluster config, else kubeconfig)")
     parser.add_argument("--namespace", default="higress-system", help="--kube: the ConfigMap's namespace")
     parser.add_argument("--configmap", default="higress-config", help="--kube: the ConfigMap's name")
-    parser.add_argument("--context", default=None, help="--kube: kubeconfig context")
-    parser.add_argument("--kubeconfig", default=None, metavar="PATH", help="--kube: kubeconfig file")
+    parser.add_argument("--context", default=None, help="kubeconfig context (--kube, --auth kubernetes)")
+    parser.add_argument("--kubeconfig", default=None, metavar="PATH",
+                        help="kubeconfig file (--kube, --auth kubernetes; default in-cluster, else ~/.kube/config)")
     parser.add_argument("--secret-poll", type=float, default=30.0, metavar="SECONDS",
                         help="--kube: how often the redis passwordSecret is re-read (default 30)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    parser.add_argument("--port", type=_port, default=8080, help="MCP port (default 8080)")
+    parser.add_argument("--admin-port", type=_port, default=8081,
+                        help="port of /healthz, /readyz and /metrics, never the MCP port (default 8081)")
+    parser.add_argument("--admin-host", default=None, help="address of the admin port (default: --host)")
     parser.add_argument("--replica-id", default=None,
                         help="this replica's id in logs and session records (default: $HIGRESS_OPS_REPLICA_ID, "
                         "else hostname-pid)")
+    _security_arguments(parser)
     parser.add_argument("--session-ttl", type=float, default=1800.0, metavar="SECONDS",
                         help="idle time after which a session is gone (default 1800)")
     parser.add_argument("--keepalive", type=float, default=15.0, metavar="SECONDS",
                         help="interval of SSE keep-alive comments (default 15)")
-    parser.add_argument("--body-limit", type=int, default=1024 * 1024, metavar="BYTES",
-                        help="largest request body accepted (default 1 MiB)")
-    parser.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
-                        help="a browser Origin allowed besides the server's own host (repeatable; '*' for any)")
     parser.add_argument("--drain-timeout", type=float, default=10.0, metavar="SECONDS",
                         help="how long SIGTERM waits for in-flight calls (default 10)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.set_defaults(handler=run)
+
+
+def _security_arguments(parser: argparse.ArgumentParser) -> None:
+    auth = parser.add_argument_group("client authentication")
+    auth.add_argument("--auth", choices=["none", "kubernetes", "oidc"], default=None,
+                      help="how MCP clients authenticate (default: none on a loopback --host; any other --host "
+                      "needs an explicit choice)")
+    auth.add_argument("--auth-verb", default="create", help="kubernetes: the verb a caller needs (default create)")
+    auth.add_argument("--auth-resource", default="pods", help="kubernetes: the resource (default pods)")
+    auth.add_argument("--auth-subresource", default="portforward",
+                      help="kubernetes: the subresource (default portforward; '' for none)")
+    auth.add_argument("--auth-namespace", default=None,
+                      help="kubernetes: the namespace of that right (default: --namespace, the gateway's)")
+    auth.add_argument("--oidc-issuer", default=None, metavar="URL",
+                      help="oidc: the issuer; discovery at URL/.well-known/openid-configuration")
+    auth.add_argument("--oidc-audience", default=None, help="oidc: the audience (aud) tokens must carry")
+    auth.add_argument("--oidc-leeway", type=float, default=30.0, metavar="SECONDS",
+                      help="oidc: clock skew allowed on exp/nbf (default 30)")
+    guard = parser.add_argument_group("request guards and limits")
+    guard.add_argument("--allowed-host", action="append", default=[], metavar="HOST",
+                       help="a Host name accepted besides loopback names (repeatable; '*.x.com' patterns)")
+    guard.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
+                       help="a browser Origin allowed besides allowed hosts (repeatable; '*' for any)")
+    guard.add_argument("--trusted-proxy", action="append", default=[], metavar="CIDR",
+                       help="a proxy (e.g. the gateway pods) whose X-Forwarded-For is believed (repeatable)")
+    guard.add_argument("--body-limit", type=_positive_int, default=1024 * 1024, metavar="BYTES",
+                       help="largest request body accepted (default 1 MiB)")
+    guard.add_argument("--max-sessions", type=_positive_int, default=10_000,
+                       help="sessions this replica opens at most (default 10000)")
+    guard.add_argument("--max-sessions-per-identity", type=_positive_int, default=1_000,
+                       help="open sessions per identity (or client address with --auth none; default 1000)")
+    guard.add_argument("--max-batch", type=_positive_int, default=32, help="messages per JSON-RPC batch (default 32)")
+    guard.add_argument("--max-inflight", type=_positive_int, default=8,
+                       help="tool calls running at once per session (default 8)")
+    guard.add_argument("--max-queue-bytes", type=_positive_int, default=4 * 1024 * 1024,
+                       help="a stream's unread backlog before its client is disconnected (default 4 MiB)")
+    guard.add_argument("--max-connections", type=_positive_int, default=10_000,
+                       help="open connections and requests at most; beyond them 503 (default 10000)")
+    guard.add_argument("--header-timeout", type=float, default=10.0, metavar="SECONDS",
+                       help="time a client has to send its request headers (default 10)")
 
 
 def source_from(args: argparse.Namespace) -> ConfigSource:
@@ -67,11 +132,49 @@ def source_from(args: argparse.Namespace) -> ConfigSource:
 
 
 def settings_from(args: argparse.Namespace) -> HostSettings:
-    for name in ("session_ttl", "keepalive", "drain_timeout"):
+    for name in ("session_ttl", "keepalive", "drain_timeout", "header_timeout"):
         if getattr(args, name) <= 0:
             raise SystemExit(f"higress-ops serve: --{name.replace('_', '-')} must be > 0")
+    if args.admin_port == args.port:
+        raise SystemExit("higress-ops serve: --admin-port must differ from --port (the admin endpoints never share "
+                         "the MCP port)")
+    try:
+        parse_networks(args.trusted_proxy)
+    except ValueError as exc:
+        raise SystemExit(f"higress-ops serve: --trusted-proxy: {exc}") from None
     return HostSettings(session_ttl=args.session_ttl, keepalive=args.keepalive, body_limit=args.body_limit,
-                        allowed_origins=tuple(args.allowed_origin), drain_timeout=args.drain_timeout)
+                        allowed_origins=tuple(args.allowed_origin), drain_timeout=args.drain_timeout,
+                        admin_port=args.admin_port, loopback=is_loopback(args.host),
+                        allowed_hosts=tuple(args.allowed_host), trusted_proxies=tuple(args.trusted_proxy),
+                        max_sessions=args.max_sessions, max_sessions_per_identity=args.max_sessions_per_identity,
+                        max_batch=args.max_batch, max_inflight=args.max_inflight, queue_bytes=args.max_queue_bytes)
+
+
+def authenticator_from(args: argparse.Namespace) -> Authenticator:
+    mode = args.auth
+    if mode is None:
+        if not is_loopback(args.host):
+            raise SystemExit(f"higress-ops serve: --host {args.host} is not a loopback address, so clients must "
+                             "authenticate: pass --auth kubernetes or --auth oidc (or --auth none to serve "
+                             "without authentication, on purpose)")
+        return NoAuth()
+    if mode == "none":
+        if not is_loopback(args.host):
+            logger.warning("serving without client authentication on a non-loopback address: anyone who reaches "
+                           "this port can read Envoy's config and certificates", extra={"host": args.host})
+        return NoAuth()
+    if mode == "oidc":
+        if not args.oidc_issuer or not args.oidc_audience:
+            raise SystemExit("higress-ops serve: --auth oidc needs --oidc-issuer and --oidc-audience")
+        from higress_ops.auth.oidc import OidcAuth
+
+        return OidcAuth(args.oidc_issuer, args.oidc_audience, leeway=args.oidc_leeway)
+    from higress_ops.auth.kubernetes import KubernetesAuth, Right
+    from higress_ops.config.kube_source import api_client
+
+    right = Right(verb=args.auth_verb, resource=args.auth_resource, subresource=args.auth_subresource,
+                  namespace=args.auth_namespace or args.namespace)
+    return KubernetesAuth(api_client(args.context, args.kubeconfig), right)
 
 
 class _Server(uvicorn.Server):
@@ -90,11 +193,20 @@ class _Server(uvicorn.Server):
 
 
 def serve(host: Host, args: argparse.Namespace) -> int:
-    config = uvicorn.Config(App(host), host=args.host, port=args.port, log_config=None, access_log=False,
-                            lifespan="on", timeout_graceful_shutdown=int(max(1, host.settings.drain_timeout)),
-                            timeout_keep_alive=75)
+    try:  # bind first: a port in use is one clear line and exit 1, before anything says "serving"
+        sockets = [bind(args.host, args.port), bind(args.admin_host or args.host, args.admin_port)]
+    except OSError as exc:
+        print(f"higress-ops serve: cannot listen: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    logger.info("listening", extra={"mcp": f"{args.host}:{args.port}", "auth": host.gate.auth.mode,
+                                    "admin": f"{args.admin_host or args.host}:{args.admin_port}"})
+    config = uvicorn.Config(App(host), log_config=None, access_log=False, lifespan="on",
+                            timeout_graceful_shutdown=int(max(1, host.settings.drain_timeout)),
+                            timeout_keep_alive=75, http=guarded_protocol(args.header_timeout),
+                            limit_concurrency=args.max_connections,
+                            proxy_headers=False)  # X-Forwarded-For is ours to judge (--trusted-proxy), not uvicorn's
     server = _Server(config, host)
-    server.run()  # uvicorn's own runner: uvloop and httptools when installed
+    server.run(sockets=sockets)  # uvicorn's own runner: uvloop when installed
     return 0 if server.started else 1
 
 
@@ -102,10 +214,12 @@ def run(args: argparse.Namespace) -> int:
     replica_id = args.replica_id or default_replica_id()
     logs.setup(args.log_level, replica_id)
     try:
+        settings = settings_from(args)
+        auth = authenticator_from(args)
         source = source_from(args)
         config: McpServerConfig = source.first()
-        host = Host(config, registry=default_registry(), replica_id=replica_id, settings=settings_from(args),
-                    redis_password=source.redis_password(config))
+        host = Host(config, registry=default_registry(), replica_id=replica_id, settings=settings,
+                    redis_password=source.redis_password(config), auth=auth)
         host.followers.append(source.follow)
     except ConfigError as exc:
         where = exc.source or args.config or "config"
@@ -116,6 +230,8 @@ def run(args: argparse.Namespace) -> int:
     except (RegistryError, ValueError) as exc:
         print(f"higress-ops serve: {exc}", file=sys.stderr)
         return 1
+    except SystemExit:
+        raise
     except Exception as exc:  # e.g. no kubeconfig: say what, not a traceback
         print(f"higress-ops serve: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -42,7 +42,7 @@ class KubeSource:
         self.watch_timeout = watch_timeout
         self.backoff_max = backoff_max
         self.secret_poll = secret_poll
-        self.api = client.CoreV1Api(_api_client(context, kubeconfig))
+        self.api = client.CoreV1Api(api_client(context, kubeconfig))
         self._rv: str | None = None
         self._applied_rv: str | None = None
         self._password: str | None = None
@@ -187,7 +187,7 @@ class KubeSource:
                     logger.warning("reading the redis Secret failed (%s)", type(exc).__name__)
 
 
-def _api_client(context: str | None, kubeconfig: str | None) -> client.ApiClient:
+def api_client(context: str | None, kubeconfig: str | None) -> client.ApiClient:
     configuration = client.Configuration()
     if kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
         kube_config.load_incluster_config(client_configuration=configuration)

@@ -13,11 +13,13 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
+from higress_ops import jsonfast
 from higress_ops.mcp import jsonrpc
 from higress_ops.mcp.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, RATE_LIMITED, REQUEST_CANCELLED, RpcError
 from higress_ops.mcp.versions import STATELESS, SUPPORTED, negotiate
@@ -35,6 +37,9 @@ _LEVEL_RANK = {level: rank for rank, level in enumerate(LOG_LEVELS)}
 _HANDSHAKE_ONLY = frozenset({"initialize", "logging/setLevel"})
 _LIST_TTL_MS = 60_000  # tools only change when the config does
 _MAX_MESSAGE = 300  # validation messages quote the offending value; keep them readable
+MAX_CLIENT_STATE = 16 * 1024  # clientInfo + capabilities kept in a session record (and Redis)
+MAX_ARGUMENTS = 64 * 1024  # a tool's arguments, checked before schema validation walks them
+MAX_INFLIGHT = 8  # tool calls one session may have running at once
 
 
 def _clip(text: str, limit: int = _MAX_MESSAGE) -> str:
@@ -52,8 +57,10 @@ class McpCore:
     """One configured server's MCP endpoint. Holds compiled argument validators and in-flight calls."""
 
     def __init__(self, server: McpServer, *, on_tool_call: ToolObserver | None = None,
-                 limiter: RateLimiter | None = None) -> None:
+                 limiter: RateLimiter | None = None, max_inflight: int = MAX_INFLIGHT) -> None:
         self.server = server
+        self.max_inflight = max_inflight
+        self._running: dict[str, int] = {}  # session id -> tool calls in flight
         self.on_tool_call = on_tool_call
         self.limiter = limiter  # the host swaps it when rate_limit changes
         specs = list(server.tools())
@@ -141,6 +148,10 @@ class McpCore:
         capabilities = params.get("capabilities", {})
         if not isinstance(capabilities, dict):
             raise RpcError(INVALID_PARAMS, "initialize: params.capabilities must be an object")
+        size = len(jsonfast.dumps(capabilities)) + len(jsonfast.dumps(params.get("clientInfo")))
+        if size > MAX_CLIENT_STATE:
+            raise RpcError(INVALID_PARAMS, f"initialize: clientInfo and capabilities take {size} bytes, over the "
+                                           f"{MAX_CLIENT_STATE}-byte limit a session may store")
         record.protocol_version = negotiate(requested)
         record.client_info = _small_info(params.get("clientInfo"))
         record.client_capabilities = capabilities
@@ -184,6 +195,9 @@ class McpCore:
             arguments = {}
         if not isinstance(arguments, dict):
             raise RpcError(INVALID_PARAMS, f"tools/call {name}: params.arguments must be an object")
+        if arguments and len(jsonfast.dumps(arguments)) > MAX_ARGUMENTS:
+            raise RpcError(INVALID_PARAMS, f"tools/call {name}: arguments over {MAX_ARGUMENTS} bytes; no tool of "
+                                           "this server takes that much")
         validator = self._validators[name]
         if not arguments and self._empty_ok[name]:
             problem = None  # the common no-argument call: its answer is known from the schema
@@ -195,20 +209,23 @@ class McpCore:
             raise RpcError(INVALID_PARAMS, f"Invalid arguments for tool {name}: {_clip(problem.message)}"
                                            + (f" (at /{where})" if where else ""))
         if self.limiter is not None:
-            decision = await self.limiter.check(self.server.name, ctx.caller or "unknown")
+            decision = await self.limiter.check(self.server.name, ctx.caller or "unknown", ctx.address)
             if not decision.allowed:
                 self._observe(name, 0.0, "limited")
                 rule = self.limiter.rule
                 raise RpcError(RATE_LIMITED, f"Rate limit exceeded: at most {rule.limit} tool calls per {rule.window}s "
                                              f"for {ctx.caller or 'this client'} (mcpServer.rate_limit); retry in "
                                              f"{decision.retry_after}s", {"retryAfterSeconds": decision.retry_after})
-        call_ctx = CallContext(headers=ctx.headers, session_id=ctx.session_id, caller=ctx.caller,
-                               log=self._logger(record, send))
+        if record.id and self._running.get(record.id, 0) >= self.max_inflight:
+            raise RpcError(RATE_LIMITED, f"Too many tool calls in flight: this session already runs "
+                                         f"{self.max_inflight}; wait for their answers", {"retryAfterSeconds": 1})
+        call_ctx = replace(ctx, log=self._logger(record, send))
         started = time.perf_counter()
         task = asyncio.ensure_future(self._run_tool(name, arguments, call_ctx))
         key = (record.id, json.dumps(request_id)) if record.id else None
         if key is not None:
             self._inflight[key] = task
+            self._running[record.id] = self._running.get(record.id, 0) + 1
         try:
             result = await task
         except asyncio.CancelledError:
@@ -220,6 +237,11 @@ class McpCore:
         finally:
             if key is not None:
                 self._inflight.pop(key, None)
+                left = self._running.get(record.id, 1) - 1
+                if left > 0:
+                    self._running[record.id] = left
+                else:
+                    self._running.pop(record.id, None)
         self._observe(name, time.perf_counter() - started, "error" if result.is_error else "ok")
         return result.to_mcp()
 

@@ -37,12 +37,38 @@ class RpcError(Exception):
         return error(id, self.code, self.message, self.data)
 
 
-def parse(body: bytes) -> Any:
-    """Decode a request body; anything that is not UTF-8 JSON is a parse error."""
+MAX_DEPTH = 64  # MCP messages nest a handful of levels; deeper is an attack on recursive code downstream
+
+
+def parse(body: bytes, max_depth: int = MAX_DEPTH) -> Any:
+    """Decode a request body; anything that is not UTF-8 JSON, or nests deeper than `max_depth`, is a
+    parse error (so no later recursive walk, e.g. schema validation, can hit RecursionError)."""
     try:
-        return jsonfast.loads(body)
+        value = jsonfast.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise RpcError(PARSE_ERROR, f"Parse error: the body is not valid JSON ({exc})") from None
+        raise RpcError(PARSE_ERROR, f"Parse error: the body is not valid JSON ({str(exc)[:200]})") from None
+    if body.count(b"[") + body.count(b"{") > max_depth and depth(value, max_depth) > max_depth:
+        raise RpcError(PARSE_ERROR, f"Parse error: the body nests deeper than {max_depth} levels")
+    return value
+
+
+def depth(value: Any, limit: int) -> int:
+    """How deep `value` nests, counted without recursion; stops looking once past `limit`."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        if deepest > limit:
+            return deepest
+        stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
+    return deepest
 
 
 def _valid_id(value: Any) -> bool:

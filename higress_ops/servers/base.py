@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from higress_ops.auth.base import ANONYMOUS, Principal
+
 if TYPE_CHECKING:  # config imports the registry, which imports this module
     from higress_ops.config.model import ServerEntry
 
@@ -70,13 +72,18 @@ async def _no_log(level: str, data: Any) -> None:
 class CallContext:
     """Per-call facts from the transport a tool may need.
 
-    `headers` holds the caller's request headers (lower-case names), e.g. `x-istiod-token`; for legacy
-    SSE the stream's GET headers are merged under the POST's. Never log it.
+    `headers` holds this request's own headers (lower-case names, never Authorization), e.g.
+    `x-istiod-token`. Never log it.
     """
 
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     session_id: str | None = None
-    caller: str = ""  # who is calling, for rate limits: the client address (first X-Forwarded-For hop)
+    caller: str = ""  # who a rate limit counts: the authenticated identity, else the real client address
+    address: str = ""  # the real client address (white_list may name it)
+    principal: Principal = ANONYMOUS  # who authenticated (anonymous with auth none)
+    # Whether server-held credentials (the config's istiodToken) may act for this caller: authenticated
+    # callers, or anyone on a loopback bind without auth. Never for anonymous callers from the network.
+    use_server_token: bool = True
     log: LogFn = _no_log
 
 

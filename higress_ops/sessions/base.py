@@ -19,14 +19,51 @@ Transport = Literal["sse", "streamable"]
 SSE_CHANNEL_PREFIX = "mcp-server-sse:"  # Higress's channel name; keep it
 
 
-def close_queue(queue: asyncio.Queue[bytes | None]) -> None:
-    """Put the end-of-stream marker, even into a full queue: closing wins over an unread frame."""
-    while True:
-        try:
-            queue.put_nowait(None)
+STREAM_QUEUE_BYTES = 4 * 1024 * 1024  # frames a stream may lag behind before its client is disconnected
+
+
+class FrameQueue:
+    """The frames waiting for one stream, bounded in bytes (not frames: one frame can be a 1 MiB result).
+
+    A client that stops reading while results pile up is disconnected once its backlog passes the cap:
+    its memory is freed at once and the stream ends, instead of growing until the pod is OOM-killed.
+    """
+
+    def __init__(self, max_bytes: int = STREAM_QUEUE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.closed = False
+        self.overflowed = False
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    def put(self, frame: bytes) -> bool:
+        """Queue a frame; False when the stream is closed or the frame would pass the cap (which closes it)."""
+        if self.closed:
+            return False
+        if self.bytes + len(frame) > self.max_bytes:
+            self.overflowed = True
+            self.close(drop_pending=True)
+            return False
+        self.bytes += len(frame)
+        self._queue.put_nowait(frame)
+        return True
+
+    def close(self, *, drop_pending: bool = False) -> None:
+        """End the stream after the frames already queued (or at once, dropping them)."""
+        if self.closed:
             return
-        except asyncio.QueueFull:
-            queue.get_nowait()
+        self.closed = True
+        if drop_pending:
+            while not self._queue.empty():
+                self._queue.get_nowait()
+            self.bytes = 0
+        self._queue.put_nowait(None)
+
+    async def get(self) -> bytes | None:
+        frame = await self._queue.get()
+        if frame:
+            self.bytes -= len(frame)
+        return frame
 
 
 class FrameStream:
@@ -36,7 +73,7 @@ class FrameStream:
     iterator (which would finalize it); iterating works too. A None in the queue ends the stream.
     """
 
-    def __init__(self, queue: asyncio.Queue[bytes | None]) -> None:
+    def __init__(self, queue: FrameQueue) -> None:
         self._queue = queue
         self.closed = False
 
@@ -54,7 +91,7 @@ class FrameStream:
 
     def close(self) -> None:
         """End the stream from this side (shutdown, server removed, client gone)."""
-        close_queue(self._queue)
+        self._queue.close()
 
     def __aiter__(self) -> FrameStream:
         return self
@@ -82,7 +119,8 @@ class SessionRecord:
     client_capabilities: dict[str, Any] | None = None
     initialized: bool = False
     log_level: str | None = None
-    owner: str | None = None  # replica id holding the session's stream, if any
+    stream_replica: str | None = None  # the replica holding the session's stream, if any
+    principal: str | None = None  # who opened it (Principal.key): nobody else may use it
     created: float = field(default_factory=time.time)
     last_seen: float = field(default_factory=time.time)
 
@@ -92,7 +130,7 @@ class SessionRecord:
     def state(self) -> tuple[Any, ...]:
         """What a request may change, cheap to compare (no deep copy): the transport saves when it differs."""
         return (self.protocol_version, self.client_info, self.client_capabilities, self.initialized,
-                self.log_level, self.owner)
+                self.log_level, self.stream_replica)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SessionRecord:
@@ -117,7 +155,7 @@ class SessionStore(Protocol):
         ...
 
     async def save(self, record: SessionRecord) -> None:
-        """Persist changes to a record (negotiated version, log level, owner)."""
+        """Persist changes to a record (negotiated version, log level, stream replica)."""
         ...
 
     async def delete(self, session_id: str) -> None: ...

@@ -12,21 +12,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import replace
 
-from higress_ops.sessions.base import FrameStream, SessionRecord, Transport, close_queue
+from higress_ops.sessions.base import STREAM_QUEUE_BYTES, FrameQueue, FrameStream, SessionRecord, Transport
 
 logger = logging.getLogger(__name__)
 
-STREAM_QUEUE_FRAMES = 1024  # frames a slow stream may lag behind before new ones are dropped
-
-
 class MemorySessionStore:
-    def __init__(self, *, replica_id: str, ttl_seconds: float = 1800.0) -> None:
+    def __init__(self, *, replica_id: str, ttl_seconds: float = 1800.0,
+                 queue_bytes: int = STREAM_QUEUE_BYTES) -> None:
         if ttl_seconds <= 0:
             raise ValueError(f"ttl_seconds must be > 0, got {ttl_seconds}")
         self.replica_id = replica_id
         self.ttl_seconds = ttl_seconds
+        self.queue_bytes = queue_bytes
         self._records: dict[str, SessionRecord] = {}
-        self._streams: dict[str, asyncio.Queue[bytes | None]] = {}
+        self._streams: dict[str, FrameQueue] = {}
         self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -38,7 +37,7 @@ class MemorySessionStore:
             with suppress(asyncio.CancelledError):
                 await self._sweeper
         for queue in list(self._streams.values()):
-            close_queue(queue)
+            queue.close()
 
     async def create(self, record: SessionRecord) -> None:
         if record.id in self._records:
@@ -69,8 +68,8 @@ class MemorySessionStore:
     async def open_stream(self, session_id: str) -> AsyncIterator[FrameStream]:
         previous = self._streams.get(session_id)
         if previous is not None:  # one stream per session: a new GET replaces the old one
-            close_queue(previous)
-        queue: asyncio.Queue[bytes | None] = asyncio.Queue(STREAM_QUEUE_FRAMES)
+            previous.close()
+        queue = FrameQueue(self.queue_bytes)
         self._streams[session_id] = queue
         try:
             yield FrameStream(queue)
@@ -85,13 +84,12 @@ class MemorySessionStore:
         queue = self._streams.get(session_id)
         if queue is None:
             return False
-        try:
-            queue.put_nowait(frame)
-        except asyncio.QueueFull:
-            logger.warning("stream %d frames behind; frame dropped", STREAM_QUEUE_FRAMES,
-                           extra={"session": session_id[:8]})
-            return False
-        return True
+        if queue.put(frame):
+            return True
+        if queue.overflowed:
+            logger.warning("stream disconnected: its client stopped reading and %d bytes piled up",
+                           queue.max_bytes, extra={"session": session_id[:8]})
+        return False
 
     async def healthy(self) -> bool:
         return True
@@ -106,7 +104,7 @@ class MemorySessionStore:
         self._records.pop(session_id, None)
         queue = self._streams.pop(session_id, None)
         if queue is not None:
-            close_queue(queue)
+            queue.close()
 
     async def _sweep_forever(self) -> None:
         interval = min(30.0, max(0.05, self.ttl_seconds / 4))

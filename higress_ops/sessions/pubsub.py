@@ -18,12 +18,9 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from higress_ops.sessions.base import FrameStream, close_queue
+from higress_ops.sessions.base import STREAM_QUEUE_BYTES, FrameQueue, FrameStream
 
 logger = logging.getLogger(__name__)
-
-STREAM_QUEUE_FRAMES = 1024  # frames a slow stream may lag behind before new ones are dropped
-
 
 def redact(session_id: str) -> str:
     """A session id is a bearer secret for its session: logs get a prefix only."""
@@ -43,6 +40,7 @@ class ChannelHub:
         backoff_initial: float = 0.05,
         backoff_max: float = 0.5,
         keepalive: float = 5.0,
+        queue_bytes: int = STREAM_QUEUE_BYTES,
     ) -> None:
         self._client_factory = client_factory
         self.replica_id = replica_id
@@ -51,7 +49,8 @@ class ChannelHub:
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
         self._keepalive = keepalive
-        self._streams: dict[str, set[asyncio.Queue[bytes | None]]] = {}  # session id -> local streams
+        self.queue_bytes = queue_bytes
+        self._streams: dict[str, set[FrameQueue]] = {}  # session id -> local streams
         self._by_channel: dict[bytes, str] = {}  # channel -> session id
         self._confirm: dict[bytes, list[asyncio.Future[None]]] = {}
         self._client: aioredis.Redis | None = None
@@ -86,7 +85,7 @@ class ChannelHub:
         self._connected.clear()
         for queues in self._streams.values():
             for queue in queues:
-                close_queue(queue)
+                queue.close()
         if self._task is not None:
             self._task.cancel()
             with suppress(asyncio.CancelledError):
@@ -99,17 +98,16 @@ class ChannelHub:
             return False
         delivered = False
         for queue in queues:
-            try:
-                queue.put_nowait(frame)
+            if queue.put(frame):
                 delivered = True
-            except asyncio.QueueFull:
-                logger.warning("replica %s: stream for session %s is %d frames behind; frame dropped",
-                               self.replica_id, redact(session_id), STREAM_QUEUE_FRAMES)
+            elif queue.overflowed:
+                logger.warning("replica %s: stream for session %s disconnected: its client stopped reading and "
+                               "%d bytes piled up", self.replica_id, redact(session_id), queue.max_bytes)
         return delivered
 
     @asynccontextmanager
     async def stream(self, session_id: str) -> AsyncIterator[FrameStream]:
-        queue: asyncio.Queue[bytes | None] = asyncio.Queue(STREAM_QUEUE_FRAMES)
+        queue = FrameQueue(self.queue_bytes)
         first = session_id not in self._streams
         self._streams.setdefault(session_id, set()).add(queue)
         channel = self._channel_of(session_id).encode()

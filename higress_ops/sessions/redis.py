@@ -25,7 +25,13 @@ from redis.exceptions import AuthenticationError, RedisError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from higress_ops.config.model import RedisConfig
-from higress_ops.sessions.base import SSE_CHANNEL_PREFIX, FrameStream, SessionRecord, StoreUnavailable
+from higress_ops.sessions.base import (
+    SSE_CHANNEL_PREFIX,
+    STREAM_QUEUE_BYTES,
+    FrameStream,
+    SessionRecord,
+    StoreUnavailable,
+)
 from higress_ops.sessions.pubsub import ChannelHub, redact
 
 logger = logging.getLogger(__name__)
@@ -118,6 +124,7 @@ class RedisSessionStore:
         socket_timeout: float = 1.0,
         connect_timeout: float = 0.5,
         backoff_max: float = 0.5,
+        queue_bytes: int = STREAM_QUEUE_BYTES,
     ) -> None:
         if ttl_seconds <= 0:
             raise ValueError(f"ttl_seconds must be > 0, got {ttl_seconds}")
@@ -133,7 +140,8 @@ class RedisSessionStore:
         self._release = self._client.register_script(_RELEASE)
         self._held: dict[str, SessionRecord] = {}  # records of sessions whose stream is held here
         self.hub = ChannelHub(lambda: self._new_client(max_connections=1), replica_id=replica_id,
-                              channel_of=channel_of, subscribe_timeout=socket_timeout, backoff_max=backoff_max)
+                              channel_of=channel_of, subscribe_timeout=socket_timeout, backoff_max=backoff_max,
+                              queue_bytes=queue_bytes)
         self.hub.on_reconnect = self._restore_held
 
     @classmethod
@@ -191,7 +199,7 @@ class RedisSessionStore:
         now = time.time()
         record.last_seen = now
         created = await self._call("create", self._create, record.id,
-                                   [_encode(record), record.owner or "", repr(now), self._ttl_ms()])
+                                   [_encode(record), record.stream_replica or "", repr(now), self._ttl_ms()])
         if not created:
             raise ValueError(f"session {redact(record.id)} already exists")
 
@@ -223,7 +231,7 @@ class RedisSessionStore:
         now = time.time()
         record.last_seen = now
         self._remember(record)
-        args = [_encode(record), record.owner or "", repr(now), self._ttl_ms()]
+        args = [_encode(record), record.stream_replica or "", repr(now), self._ttl_ms()]
         try:
             await self._call("save", self._save, record.id, args)
         except StoreUnavailable:
@@ -309,14 +317,14 @@ def _key(session_id: str) -> str:
 def _encode(record: SessionRecord) -> str:
     data = record.to_dict()
     data.pop("last_seen", None)
-    data.pop("owner", None)
+    data.pop("stream_replica", None)
     return json.dumps(data, separators=(",", ":"))
 
 
 def _decode(fields: list[bytes | None]) -> SessionRecord:
     raw, owner, last_seen = fields
     record = SessionRecord.from_dict(json.loads(raw or b"{}"))
-    record.owner = owner.decode() if owner else None
+    record.stream_replica = owner.decode() if owner else None
     if last_seen:
         record.last_seen = float(last_seen)
     return record

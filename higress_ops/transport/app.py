@@ -1,7 +1,9 @@
-"""The ASGI app: health and metrics endpoints, then every MCP endpoint of every configured server.
+"""The ASGI app: the MCP endpoints of every configured server on the MCP port, and /healthz, /readyz and
+/metrics on the admin port only, so an Ingress to the MCP port never exposes them.
 
-Routing is by exact path and host (see routing.py), so it is one dict lookup per request; everything
-else is in the transport modules. Each request leaves one structured access-log line.
+Every MCP request passes the gate once (Host/Origin, then authentication) before routing to a transport
+handler; the principal it yields is handed down in the call context. Routing is by exact path and host
+(see routing.py), one dict lookup. Each request leaves one structured access-log line.
 """
 
 from __future__ import annotations
@@ -21,14 +23,17 @@ from higress_ops.mcp import jsonrpc
 from higress_ops.sessions.base import StoreUnavailable
 from higress_ops.transport import guards, legacy_sse, streamable
 from higress_ops.transport.exchange import Exchange
+from higress_ops.transport.security import METADATA_PREFIX, public_base
+from higress_ops.transport.server import MAX_HEADER_BYTES, local_port
 from higress_ops.transport.streams import EventStream
 
 if TYPE_CHECKING:
     from higress_ops.host import Host
 
 logger = logging.getLogger("higress_ops.access")
-MAX_HEADER_BYTES = 64 * 1024  # a token is a few KB; nothing legitimate needs more
 errors = logging.getLogger(__name__)
+ADMIN_PATHS = ("/healthz", "/readyz", "/metrics")
+STORE_DOWN = "Service Unavailable: the session store is unavailable; retry shortly"
 
 
 class _Request(Request):
@@ -57,46 +62,30 @@ class App:
             return
         if scope["type"] != "http":
             return  # websockets are not an MCP transport
-        path = scope["path"]
-        if path in ("/healthz", "/readyz", "/metrics"):
-            await (await self._operational(path))(scope, receive, send)
-            return
-        await self._mcp(scope, receive, send)
+        if local_port(scope) == self.host.settings.admin_port:
+            await (await self._operational(scope["path"]))(scope, receive, send)
+        elif scope["path"].startswith(METADATA_PREFIX):
+            await self._resource_metadata(scope)(scope, receive, send)
+        else:
+            await self._mcp(scope, receive, send)
 
     async def _mcp(self, scope: Scope, receive: Receive, send: Send) -> None:
         host = self.host
         request = _Request(scope, receive)
         started = time.perf_counter()
         ex = Exchange()
-        found = host.routes.find(request.headers.get("host", ""), scope["path"])
         response: Response | EventStream
-        header_bytes = sum(len(name) + len(value) for name, value in scope["headers"])
-        if header_bytes > MAX_HEADER_BYTES:
-            response = guards.error_response(431, jsonrpc.INVALID_REQUEST, f"request headers of {header_bytes} "
-                                             f"bytes are over the {MAX_HEADER_BYTES}-byte limit")
-        elif found is None:
-            response = guards.error_response(404, jsonrpc.INVALID_REQUEST, "Not Found: no MCP server here")
-        else:
-            endpoint, served = found
-            ex.server = served.name
-            try:
-                host.origins.check(request)
-                if endpoint == "sse":
-                    response = await legacy_sse.open_stream(host, served, request, ex)
-                elif "sessionId" in request.query_params:
-                    response = await legacy_sse.post_message(host, served, request, ex,
-                                                             request.query_params["sessionId"])
-                else:
-                    response = await streamable.handle(host, served, request, ex)
-            except guards.Rejected as exc:
-                response = exc.response()
-            except StoreUnavailable as exc:
-                response = guards.error_response(503, jsonrpc.INTERNAL_ERROR, f"Service Unavailable: {exc}",
-                                                 {"Retry-After": "1"})
-            except Exception:
-                errors.exception("unexpected error", extra={"server": ex.server, "method": ex.method})
-                response = guards.error_response(500, jsonrpc.INTERNAL_ERROR,
-                                                 "Internal error; the server log has the details")
+        try:
+            response = await self._dispatch(request, ex)
+        except guards.Rejected as exc:
+            response = exc.response()
+        except StoreUnavailable as exc:
+            errors.warning("session store unavailable: %s", exc, extra={"server": ex.server})
+            response = guards.error_response(503, jsonrpc.INTERNAL_ERROR, STORE_DOWN, {"Retry-After": "1"})
+        except Exception:
+            errors.exception("unexpected error", extra={"server": ex.server, "method": ex.method})
+            response = guards.error_response(500, jsonrpc.INTERNAL_ERROR,
+                                             "Internal error; the server log has the details")
         try:
             await response(scope, receive, send)
         finally:
@@ -104,17 +93,50 @@ class App:
             host.metrics.request(ex.server, ex.transport, ex.method, status)
             if logger.isEnabledFor(logging.INFO):
                 logger.info("request", extra={
-                    "server": ex.server, "transport": ex.transport, "method": ex.method, "tool": ex.tool,
-                    "http": f"{scope['method']} {scope['path'][:200]}", "status": status,
+                    **ex.log_fields(), "http": f"{scope['method']} {scope['path'][:200]}", "status": status,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2)})
+
+    async def _dispatch(self, request: Request, ex: Exchange) -> Response | EventStream:
+        host = self.host
+        header_bytes = sum(len(name) + len(value) for name, value in request.scope["headers"])
+        if header_bytes > MAX_HEADER_BYTES:  # uvicorn's protocol already cut bigger ones; this covers any server
+            raise guards.Rejected(431, f"request headers of {header_bytes} bytes are over the "
+                                       f"{MAX_HEADER_BYTES}-byte limit")
+        found = host.routes.find(request.headers.get("host", ""), request.url.path)
+        served = found[1] if found is not None else None
+        ex.principal = await host.gate.admit(request, served.entry.domain_list if served else ("*",),
+                                             served.entry.path if served else request.url.path)
+        if found is None or served is None:
+            raise guards.Rejected(404, "Not Found: no MCP server here")
+        endpoint = found[0]
+        ex.server = served.name
+        if endpoint == "sse":
+            return await legacy_sse.open_stream(host, served, request, ex)
+        if "sessionId" in request.query_params:
+            return await legacy_sse.post_message(host, served, request, ex, request.query_params["sessionId"])
+        return await streamable.handle(host, served, request, ex)
+
+    def _resource_metadata(self, scope: Scope) -> Response:
+        """RFC 9728 Protected Resource Metadata at /.well-known/oauth-protected-resource<server path>."""
+        request = Request(scope)
+        path = scope["path"][len(METADATA_PREFIX):]
+        found = self.host.routes.find(request.headers.get("host", ""), path)
+        metadata = self.host.gate.auth.resource_metadata(public_base(request) + path)
+        if found is None or found[0] != "message" or metadata is None or scope["method"] not in ("GET", "HEAD"):
+            return Response(b'{"error":"not_found"}', status_code=404, media_type="application/json")
+        return Response(json.dumps(metadata), media_type="application/json",
+                        headers={"Cache-Control": "max-age=300"})
 
     async def _operational(self, path: str) -> Response:
         if path == "/healthz":
             return Response("ok\n", media_type="text/plain")
         if path == "/metrics":
             return Response(self.host.metrics.render(), media_type=metrics.CONTENT_TYPE)
-        ready, detail = await self.host.readiness()
-        return Response(json.dumps(detail), status_code=200 if ready else 503, media_type="application/json")
+        if path == "/readyz":
+            ready, detail = await self.host.readiness()
+            return Response(json.dumps(detail), status_code=200 if ready else 503, media_type="application/json")
+        return Response("not found: the admin port serves /healthz, /readyz and /metrics\n", status_code=404,
+                        media_type="text/plain")
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -131,3 +153,4 @@ class App:
                 await self.host.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+

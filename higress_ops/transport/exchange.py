@@ -1,23 +1,33 @@
-"""What every MCP exchange shares across transports: session ids, message batches, record saving and the
-facts the access log and metrics report."""
+"""What every MCP exchange shares across transports: session ids, loading a session for its principal,
+message batches, the caller's identity, record saving and the facts the access log and metrics report."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 
+from higress_ops.auth import ANONYMOUS, Principal
 from higress_ops.mcp import jsonrpc
 from higress_ops.mcp.jsonrpc import INVALID_REQUEST, RpcError
-from higress_ops.sessions.base import SessionRecord, SessionStore
+from higress_ops.servers.base import CallContext
+from higress_ops.sessions.base import SessionRecord, SessionStore, Transport
 from higress_ops.transport import guards
 
-_SESSION_ID = re.compile(r"[\x21-\x7e]{1,256}")  # visible ASCII, as Mcp-Session-Id requires
-_NOT_FORWARDED = frozenset({"cookie", "connection", "content-length", "transfer-encoding", "host"})
+if TYPE_CHECKING:
+    from higress_ops.host import Host, Served
+
+SESSION_ID = re.compile(r"[\x21-\x7e]{1,256}")  # visible ASCII, as Mcp-Session-Id requires
+# Never handed to tools: credentials for this server, and hop-by-hop headers.
+_NOT_FORWARDED = frozenset({"authorization", "cookie", "connection", "content-length", "transfer-encoding", "host"})
+_NOT_FOUND_HINT = {"sse": "it expired or its stream closed; open a new SSE stream",
+                   "streamable": "it expired or was deleted; initialize a new one"}
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def new_session_id() -> str:
@@ -25,8 +35,35 @@ def new_session_id() -> str:
 
 
 def check_session_id(session_id: str) -> None:
-    if not _SESSION_ID.fullmatch(session_id):
+    if not SESSION_ID.fullmatch(session_id):
         raise guards.Rejected(400, "malformed session id: use the one the server gave you")
+
+
+async def load_session(host: Host, served: Served, session_id: str, transport: Transport,
+                       principal: Principal) -> SessionRecord:
+    """The session, if it is this server's, of this transport, and opened by this principal; else 404.
+
+    Another principal's session answers exactly like an unknown one, so ids cannot be probed."""
+    check_session_id(session_id)
+    record = await host.store.get(session_id)
+    if record is None or record.server != served.name or record.transport != transport or \
+            (record.principal or ANONYMOUS.key) != principal.key:
+        raise guards.Rejected(404, f"Session not found: {_NOT_FOUND_HINT[transport]}")
+    host.quota.touched(session_id)
+    return record
+
+
+def admit_session(host: Host, principal: Principal) -> None:
+    """Refuse a new session over this replica's limits (503) or the principal's (429), with Retry-After."""
+    full = host.quota.admit(principal.key)
+    if full == "replica":
+        raise guards.Rejected(503, "Service Unavailable: this replica holds its maximum number of sessions; "
+                                   "retry later or end unused sessions", jsonrpc.INTERNAL_ERROR,
+                              {"Retry-After": "30"})
+    if full == "principal":
+        raise guards.Rejected(429, f"Too Many Requests: {principal.name} already has the maximum of "
+                                   f"{host.quota.max_per_principal} open sessions; end some (DELETE) or wait for "
+                                   "them to expire", jsonrpc.INVALID_REQUEST, {"Retry-After": "30"})
 
 
 def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -34,21 +71,49 @@ def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in headers.items() if k not in _NOT_FORWARDED}
 
 
-def caller_of(request: Request) -> str:
-    """The client address for rate limits: the first X-Forwarded-For hop (Higress in front), else the peer."""
-    forwarded = request.headers.get("x-forwarded-for", "")
-    first = forwarded.split(",", 1)[0].strip()
-    if first and len(first) <= 64:
-        return first
-    return request.client.host if request.client else "unknown"
+def parse_networks(cidrs: Iterable[str]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(cidr.strip(), strict=False) for cidr in cidrs)
 
 
-def classify_all(payload: Any) -> tuple[list[dict[str, Any]], bool]:
+def _trusted(address: str, networks: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.strip().strip("[]"))
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def client_address(request: Request, trusted: tuple[Network, ...]) -> str:
+    """The real client address: the peer, unless the peer is a trusted proxy, then the right-most
+    X-Forwarded-For hop that is not one (hops left of it could be made up by the client)."""
+    peer = request.client.host if request.client else "unknown"
+    if not trusted or not _trusted(peer, trusted):
+        return peer
+    hops = [hop.strip() for hop in request.headers.get("x-forwarded-for", "").split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop, trusted):
+            return hop[:64]
+    return hops[0][:64] if hops else peer
+
+
+def call_context(host: Host, request: Request, principal: Principal, session_id: str | None = None) -> CallContext:
+    """What a call may know of its request: its own headers (never Authorization), who is calling, and the
+    rate-limit key: the authenticated identity, else the real client address."""
+    address = client_address(request, host.trusted_proxies)
+    return CallContext(headers=forwarded_headers(request.headers), session_id=session_id, principal=principal,
+                       caller=address if principal.anonymous else principal.name, address=address,
+                       use_server_token=not principal.anonymous or host.settings.loopback)
+
+
+def classify_all(payload: Any, max_batch: int) -> tuple[list[dict[str, Any]], bool]:
     """(messages, was_batch); any malformed member fails the whole body, as a 400."""
     batch = isinstance(payload, list)
     messages = payload if batch else [payload]
     if batch and not messages:
         raise RpcError(INVALID_REQUEST, "Invalid request: an empty batch")
+    if batch and len(messages) > max_batch:
+        raise RpcError(INVALID_REQUEST, f"Invalid request: a batch of {len(messages)} messages is over the limit "
+                                        f"of {max_batch}; send fewer at a time")
     for message in messages:
         jsonrpc.kind(message)
     return messages, batch
@@ -67,6 +132,9 @@ class Exchange:
     transport: str = "-"
     method: str = "-"
     tool: str = ""
+    principal: Principal = ANONYMOUS
+    outcome: str = ""  # ok | tool_error | rpc_error, once a JSON-RPC answer is known
+    error_code: int | None = None
 
     def describe(self, messages: list[dict[str, Any]], batch: bool) -> None:
         if batch:
@@ -78,3 +146,27 @@ class Exchange:
             params = message.get("params") or {}
             name = params.get("name")
             self.tool = name[:64] if isinstance(name, str) else ""
+
+    def answered(self, replies: Iterable[Mapping[str, Any] | None]) -> None:
+        """Record the JSON-RPC outcome: an error anywhere in a batch wins over a tool error, over ok."""
+        for reply in replies:
+            if not reply:
+                continue
+            error = reply.get("error")
+            if isinstance(error, Mapping):
+                self.outcome, self.error_code = "rpc_error", error.get("code")
+                return
+            result = reply.get("result")
+            if isinstance(result, Mapping) and result.get("isError") is True:
+                self.outcome = "tool_error"
+            elif not self.outcome:
+                self.outcome = "ok"
+
+    def log_fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {"server": self.server, "transport": self.transport, "method": self.method,
+                                  "tool": self.tool, "identity": self.principal.name}
+        if self.outcome:
+            fields["outcome"] = self.outcome
+        if self.error_code is not None:
+            fields["error_code"] = self.error_code
+        return fields

@@ -1,9 +1,6 @@
-"""Checks every MCP request passes before any JSON-RPC: Origin, Accept, Content-Type, body size."""
+"""Checks every MCP request passes before any JSON-RPC: Accept, Content-Type, body size."""
 
 from __future__ import annotations
-
-from collections.abc import Iterable
-from urllib.parse import urlsplit
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -32,26 +29,6 @@ class Rejected(Exception):
 def error_response(status: int, code: int, message: str, headers: dict[str, str] | None = None) -> Response:
     return Response(encode(jsonrpc.error(None, code, message)), status_code=status, media_type="application/json",
                     headers=headers)
-
-
-class OriginPolicy:
-    """DNS-rebinding protection: a browser Origin must be this host or one the operator allowed."""
-
-    def __init__(self, allowed: Iterable[str] = ()) -> None:
-        self.allowed = {origin.rstrip("/").lower() for origin in allowed}
-
-    def check(self, request: Request) -> None:
-        origin = request.headers.get("origin")
-        if origin is None:
-            return  # not a browser: nothing to rebind
-        origin = origin.strip().rstrip("/").lower()
-        if "*" in self.allowed or origin in self.allowed:
-            return
-        parts = urlsplit(origin)
-        host = request.headers.get("host", "").lower()
-        if parts.scheme in ("http", "https") and parts.netloc and parts.netloc == host:
-            return
-        raise Rejected(403, f"Origin {origin[:100]!r} is not allowed; allow it with serve --allowed-origin")
 
 
 def _media_types(accept: str) -> set[str]:

@@ -15,15 +15,16 @@ from starlette.responses import Response
 
 from higress_ops.mcp import jsonrpc
 from higress_ops.mcp.jsonrpc import RpcError
+from higress_ops.mcp.versions import BATCH_VERSIONS
 from higress_ops.servers.base import CallContext
 from higress_ops.sessions.base import SessionRecord, StoreUnavailable
 from higress_ops.transport import guards
 from higress_ops.transport.exchange import (
     Exchange,
-    caller_of,
-    check_session_id,
+    admit_session,
+    call_context,
     classify_all,
-    forwarded_headers,
+    load_session,
     new_session_id,
     save_if_changed,
 )
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from higress_ops.host import Host, Served
 
 logger = logging.getLogger(__name__)
+access = logging.getLogger("higress_ops.access")
 
 
 async def open_stream(host: Host, served: Served, request: Request, ex: Exchange) -> Response | EventStream:
@@ -41,14 +43,17 @@ async def open_stream(host: Host, served: Served, request: Request, ex: Exchange
     if request.method != "GET":
         raise guards.Rejected(405, "the SSE endpoint only takes GET", headers={"Allow": "GET"})
     guards.require_accept(request, "text/event-stream")
+    admit_session(host, ex.principal)
     session_id = new_session_id()
     await host.store.create(SessionRecord(id=session_id, server=served.name, transport="sse",
-                                          owner=host.replica_id))
-    handle = StreamHandle(headers=forwarded_headers(request.headers))
+                                          stream_replica=host.replica_id, principal=ex.principal.key))
+    host.quota.opened(session_id, ex.principal.key)
+    handle = StreamHandle()
     served.streams[session_id] = handle
 
     async def close() -> None:
         served.streams.pop(session_id, None)
+        host.quota.closed(session_id)
         await host.store.delete(session_id)  # a legacy session lives exactly as long as its stream
 
     return EventStream(host.store, session_id, handle, keepalive=host.settings.keepalive,
@@ -59,20 +64,19 @@ async def post_message(host: Host, served: Served, request: Request, ex: Exchang
     ex.transport = "sse"
     if request.method != "POST":
         raise guards.Rejected(405, "the message endpoint takes POST", headers={"Allow": "POST"})
-    check_session_id(session_id)
     guards.require_json(request)
+    record = await load_session(host, served, session_id, "sse", ex.principal)
     body = await guards.read_body(request, host.settings.body_limit)
-    record = await host.store.get(session_id)
-    if record is None or record.server != served.name or record.transport != "sse":
-        raise guards.Rejected(404, "Session not found: it expired or its stream closed; open a new SSE stream")
     try:
-        messages, batch = classify_all(jsonrpc.parse(body))
+        messages, batch = classify_all(jsonrpc.parse(body), host.settings.max_batch)
     except RpcError as exc:
         raise guards.Rejected(400, exc.message, exc.code) from None
+    if batch and record.protocol_version not in BATCH_VERSIONS:
+        raise guards.Rejected(400, f"JSON-RPC batches are only allowed by protocol {', '.join(BATCH_VERSIONS)}; "
+                                   "this session negotiated " + str(record.protocol_version or "nothing yet"))
     ex.describe(messages, batch)
-    handle = served.streams.get(session_id)
-    headers = {**(handle.headers if handle else {}), **forwarded_headers(request.headers)}
-    ctx = CallContext(headers=headers, session_id=session_id, caller=caller_of(request))
+    # This POST's own headers only: the stream's GET may have come from another client.
+    ctx = call_context(host, request, ex.principal, session_id)
 
     async def send(message: dict[str, Any]) -> None:
         await host.store.deliver(session_id, frame(message))
@@ -85,14 +89,17 @@ async def post_message(host: Host, served: Served, request: Request, ex: Exchang
     if not requests:
         await save_if_changed(host.store, record, before)
         return Response(status_code=202)
-    task = asyncio.create_task(_answer(host, served, record, before, requests, ctx, send))
+    task = asyncio.create_task(_answer(host, served, record, before, requests, ctx, send, ex))
     host.track(task)
     return Response("Accepted", status_code=202, media_type="text/plain")
 
 
 async def _answer(host: Host, served: Served, record: SessionRecord, before: tuple[Any, ...],
-                  requests: list[dict[str, Any]], ctx: CallContext, send: Any) -> None:
+                  requests: list[dict[str, Any]], ctx: CallContext, send: Any, ex: Exchange) -> None:
     replies = await asyncio.gather(*(served.core.handle(m, record, ctx, send) for m in requests))
+    answered = Exchange(ex.server, ex.transport, ex.method, ex.tool, ex.principal)
+    answered.answered(replies)
+    access.info("answer", extra=answered.log_fields())  # the 202 was logged already; this is the outcome
     try:
         await save_if_changed(host.store, record, before)  # before the reply: the client's next POST sees it
         for reply in replies:

@@ -21,10 +21,10 @@ from higress_ops.sessions.base import SessionRecord
 from higress_ops.transport import guards
 from higress_ops.transport.exchange import (
     Exchange,
-    caller_of,
-    check_session_id,
+    admit_session,
+    call_context,
     classify_all,
-    forwarded_headers,
+    load_session,
     new_session_id,
     save_if_changed,
 )
@@ -65,15 +65,11 @@ def _check_version(version: str | None) -> None:
                                    f"{', '.join((*SESSION_VERSIONS, STATELESS))}")
 
 
-async def _session(host: Host, served: Served, request: Request) -> SessionRecord:
+async def _session(host: Host, served: Served, request: Request, ex: Exchange) -> SessionRecord:
     session_id = request.headers.get(SESSION_HEADER)
     if session_id is None:
         raise guards.Rejected(400, "Bad Request: the Mcp-Session-Id header is missing; initialize first")
-    check_session_id(session_id)
-    record = await host.store.get(session_id)
-    if record is None or record.server != served.name or record.transport != "streamable":
-        raise guards.Rejected(404, "Session not found: it expired or was deleted; initialize a new one")
-    return record
+    return await load_session(host, served, session_id, "streamable", ex.principal)
 
 
 async def _post(host: Host, served: Served, request: Request, ex: Exchange, version: str | None) -> Response:
@@ -84,24 +80,26 @@ async def _post(host: Host, served: Served, request: Request, ex: Exchange, vers
         payload = jsonrpc.parse(body)
     except RpcError as exc:
         return json_response(exc.to_response(None), 400)
-    ctx = CallContext(headers=forwarded_headers(request.headers), caller=caller_of(request))
+    ctx = call_context(host, request, ex.principal)
     if stateless.is_stateless(request.headers, payload):
         ex.transport = STATELESS
         if isinstance(payload, dict):
             ex.describe([payload], False)
         status, reply = await stateless.handle(served.core, payload, request.headers, ctx)
+        ex.answered([reply])
         return json_response(reply, status) if reply is not None else Response(status_code=status)
     _check_version(version)
     try:
-        messages, batch = classify_all(payload)
+        messages, batch = classify_all(payload, host.settings.max_batch)
     except RpcError as exc:
+        ex.answered([exc.to_response(None)])
         return json_response(exc.to_response(jsonrpc.request_id(payload)), 400)
     ex.describe(messages, batch)
     if not batch and messages[0].get("method") == "initialize" and "id" in messages[0]:
-        return await _initialize(host, served, messages[0], ctx)
+        return await _initialize(host, served, messages[0], ctx, ex)
     if any(m.get("method") == "initialize" for m in messages):
         return json_response(jsonrpc.error(None, jsonrpc.INVALID_REQUEST, "initialize must be sent alone"), 400)
-    record = await _session(host, served, request)
+    record = await _session(host, served, request, ex)
     if batch and record.protocol_version not in BATCH_VERSIONS:
         return json_response(jsonrpc.error(None, jsonrpc.INVALID_REQUEST, f"JSON-RPC batches are only allowed "
                                            f"by protocol {', '.join(BATCH_VERSIONS)}"), 400)
@@ -116,32 +114,38 @@ async def _post(host: Host, served: Served, request: Request, ex: Exchange, vers
     else:
         answers = [await served.core.handle(messages[0], record, ctx, send)]  # no task for a single message
     replies = [r for r in answers if r is not None]
+    ex.answered(replies)
     await save_if_changed(host.store, record, before)
     if not replies:
         return Response(status_code=202)
     return json_response(replies if batch else replies[0])
 
 
-async def _initialize(host: Host, served: Served, message: dict[str, Any], ctx: CallContext) -> Response:
-    record = SessionRecord(id=new_session_id(), server=served.name, transport="streamable")
+async def _initialize(host: Host, served: Served, message: dict[str, Any], ctx: CallContext,
+                      ex: Exchange) -> Response:
+    admit_session(host, ex.principal)
+    record = SessionRecord(id=new_session_id(), server=served.name, transport="streamable",
+                           principal=ex.principal.key)
     ctx.session_id = record.id
     reply = await served.core.handle(message, record, ctx)
+    ex.answered([reply])
     if reply is None or "error" in reply:
         return json_response(reply, 200)
     await host.store.create(record)
+    host.quota.opened(record.id, ex.principal.key)
     return json_response(reply, headers={"Mcp-Session-Id": record.id})
 
 
 async def _stream(host: Host, served: Served, request: Request, ex: Exchange) -> EventStream:
     ex.method = "stream"
     guards.require_accept(request, "text/event-stream")
-    record = await _session(host, served, request)
+    record = await _session(host, served, request, ex)
     previous = served.streams.get(record.id)
     if previous is not None:
-        previous.end()  # one GET stream per session: the newest wins
-    record.owner = host.replica_id
+        previous.end()  # one GET stream per session (its owner's, checked above): the newest wins
+    record.stream_replica = host.replica_id
     await host.store.save(record)
-    handle = StreamHandle(headers=forwarded_headers(request.headers))
+    handle = StreamHandle()
     served.streams[record.id] = handle
 
     async def close() -> None:
@@ -153,9 +157,10 @@ async def _stream(host: Host, served: Served, request: Request, ex: Exchange) ->
 
 async def _delete(host: Host, served: Served, request: Request, ex: Exchange) -> Response:
     ex.method = "delete"
-    record = await _session(host, served, request)
+    record = await _session(host, served, request, ex)
     handle = served.streams.pop(record.id, None)
     if handle is not None:
         handle.end()
+    host.quota.closed(record.id)
     await host.store.delete(record.id)
     return Response(status_code=200)

@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from starlette.types import Receive, Scope, Send
 
@@ -25,9 +25,8 @@ _RAW_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8")] + [
 
 @dataclass
 class StreamHandle:
-    """A stream held on this replica; `headers` are the ones of its GET that tools may read."""
+    """A stream held on this replica."""
 
-    headers: dict[str, str] = field(default_factory=dict, repr=False)
     frames: FrameStream | None = None
     ended: bool = False
 

@@ -93,12 +93,12 @@ async def test_serve_kube_follows_the_configmap(api: ApiServer, tmp_path: Path) 
             api.put("configmaps", NS, NAME, {"higress": higress({"/a": "a1", "nope": "x"})})
 
             async def stale() -> bool:
-                ready = (await http.get(server.url("/readyz"))).json()
+                ready = (await http.get(server.admin("/readyz"))).json()
                 return ready["config"].startswith("stale") and any("/path" in p for p in ready["problems"])
 
             await until(stale, "invalid update rejected")
             assert await mcp.greeting("/a", sid_a) == "a1 x" and await mcp.serves("/c")
-            metrics = (await http.get(server.url("/metrics"))).text
+            metrics = (await http.get(server.admin("/metrics"))).text
             assert 'higress_ops_config_reloads_total{result="rejected"} 1.0' in metrics
 
             # The watch is dropped: it resumes from its resourceVersion.
@@ -107,7 +107,7 @@ async def test_serve_kube_follows_the_configmap(api: ApiServer, tmp_path: Path) 
             await until(lambda: _true(api.watches > watches), "watch resumed")
             api.put("configmaps", NS, NAME, {"higress": higress({"/a": "a1", "/e": "e1"})})
             await until(lambda: mcp.serves("/e"), "update after a dropped watch")
-            assert (await http.get(server.url("/readyz"))).json()["config"] == "ok"
+            assert (await http.get(server.admin("/readyz"))).json()["config"] == "ok"
 
             # A bookmark moves the version on; then history expires: 410 Gone, a fresh read, and on.
             api.bookmark()
@@ -151,7 +151,7 @@ async def test_redis_password_comes_from_its_secret(api: ApiServer, tmp_path: Pa
         server = ServeProcess(None, tmp_path, ("--kube", "--kubeconfig", str(api.kubeconfig(tmp_path / "kc")))).start()
         try:
             async with httpx.AsyncClient(timeout=10) as http:
-                assert (await http.get(server.url("/readyz"))).json()["store"] == "ok"
+                assert (await http.get(server.admin("/readyz"))).json()["store"] == "ok"
                 assert (await Mcp(http, server).initialize("/a")).status_code == 200
             assert "s3cret-pw" not in server.log()
         finally:
@@ -189,7 +189,7 @@ async def test_a_new_redis_password_in_its_secret_is_picked_up(api: ApiServer, t
 
 
 async def _store_ok(http: httpx.AsyncClient, server: ServeProcess) -> bool:
-    return (await http.get(server.url("/readyz"))).json()["store"] == "ok"
+    return (await http.get(server.admin("/readyz"))).json()["store"] == "ok"
 
 
 async def test_serve_config_reloads_on_file_change_and_sighup(tmp_path: Path) -> None:
@@ -215,4 +215,4 @@ async def test_serve_config_reloads_on_file_change_and_sighup(tmp_path: Path) ->
 
 
 async def _stale(http: httpx.AsyncClient, server: ServeProcess) -> bool:
-    return (await http.get(server.url("/readyz"))).json()["config"].startswith("stale")
+    return (await http.get(server.admin("/readyz"))).json()["config"].startswith("stale")

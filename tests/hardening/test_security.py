@@ -53,8 +53,8 @@ async def test_tokens_and_passwords_never_leak(tmp_path: Path) -> None:
                                            json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
                                                "protocolVersion": "2025-06-18", "capabilities": {}}})
                     seen.append(init.text)
-                    metrics = (await http.get(server.url("/metrics"))).text
-                    ready = (await http.get(server.url("/readyz"))).text
+                    metrics = (await http.get(server.admin("/metrics"))).text
+                    ready = (await http.get(server.admin("/readyz"))).text
                 await asyncio.sleep(0.2)
                 log = server.log()
             sent = [r.headers.get("authorization", "") for r in istiod.requests]
@@ -114,7 +114,7 @@ async def test_oversized_headers_and_bodies_are_refused(tmp_path: Path) -> None:
 
             chunked = await http.post(server.url("/a"), headers=BOTH, content=chunks())  # no Content-Length
             results["100 KB chunked body"] = chunked.status_code
-            alive = await http.get(server.url("/healthz"))
+            alive = await http.get(server.admin("/healthz"))
     assert results == {"100 KB header": 431, "80 KB body (limit 64 KB)": 413, "100 KB chunked body": 413}
     assert alive.status_code == 200
     record("Security", "size limits", ", ".join(f"{k}: {v}" for k, v in results.items()))

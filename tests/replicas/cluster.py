@@ -39,11 +39,16 @@ class Replica:
     config: Path
     workdir: Path
     port: int = field(default_factory=free_port)
+    admin_port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
 
     def start(self, timeout: float = 30) -> Replica:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -52,7 +57,8 @@ class Replica:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "higress_ops", "serve", "--config", str(self.config),
-                 "--host", "127.0.0.1", "--port", str(self.port), "--replica-id", self.replica_id],
+                 "--host", "127.0.0.1", "--port", str(self.port), "--admin-port", str(self.admin_port),
+                 "--replica-id", self.replica_id],
                 stdout=out, stderr=subprocess.STDOUT, env=env)
         try:
             wait_until(self._ready, timeout, f"replica {self.replica_id}", self.proc)
@@ -62,7 +68,7 @@ class Replica:
         return self
 
     def _ready(self) -> bool:
-        return requests.get(f"{self.url}/readyz", timeout=1).status_code == 200
+        return requests.get(f"{self.admin_url}/readyz", timeout=1).status_code == 200
 
     @property
     def alive(self) -> bool:

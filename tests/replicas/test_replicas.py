@@ -210,7 +210,7 @@ async def test_redis_killed_and_restarted_mid_run(own_cluster: Cluster) -> None:
         # The stream and its POSTs on one replica keep working.
         assert (await http.post(on_a, json=rpc("tools/call", echo_call("during"), id=3))).status_code == 202
         assert (await next_message(events))["result"]["content"][0]["text"] == "hi during"
-        ready = await http.get(f"{b.url}/readyz")
+        ready = await http.get(f"{b.admin_url}/readyz")
         assert ready.status_code == 503
         assert a.alive and b.alive
 

@@ -53,18 +53,19 @@ async def next_frame(stream: AsyncIterator[bytes], timeout: float = 3) -> bytes:
     return await asyncio.wait_for(anext(stream), timeout)
 
 
-def new_record(sid: str, owner: str | None = None) -> SessionRecord:
+def new_record(sid: str, stream_replica: str | None = None) -> SessionRecord:
     return SessionRecord(id=sid, server="higress-ops-mcp-server", transport="sse", protocol_version="2024-11-05",
-                         client_info={"name": "inspector", "version": "1.0", "extra": {}}, owner=owner)
+                         client_info={"name": "inspector", "version": "1.0", "extra": {}},
+                         stream_replica=stream_replica)
 
 
 async def test_record_round_trip_save_delete(redis_server: RedisServer) -> None:
     async with store(redis_server.address, "a") as a, store(redis_server.address, "b") as b:
-        record = new_record("rt-1", owner="a")
+        record = new_record("rt-1", stream_replica="a")
         await a.create(record)
         seen = await b.get("rt-1")  # another replica reads what this one wrote
         assert seen is not None
-        assert (seen.server, seen.transport, seen.protocol_version, seen.owner) == (
+        assert (seen.server, seen.transport, seen.protocol_version, seen.stream_replica) == (
             "higress-ops-mcp-server", "sse", "2024-11-05", "a")
         assert seen.client_info == {"name": "inspector", "version": "1.0", "extra": {}}
         assert seen.created == pytest.approx(record.created)
@@ -157,7 +158,7 @@ async def test_redis_killed_and_restarted(tmp_path: Path, caplog: pytest.LogCapt
     server = start_redis(tmp_path / "redis")
     try:
         async with store(server.address, "a") as a, store(server.address, "b") as b:
-            await a.create(new_record("out-1", owner="a"))
+            await a.create(new_record("out-1", stream_replica="a"))
             async with a.open_stream("out-1") as stream:
                 server.kill()
                 started = time.monotonic()
@@ -169,7 +170,7 @@ async def test_redis_killed_and_restarted(tmp_path: Path, caplog: pytest.LogCapt
                 assert await a.healthy() is False
                 # The stream and its POSTs share replica a: still served, record included.
                 during = await a.get("out-1")
-                assert during is not None and during.owner == "a" and during.protocol_version == "2024-11-05"
+                assert during is not None and during.stream_replica == "a" and during.protocol_version == "2024-11-05"
                 during.log_level = "info"
                 await a.save(during)
                 assert await a.deliver("out-1", frame({"during": True})) is True
@@ -253,8 +254,8 @@ async def test_close_deregisters_streams(redis_server: RedisServer) -> None:
         a = RedisSessionStore.from_config(RedisConfig(address=redis_server.address), replica_id="a", ttl_seconds=30)
         await a.start()
         assert await a.hub.wait_connected(5)
-        await a.create(new_record("dereg-1", owner="a"))
-        await b.create(new_record("dereg-2", owner="b"))
+        await a.create(new_record("dereg-1", stream_replica="a"))
+        await b.create(new_record("dereg-2", stream_replica="b"))
         got: list[bytes] = []
 
         async def hold() -> None:
@@ -269,9 +270,9 @@ async def test_close_deregisters_streams(redis_server: RedisServer) -> None:
         await asyncio.wait_for(holder, 2)  # the stream ended instead of hanging
         assert dict(await r.pubsub_numsub("mcp-server-sse:dereg-1"))[b"mcp-server-sse:dereg-1"] == 0
         record = await b.get("dereg-1")
-        assert record is not None and record.owner is None
+        assert record is not None and record.stream_replica is None
         other = await b.get("dereg-2")
-        assert other is not None and other.owner == "b"
+        assert other is not None and other.stream_replica == "b"
         assert await b.deliver("dereg-1", b"late") is False
 
 

@@ -31,6 +31,7 @@ class ServeProcess:
     args: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
+    admin_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -39,6 +40,10 @@ class ServeProcess:
 
     def url(self, path: str) -> str:
         return self.base + path
+
+    def admin(self, path: str) -> str:
+        """/healthz, /readyz and /metrics: on the admin port, never the MCP port."""
+        return f"http://127.0.0.1:{self.admin_port}{path}"
 
     @property
     def log_path(self) -> Path:
@@ -52,10 +57,11 @@ class ServeProcess:
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "higress_ops", "serve", *(["--config", str(self.config)] if self.config else []),
-                 "--host", "127.0.0.1", "--port", str(self.port), *self.args],
+                 "--host", "127.0.0.1", "--port", str(self.port), "--admin-port", str(self.admin_port),
+                 *self.args],
                 stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env})
         try:
-            wait_until(lambda: requests.get(self.url("/readyz"), timeout=1).status_code == 200, timeout,
+            wait_until(lambda: requests.get(self.admin("/readyz"), timeout=1).status_code == 200, timeout,
                        "higress-ops serve", self.proc)
         except Exception as exc:
             self.stop()

@@ -41,7 +41,7 @@ async def test_domain_list_and_match_list(tmp_path: Path) -> None:
                                      {"match_rule_domain": "*", "match_rule_path": "^/e(/sse)?$",
                                       "match_rule_type": "regex"}])
     config["mcpServer"]["servers"][0]["domain_list"] = ["api.x.com"]
-    with serving(config, tmp_path) as server:
+    with serving(config, tmp_path, "--allowed-host", "*") as server:  # loopback bind: other names need allowing
         async with httpx.AsyncClient() as http:
             async def status(path: str, host: str) -> int:
                 return (await http.post(server.url(path), json=INIT, headers={**BOTH, "Host": host})).status_code
@@ -60,7 +60,7 @@ async def test_metrics_and_access_log_never_show_the_token(tmp_path: Path) -> No
             assert (await client.call_tool("whoami", {})).content[0].text == token  # type: ignore[union-attr]
             await client.call_tool("echo", {"text": "m"})
         async with httpx.AsyncClient() as http:
-            text = (await http.get(server.url("/metrics"))).text
+            text = (await http.get(server.admin("/metrics"))).text
         assert 'higress_ops_requests_total{method="tools/call",server="e",status="202",transport="sse"} 2.0' in text
         assert 'higress_ops_tool_call_seconds_count{outcome="ok",server="e",tool="echo"} 1.0' in text
         assert "higress_ops_active_sessions" in text
@@ -110,6 +110,6 @@ def test_replica_id_flag(tmp_path: Path) -> None:
     process = ServeProcess(write_config(tmp_path / "c.yaml", echo_config(("e", "/e"))), tmp_path,
                            ("--replica-id", "replica-zz")).start()
     try:
-        assert httpx.get(process.url("/readyz")).json()["replica"] == "replica-zz"
+        assert httpx.get(process.admin("/readyz")).json()["replica"] == "replica-zz"
     finally:
         process.stop()

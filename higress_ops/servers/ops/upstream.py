@@ -167,7 +167,8 @@ class Upstreams:
         self._fallback_token = str(config.get("istiodToken") or "")
 
     def istiod_headers(self, ctx: CallContext) -> dict[str, str]:
-        token = (ctx.headers.get(TOKEN_HEADER) or self._fallback_token).strip()
+        fallback = self._fallback_token if ctx.use_server_token else ""
+        token = (ctx.headers.get(TOKEN_HEADER) or fallback).strip()
         if any(ord(char) < 0x20 or ord(char) == 0x7F for char in token):
             raise UpstreamError("the istiod token contains a control character (a pasted newline?); send it as "
                                 "one line in X-Istiod-Token or istiodToken")
