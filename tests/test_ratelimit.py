@@ -31,6 +31,16 @@ async def test_memory_window_and_white_list() -> None:
     assert (await limiter.check("ops", "10.0.0.1")).allowed  # the window reset
 
 
+async def test_memory_limiter_stays_bounded_with_many_callers() -> None:
+    limiter = MemoryRateLimiter(RateLimit(limit=5, window=1), max_callers=100_000)
+    for i in range(150_000):  # a flood of distinct addresses
+        await limiter.check("ops", f"10.{i >> 16}.{(i >> 8) & 255}.{i & 255}")
+    assert len(limiter) == 100_000  # the oldest windows were forgotten, not kept
+    await asyncio.sleep(1.05)
+    assert (await limiter.check("ops", "10.200.0.1")).allowed
+    assert len(limiter) == 1  # every finished window left as calls came in
+
+
 def redis_limiter(server: RedisServer) -> RedisRateLimiter:
     return RedisRateLimiter(RULE, aioredis.Redis(host="127.0.0.1", port=server.port, socket_timeout=0.5,
                                                  socket_connect_timeout=0.5))

@@ -126,12 +126,17 @@ class KubeSource:
                 delay = 0.25  # a watch that ran to its timeout: resume at once
                 continue
             except ApiException as exc:
-                if exc.status == 410:
+                if exc.status != 410:
+                    logger.warning("watch of %s failed: %s %s; retrying in %.1fs", self.description, exc.status,
+                                   exc.reason, delay)
+                else:
                     logger.info("watch of %s expired (410 Gone); reading it again", self.description)
-                    self._relist(loop, host)
-                    continue
-                logger.warning("watch of %s failed: %s %s; retrying in %.1fs", self.description, exc.status,
-                               exc.reason, delay)
+                    try:
+                        self._relist(loop, host)
+                        continue
+                    except Exception as failure:  # the loop outlives any failure: back off and retry
+                        logger.warning("re-reading %s failed (%s); retrying in %.1fs", self.description,
+                                       type(failure).__name__, delay)
             except Exception as exc:  # connection refused, reset, read timeout: the API server is away
                 logger.warning("watch of %s interrupted (%s); retrying in %.1fs", self.description,
                                type(exc).__name__, delay)

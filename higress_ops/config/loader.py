@@ -62,6 +62,10 @@ def load_document(doc: Any, *, registry: Registry | None = None, source: str = "
         raise ConfigError.single("", "the document is empty; it needs an mcpServer block", source)
     if not isinstance(doc, Mapping):
         raise ConfigError.single("", f"expected a mapping with an mcpServer key, got {type(doc).__name__}", source)
+    deep = _too_deep(doc, MAX_DEPTH)
+    if deep is not None:
+        raise ConfigError.single(pointer(deep), f"nests deeper than {MAX_DEPTH} levels; a Higress config needs a "
+                                                "handful", source)
     doc = {"mcpServer": _deepcopy(doc.get("mcpServer"))} if "mcpServer" in doc else {}
     problems = validate(doc, load_schema(BLOCK_SCHEMA))
     block = doc.get("mcpServer")
@@ -70,6 +74,23 @@ def load_document(doc: Any, *, registry: Registry | None = None, source: str = "
     if problems:
         raise ConfigError(sorted(set(problems)), source)
     return _build(block)
+
+
+MAX_DEPTH = 64
+
+
+def _too_deep(doc: Any, limit: int) -> tuple[str | int, ...] | None:
+    """The path of the first value nested deeper than `limit`, found without recursion (which it guards)."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(doc, ())]
+    while stack:
+        value, path = stack.pop()
+        if len(path) > limit:
+            return path
+        if isinstance(value, Mapping):
+            stack.extend((child, (*path, str(key))) for key, child in value.items())
+        elif isinstance(value, list):
+            stack.extend((child, (*path, index)) for index, child in enumerate(value))
+    return None
 
 
 def _deepcopy(value: Any) -> Any:
@@ -92,6 +113,9 @@ def _parse_yaml(text: str, source: str, where: str, line_offset: int = 0, col_of
                                  source) from None
     except yaml.YAMLError as exc:
         raise ConfigError.single(where, f"YAML error in {source}: {exc}", source) from None
+    except RecursionError:
+        raise ConfigError.single(where, f"{source} nests too deeply to read; a Higress config needs a handful of "
+                                        "levels", source) from None
 
 
 def _from_configmap(manifest: Mapping[str, Any], text: str, source: str) -> Any:

@@ -93,16 +93,24 @@ class FileSource:
                     await asyncio.wait_for(hup.wait(), self.poll_seconds)
                 forced = hup.is_set()
                 hup.clear()
-                digest = await asyncio.to_thread(self._read_digest)
-                if not forced and (digest == self._digest or not digest):
-                    continue
-                self._digest = digest
-                logger.info("reloading %s (%s)", self.path, "SIGHUP" if forced else "file changed")
                 try:
-                    config: ConfigError | McpServerConfig = await asyncio.to_thread(load_file, self.path)
-                except ConfigError as exc:
-                    config = exc
-                await offer(host, config, self.description)
+                    await self._reload(host, forced)
+                except Exception as exc:  # whatever went wrong, the loop (and SIGHUP) keeps working
+                    logger.exception("reloading %s failed", self.path)
+                    host.reject(ConfigError.single("", f"reloading {self.path} failed: {type(exc).__name__}",
+                                                   self.description))
         finally:
             with suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(signal.SIGHUP)
+
+    async def _reload(self, host: Host, forced: bool) -> None:
+        digest = await asyncio.to_thread(self._read_digest)
+        if not forced and (digest == self._digest or not digest):
+            return
+        self._digest = digest
+        logger.info("reloading %s (%s)", self.path, "SIGHUP" if forced else "file changed")
+        try:
+            config: ConfigError | McpServerConfig = await asyncio.to_thread(load_file, self.path)
+        except ConfigError as exc:
+            config = exc
+        await offer(host, config, self.description)

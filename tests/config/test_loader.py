@@ -310,3 +310,17 @@ def test_unreadable_file(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(ConfigError, match="not UTF-8"):
         load_file(binary)
+
+
+@pytest.mark.parametrize("text", [
+    "mcpServer: {servers: " + "[" * 50_000 + "]" * 50_000 + "}",  # over Python's recursion limit while parsing
+    "mcpServer:\n  servers: " + "[" * 100 + "]" * 100,  # parses, but deeper than any config needs
+    "mcpServer: " + "{a: " * 100 + "1" + "}" * 100,
+])
+def test_deeply_nested_yaml_is_a_config_problem(text: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_text(text)
+    problem = error.value.problems[0]
+    assert "nests" in problem.message and len(str(problem)) < 500
+    if text.startswith("mcpServer:\n  servers: "):
+        assert problem.pointer.startswith("/mcpServer/servers/0/0/0")

@@ -205,6 +205,8 @@ async def test_serve_config_reloads_on_file_change_and_sighup(tmp_path: Path) ->
             path.write_text("mcpServer: {servers: [{name: x, path: nope, type: echo}]}")
             await until(lambda: _stale(http, server), "invalid edit rejected")
             assert await mcp.greeting("/a", sid) == "a1 x" and await mcp.serves("/b")
+            path.write_text("mcpServer: {servers: " + "[" * 50_000 + "]" * 50_000 + "}")  # RecursionError bait
+            await until(lambda: _problem(http, server, "nests too deeply"), "deep YAML rejected with a reason")
             path.write_text(higress({"/a": "a1", "/c": "c1"}))
             assert server.proc is not None
             server.proc.send_signal(signal.SIGHUP)
@@ -212,6 +214,11 @@ async def test_serve_config_reloads_on_file_change_and_sighup(tmp_path: Path) ->
             assert await mcp.greeting("/a", sid) == "a1 x"
     finally:
         server.stop()
+
+
+async def _problem(http: httpx.AsyncClient, server: ServeProcess, text: str) -> bool:
+    ready = (await http.get(server.admin("/readyz"))).json()
+    return any(text in problem for problem in ready.get("problems", []))
 
 
 async def _stale(http: httpx.AsyncClient, server: ServeProcess) -> bool:

@@ -55,3 +55,22 @@ async def test_delete_ends_the_stream_and_delivery_needs_one() -> None:
         await store.delete("s")
         assert await frames.next(1) is None
         assert await frames.next(1) is None  # stays closed
+
+
+async def test_a_stream_whose_client_stops_reading_is_cut_at_its_byte_cap() -> None:
+    store = MemorySessionStore(replica_id="r", ttl_seconds=60, queue_bytes=10_000)
+    await store.create(SessionRecord(id="slow", server="a", transport="sse"))
+    async with store.open_stream("slow") as frames:
+        frame = b"event: message\ndata: " + b"x" * 3_000 + b"\n\n"
+        delivered = [await store.deliver("slow", frame) for _ in range(5)]
+        assert delivered == [True, True, True, False, False]  # 3 frames fit in 10,000 bytes, the 4th cuts it
+        assert await frames.next(0.1) is None  # the backlog was dropped and the stream ended: a disconnect
+
+
+async def test_a_reading_client_gets_every_frame_under_the_cap() -> None:
+    store = MemorySessionStore(replica_id="r", ttl_seconds=60, queue_bytes=10_000)
+    await store.create(SessionRecord(id="fast", server="a", transport="sse"))
+    async with store.open_stream("fast") as frames:
+        for i in range(50):  # 50 x 3 KB in total, far over the cap, but never more than one frame behind
+            assert await store.deliver("fast", b"%d" % i + b"y" * 3_000)
+            assert (await frames.next(1)).startswith(b"%d" % i)  # type: ignore[union-attr]

@@ -30,6 +30,12 @@ class ApiServer:
     watches: int = 0  # watch requests served so far
     cond: threading.Condition = field(default_factory=threading.Condition)
     generation: int = 0  # bumped to drop every open watch
+    # TokenReview / SubjectAccessReview: token -> user info, and the (user, verb, resource, subresource,
+    # namespace) rights granted. Review requests must carry the server's own token, as the real one demands.
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    grants: set[tuple[str, str, str, str, str]] = field(default_factory=set)
+    reviews: list[dict[str, Any]] = field(default_factory=list)
+    client_token: str = "test-token"
 
     @property
     def url(self) -> str:
@@ -171,6 +177,28 @@ def _handler(api: ApiServer) -> type[BaseHTTPRequestHandler]:
                     deadline -= 0.2
             if generation != api.generation:  # dropped: end the connection without the final chunk
                 raise ConnectionResetError
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            if self.headers.get("Authorization") != f"Bearer {api.client_token}":
+                self._json(401, self._status(401, "Unauthorized", "Unauthorized"))
+                return
+            path = urlsplit(self.path).path
+            api.reviews.append({"path": path, "body": body})
+            spec = body.get("spec") or {}
+            if path == "/apis/authentication.k8s.io/v1/tokenreviews":
+                user = api.users.get(spec.get("token", ""))
+                status = {"authenticated": True, "user": user} if user else {"authenticated": False,
+                                                                             "error": "invalid bearer token"}
+                self._json(201, {**body, "status": status})
+            elif path == "/apis/authorization.k8s.io/v1/subjectaccessreviews":
+                attrs = spec.get("resourceAttributes") or {}
+                right = (spec.get("user", ""), attrs.get("verb", ""), attrs.get("resource", ""),
+                         attrs.get("subresource") or "", attrs.get("namespace", ""))
+                allowed = right in api.grants
+                self._json(201, {**body, "status": {"allowed": allowed, **({} if allowed else {"reason": "no RBAC"})}})
+            else:
+                self._json(404, self._status(404, "NotFound", "no such path"))
 
         def log_message(self, *args: Any) -> None:
             return None

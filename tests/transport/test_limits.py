@@ -1,0 +1,117 @@
+"""In-process tier: every resource a client can grow is bounded, and over a bound the answer is a clear 4xx
+(or a JSON-RPC error), never a 5xx: session counts, initialize state, batches, calls in flight, nesting
+depth, argument size, the 2026-07-28 envelope's params, and store outages that reveal nothing internal."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from tests.support.asgi import BOTH, INIT, echo_block, in_process, rpc, stateless
+from tests.support.procs import free_port
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
+V2025_03 = {**INIT, "params": {**INIT["params"], "protocolVersion": "2025-03-26"}}
+
+
+async def test_initialize_state_is_capped() -> None:
+    async with in_process() as client:
+        big = {**INIT, "params": {**INIT["params"], "capabilities": {"experimental": {"x": "y" * 20_000}}}}
+        reply = await client.http.post("/e", json=big, headers=BOTH)
+        assert reply.status_code == 200 and "mcp-session-id" not in reply.headers
+        assert reply.json()["error"]["code"] == -32602 and "16384-byte limit" in reply.json()["error"]["message"]
+
+
+async def test_sessions_per_identity_and_per_replica() -> None:
+    async with in_process(max_sessions_per_identity=3, max_sessions=5) as client:
+        ids = [await client.initialize() for _ in range(3)]
+        over = await client.http.post("/e", json=INIT, headers=BOTH)
+        assert over.status_code == 429 and over.headers["retry-after"] == "30"
+        assert "maximum of 3 open sessions" in over.json()["error"]["message"]
+        assert (await client.http.delete("/e", headers={"Mcp-Session-Id": ids[0]})).status_code == 200
+        await client.initialize()  # a freed slot is usable again
+        other = {"X-Forwarded-For": "ignored"}  # not a trusted proxy: still the same address
+        assert (await client.http.post("/e", json=INIT, headers={**BOTH, **other})).status_code == 429
+    async with in_process(max_sessions=2) as client:
+        for _ in range(2):
+            await client.initialize()
+        full = await client.http.post("/e", json=INIT, headers=BOTH)
+        assert full.status_code == 503 and full.headers["retry-after"] == "30"
+        assert "maximum number of sessions" in full.json()["error"]["message"]
+
+
+async def test_batches_only_on_2025_03_26_and_bounded() -> None:
+    async with in_process(max_batch=4) as client:
+        modern = await client.initialize()
+        batch = [rpc("ping", id=i) for i in range(2)]
+        refused = await client.http.post("/e", json=batch, headers={**BOTH, "Mcp-Session-Id": modern})
+        assert refused.status_code == 400 and "only allowed by protocol 2025-03-26" in refused.text
+        old = (await client.http.post("/e", json=V2025_03, headers=BOTH)).headers["mcp-session-id"]
+        ok = await client.http.post("/e", json=batch, headers={**BOTH, "Mcp-Session-Id": old})
+        assert ok.status_code == 200 and [r["id"] for r in ok.json()] == [0, 1]
+        too_many = await client.http.post("/e", json=[rpc("ping", id=i) for i in range(5)],
+                                          headers={**BOTH, "Mcp-Session-Id": old})
+        assert too_many.status_code == 400 and "over the limit of 4" in too_many.text
+        from higress_ops.sessions.base import SessionRecord
+
+        for version, status in (("2024-11-05", 400), ("2025-03-26", 202)):  # legacy SSE sessions too
+            sid = f"legacy-{version}"
+            await client.host.store.create(SessionRecord(id=sid, server="e", transport="sse",
+                                                         protocol_version=version, principal="none:anonymous"))
+            reply = await client.http.post(f"/e?sessionId={sid}", json=batch,
+                                           headers={"Content-Type": "application/json"})
+            assert reply.status_code == status, reply.text
+
+
+async def test_tool_calls_in_flight_per_session() -> None:
+    async with in_process(max_inflight=2) as client:
+        sid = (await client.http.post("/e", json=V2025_03, headers=BOTH)).headers["mcp-session-id"]
+        calls = [rpc("tools/call", id=i, name="sleep", arguments={"seconds": 0.3}) for i in range(3)]
+        reply = await client.http.post("/e", json=calls, headers={**BOTH, "Mcp-Session-Id": sid})
+        assert reply.status_code == 200
+        errors = [r["error"] for r in reply.json() if "error" in r]
+        assert len(errors) == 1 and errors[0]["code"] == -32029 and "in flight" in errors[0]["message"]
+        other = await client.initialize()  # another session is not affected
+        calls = [client.http.post("/e", json=rpc("tools/call", name="sleep", arguments={"seconds": 0.1}),
+                                  headers={**BOTH, "Mcp-Session-Id": other}) for _ in range(2)]
+        assert all("result" in r.json() for r in await asyncio.gather(*calls))
+
+
+@pytest.mark.parametrize("depth", [65, 1_000, 200_000])
+async def test_deep_nesting_is_a_parse_error(depth: int) -> None:
+    async with in_process() as client:
+        sid = await client.initialize()
+        body = b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":' + \
+            b"[" * depth + b"]" * depth + b"}}}"
+        reply = await client.http.post("/e", content=body, headers={**BOTH, "Mcp-Session-Id": sid})
+        assert reply.status_code == 400 and reply.json()["error"]["code"] == -32700
+
+
+async def test_tool_arguments_are_capped_before_validation() -> None:
+    async with in_process() as client:
+        sid = await client.initialize()
+        reply = await client.http.post("/e", json=rpc("tools/call", name="echo", arguments={"text": "x" * 70_000}),
+                                       headers={**BOTH, "Mcp-Session-Id": sid})
+        assert reply.status_code == 200 and reply.json()["error"]["code"] == -32602
+        assert "over 65536 bytes" in reply.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("params", ["a string", [1, 2], None, 7])
+async def test_2026_params_that_are_not_an_object_are_4xx(params: Any) -> None:
+    async with in_process() as client:
+        body, headers = stateless("tools/list")
+        body["params"] = params
+        reply = await client.http.post("/e", json=body, headers=headers)
+        assert 400 <= reply.status_code < 500 and "error" in reply.json()
+
+
+async def test_store_outage_tells_the_client_nothing_internal() -> None:
+    port = free_port()  # nothing listens: Redis is down
+    async with in_process(echo_block(redis={"address": f"127.0.0.1:{port}"})) as client:
+        reply = await client.http.post("/e", json=INIT, headers=BOTH)
+        assert reply.status_code == 503 and reply.headers["retry-after"] == "1"
+        text = reply.text
+        assert "session store is unavailable" in text
+        assert str(port) not in text and "127.0.0.1" not in text and client.host.replica_id not in text
