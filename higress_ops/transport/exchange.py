@@ -142,8 +142,8 @@ class Exchange:
             return
         message = messages[0]
         self.method = message.get("method") or "response"
-        if self.method == "tools/call":
-            params = message.get("params") or {}
+        params = message.get("params")
+        if self.method == "tools/call" and isinstance(params, dict):  # not checked yet on the 2026 path
             name = params.get("name")
             self.tool = name[:64] if isinstance(name, str) else ""
 

@@ -245,3 +245,50 @@ def test_http_layer_never_answers_5xx(served: ServeProcess, request: dict[str, A
     except httpx.TimeoutException as exc:
         raise AssertionError(f"no answer within 30 s: {request}") from exc
     assert status < 500, (status, request)
+
+
+# -- the 2026-07-28 envelope and nested structures, over real HTTP -------------------------------------
+
+def nest(depth: int, kind: str) -> Any:
+    value: Any = "leaf"
+    for level in range(depth):
+        value = [value] if kind == "list" or (kind == "mixed" and level % 2) else {"k": value}
+    return value
+
+
+nested = st.builds(nest, st.integers(0, 3000), st.sampled_from(["list", "dict", "mixed"]))
+params_2026 = json_values | nested | st.fixed_dictionaries({
+    "_meta": st.fixed_dictionaries({}, optional={
+        "io.modelcontextprotocol/protocolVersion": st.sampled_from(["2026-07-28", "2025-06-18"]) | json_scalars,
+        "io.modelcontextprotocol/clientCapabilities": json_values | nested}) | json_values,
+    "name": st.sampled_from(["echo", "sleep", "nope"]) | json_scalars,
+    "arguments": st.fixed_dictionaries({}, optional={"text": st.text(max_size=20) | nested,
+                                                     "seconds": st.floats(0, 0.01) | json_scalars}) | json_values})
+
+
+@pytest.mark.cases(1000)
+@settings(FAST, max_examples=1000)
+@given(method=st.sampled_from(["tools/call", "tools/list", "ping", "server/discover", "initialize", "x"]),
+       params=params_2026, header_method=st.booleans(), version=st.sampled_from(["2026-07-28", "2099-01-01"]),
+       rpc_id=st.integers(-5, 5) | st.text(max_size=5) | st.none())
+def test_2026_envelope_and_nested_bodies_over_http(served: ServeProcess, method: str, params: Any,
+                                                   header_method: bool, version: str, rpc_id: Any) -> None:
+    count("2026 envelopes and nested bodies over HTTP")
+    body: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "params": params}
+    if rpc_id is not None:
+        body["id"] = rpc_id
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+               "MCP-Protocol-Version": version, "Mcp-Method": method if header_method else "other"}
+    if isinstance(params, dict) and isinstance(params.get("name"), str) and params["name"].isascii() and \
+            params["name"].strip() == params["name"] and params["name"].isprintable():
+        headers["Mcp-Name"] = params["name"]  # only what an HTTP client can send
+    try:
+        content = json.dumps(body).encode()
+    except RecursionError:  # deeper than the standard library writes: send it by hand
+        content = b'{"jsonrpc":"2.0","id":1,"method":"tools/list","params":' + b"[" * 3000 + b"]" * 3000 + b"}"
+    reply = HTTP.post(served.url("/e"), content=content, headers=headers)
+    assert reply.status_code < 500, (reply.status_code, reply.text[:300])
+    if reply.content:
+        well_formed_error(reply.json())
+    else:
+        assert reply.status_code == 202  # a notification (no id) is acknowledged without a body

@@ -98,10 +98,11 @@ async def test_tool_arguments_are_capped_before_validation() -> None:
         assert "over 65536 bytes" in reply.json()["error"]["message"]
 
 
+@pytest.mark.parametrize("method", ["tools/list", "tools/call"])
 @pytest.mark.parametrize("params", ["a string", [1, 2], None, 7])
-async def test_2026_params_that_are_not_an_object_are_4xx(params: Any) -> None:
+async def test_2026_params_that_are_not_an_object_are_4xx(params: Any, method: str) -> None:
     async with in_process() as client:
-        body, headers = stateless("tools/list")
+        body, headers = stateless(method)
         body["params"] = params
         reply = await client.http.post("/e", json=body, headers=headers)
         assert 400 <= reply.status_code < 500 and "error" in reply.json()
