@@ -193,3 +193,38 @@ def test_a_network_bind_without_auth_is_refused(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=30)
     assert run.returncode != 0
     assert "not a loopback address" in run.stderr and "--auth none" in run.stderr
+
+
+async def test_sdk_client_with_an_oidc_token(tmp_path: Path) -> None:
+    from tests.support.oidc import oidc_issuer
+
+    with oidc_issuer() as issuer, serving(echo_config(("e", "/e")), tmp_path, "--auth", "oidc", "--oidc-issuer",
+                                          issuer.url, "--oidc-audience", "higress-ops") as server:
+        token = issuer.issue("agent-7")
+        for _name, client in clients(server, token):
+            async with client:
+                assert (await client.call_tool("echo", {"text": "t"})).is_error is False
+        async with httpx.AsyncClient() as http:
+            unauthorized = await http.post(server.url("/e"), json=INIT, headers=BOTH)
+            metadata_url = unauthorized.headers["www-authenticate"].split('resource_metadata="')[1].split('"')[0]
+            assert metadata_url == server.url("/.well-known/oauth-protected-resource/e")
+            metadata = (await http.get(metadata_url)).json()
+            assert metadata["authorization_servers"] == [issuer.url] and metadata["resource"] == server.url("/e")
+            expired = await http.post(server.url("/e"), json=INIT, headers={
+                **BOTH, "Authorization": f"Bearer {issuer.issue('agent-7', lifetime=-3600)}"})
+            assert expired.status_code == 401 and "expired" in expired.text
+        await asyncio.sleep(0.2)
+        assert '"identity": "agent-7"' in server.log() and token not in server.log()
+
+
+def test_an_explicit_auth_none_on_a_network_address_warns(caplog: pytest.LogCaptureFixture) -> None:
+    import argparse
+
+    from higress_ops.cli.serve import authenticator_from
+
+    args = argparse.Namespace(auth="none", host="0.0.0.0")
+    with caplog.at_level("WARNING"):
+        assert authenticator_from(args).mode == "none"
+    assert "without client authentication on a non-loopback address" in caplog.text
+    with pytest.raises(SystemExit, match="--auth oidc needs"):
+        authenticator_from(argparse.Namespace(auth="oidc", host="127.0.0.1", oidc_issuer=None, oidc_audience="a"))
