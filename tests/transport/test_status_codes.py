@@ -8,21 +8,10 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
+from tests.support.asgi import BOTH, INIT, rpc
 from tests.support.serve import ServeProcess
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
-
-BOTH = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
-
-
-def rpc(method: str, id: int | None = 1, **params: Any) -> dict[str, Any]:
-    message: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "params": params}
-    if id is not None:
-        message["id"] = id
-    return message
-
 
 async def session(http: httpx.AsyncClient, url: str, version: str = "2025-06-18") -> str:
     init = {**INIT, "params": {**INIT["params"], "protocolVersion": version}}
