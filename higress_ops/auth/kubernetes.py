@@ -54,7 +54,8 @@ class KubernetesAuth:
         self.reviews = 0  # TokenReviews sent, for tests and metrics
 
     async def authenticate(self, authorization: str | None) -> Principal:
-        key = token_key(bearer(authorization))
+        token = bearer(authorization)
+        key = token_key(token)
         verdict = self._cache.get(key)
         if verdict is None:
             pending = self._pending.get(key)
@@ -64,7 +65,7 @@ class KubernetesAuth:
                 future: asyncio.Future[Principal | AuthFailed] = asyncio.get_running_loop().create_future()
                 self._pending[key] = future
                 try:
-                    verdict = await asyncio.to_thread(self._review, bearer(authorization))
+                    verdict = await asyncio.to_thread(self._review, token)
                     self._cache.put(key, verdict, self.allowed_ttl if isinstance(verdict, Principal)
                                     else self.denied_ttl)
                     future.set_result(verdict)

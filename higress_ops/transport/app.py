@@ -102,13 +102,12 @@ class App:
         if header_bytes > MAX_HEADER_BYTES:  # uvicorn's protocol already cut bigger ones; this covers any server
             raise guards.Rejected(431, f"request headers of {header_bytes} bytes are over the "
                                        f"{MAX_HEADER_BYTES}-byte limit")
-        found = host.routes.find(request.headers.get("host", ""), request.url.path)
-        served = found[1] if found is not None else None
-        ex.principal = await host.gate.admit(request, served.entry.domain_list if served else ("*",),
-                                             served.entry.path if served else request.url.path)
-        if found is None or served is None:
+        found = host.routes.find(request.headers.get("host", ""), request.scope["path"])
+        if found is None:  # authenticate anyway: an unauthenticated caller learns nothing, not even which paths exist
+            await host.gate.admit(request, ("*",), request.scope["path"])
             raise guards.Rejected(404, "Not Found: no MCP server here")
-        endpoint = found[0]
+        endpoint, served = found
+        ex.principal = await host.gate.admit(request, served.entry.domain_list, served.entry.path)
         ex.server = served.name
         if endpoint == "sse":
             return await legacy_sse.open_stream(host, served, request, ex)

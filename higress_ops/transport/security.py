@@ -94,8 +94,9 @@ class Gate:
 
     def _challenge(self, request: Request, server_path: str, exc: AuthFailed) -> str:
         parts = ['Bearer realm="higress-ops"']
-        if self.auth.resource_metadata("") is not None:
-            parts.append(f'resource_metadata="{metadata_url(request, server_path)}"')
+        url = metadata_url(request, server_path)
+        if self.auth.resource_metadata(url) is not None:  # only modes with an authorization server publish it
+            parts.append(f'resource_metadata="{url}"')
         if exc.error:
             parts.append(f'error="{exc.error}"')
         return ", ".join(parts)
