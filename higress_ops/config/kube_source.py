@@ -11,19 +11,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import os
 import random
 import threading
 from typing import TYPE_CHECKING, Any
 
 from kubernetes import client, watch
-from kubernetes import config as kube_config
 from kubernetes.client.rest import ApiException
 
+from higress_ops import kube
 from higress_ops.config.errors import ConfigError
 from higress_ops.config.loader import load_text
 from higress_ops.config.model import McpServerConfig
 from higress_ops.config.sources import offer
+from higress_ops.kube import api_client as api_client  # the auth gate builds its own from the same choice
 
 if TYPE_CHECKING:
     from higress_ops.host import Host
@@ -42,7 +42,8 @@ class KubeSource:
         self.watch_timeout = watch_timeout
         self.backoff_max = backoff_max
         self.secret_poll = secret_poll
-        self.api = client.CoreV1Api(api_client(context, kubeconfig))
+        kube.use(context, kubeconfig)  # the gateway and istiod targets read the same cluster
+        self.api: client.CoreV1Api = kube.core_api()
         self._rv: str | None = None
         self._applied_rv: str | None = None
         self._password: str | None = None
@@ -191,11 +192,3 @@ class KubeSource:
                 except Exception as exc:
                     logger.warning("reading the redis Secret failed (%s)", type(exc).__name__)
 
-
-def api_client(context: str | None, kubeconfig: str | None) -> client.ApiClient:
-    configuration = client.Configuration()
-    if kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-        kube_config.load_incluster_config(client_configuration=configuration)
-    else:
-        kube_config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
-    return client.ApiClient(configuration)

@@ -72,3 +72,26 @@ class McpServerConfig:
             if entry.name == name:
                 return entry
         raise KeyError(name)
+
+
+Access = Literal["local", "portforward", "direct"]
+
+
+@dataclass(frozen=True)
+class PodFleet:
+    """A `gateways` or `istiods` block of a higress-ops server config: which pods, and how each is reached."""
+
+    namespace: str
+    selector: str
+    access: Access = "local"  # local: the configured URL (envoyAdminURL or istiodURL), no pod discovery
+    port: int = 15000  # gateways.adminPort, istiods.port
+
+    @classmethod
+    def of(cls, config: Mapping[str, Any], key: str) -> PodFleet:
+        """The block under `key` ("gateways" or "istiods") of a validated server config, defaults applied."""
+        block: Mapping[str, Any] = config.get(key) or {}
+        port_key, default_port, selector = (("adminPort", 15000, "app=higress-gateway") if key == "gateways"
+                                            else ("port", 15014, "app=higress-controller"))
+        return cls(namespace=str(block.get("namespace") or config.get("namespace") or "higress-system"),
+                   selector=str(block.get("selector") or selector), access=block.get("access", "local"),
+                   port=int(block.get(port_key, default_port)))

@@ -155,11 +155,26 @@ class McpCore:
         record.protocol_version = negotiate(requested)
         record.client_info = _small_info(params.get("clientInfo"))
         record.client_capabilities = capabilities
+        record.target = await self._session_target()
         result: dict[str, Any] = {"protocolVersion": record.protocol_version, "capabilities": self.capabilities,
                                   "serverInfo": self.server_info}
         if self.server.instructions:
             result["instructions"] = self.server.instructions
         return result
+
+    async def _session_target(self) -> str | None:
+        """The server's pick of a target for a new session (servers/base.py); none if it has no say or fails:
+        calls then resolve their target each time, and the handshake never fails for it."""
+        pick = getattr(self.server, "session_target", None)
+        if pick is None:
+            return None
+        try:
+            target = await pick()
+        except Exception as exc:
+            logger.warning("no default target for a new session (%s)", type(exc).__name__,
+                           extra={"server": self.server.name})
+            return None
+        return target if isinstance(target, str) else None
 
     async def _ping(self, *_: Any) -> dict[str, Any]:
         return {}
@@ -219,7 +234,7 @@ class McpCore:
         if record.id and self._running.get(record.id, 0) >= self.max_inflight:
             raise RpcError(RATE_LIMITED, f"Too many tool calls in flight: this session already runs "
                                          f"{self.max_inflight}; wait for their answers", {"retryAfterSeconds": 1})
-        call_ctx = replace(ctx, log=self._logger(record, send))
+        call_ctx = replace(ctx, target=record.target, log=self._logger(record, send))
         started = time.perf_counter()
         task = asyncio.ensure_future(self._run_tool(name, arguments, call_ctx))
         key = (record.id, json.dumps(request_id)) if record.id else None

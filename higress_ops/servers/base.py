@@ -84,6 +84,7 @@ class CallContext:
     # Whether server-held credentials (the config's istiodToken) may act for this caller: authenticated
     # callers, or anyone on a loopback bind without auth. Never for anonymous callers from the network.
     use_server_token: bool = True
+    target: str | None = None  # the session's pinned target (a gateway pod's name); the server resolves None
     log: LogFn = _no_log
 
 
@@ -106,6 +107,9 @@ class McpServer(Protocol):
     async def aclose(self) -> None:
         """Release upstream connections; called when the server is removed or the process stops."""
         ...
+
+    # Optional: `async def session_target(self) -> str | None`, asked once at initialize. Its answer is kept in
+    # the session record and comes back as CallContext.target on every call of that session, on any replica.
 
 
 ServerFactory = Callable[["ServerEntry"], McpServer]

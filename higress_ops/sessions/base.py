@@ -121,6 +121,7 @@ class SessionRecord:
     log_level: str | None = None
     stream_replica: str | None = None  # the replica holding the session's stream, if any
     principal: str | None = None  # who opened it (Principal.key): nobody else may use it
+    target: str | None = None  # the server's default target for this session, fixed at initialize (a pod name)
     created: float = field(default_factory=time.time)
     last_seen: float = field(default_factory=time.time)
 
@@ -130,7 +131,7 @@ class SessionRecord:
     def state(self) -> tuple[Any, ...]:
         """What a request may change, cheap to compare (no deep copy): the transport saves when it differs."""
         return (self.protocol_version, self.client_info, self.client_capabilities, self.initialized,
-                self.log_level, self.stream_replica)
+                self.log_level, self.stream_replica, self.target)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SessionRecord:

@@ -1,16 +1,20 @@
-"""The `higress-ops` server: the catalog's raw tools, then the compact views, over two upstreams."""
+"""The `higress-ops` server: the catalog's raw tools, the compact views and the gateway-pod tools, over two
+upstreams. Every tool that reads an Envoy takes `pod` (added here, once, for both schema builders) and names
+the Envoy that answered."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from higress_ops import __version__
 from higress_ops.config.model import ServerEntry
 from higress_ops.servers.base import CallContext, ToolResult, ToolSpec
-from higress_ops.servers.ops import handler
+from higress_ops.servers.ops import gateway_pods, handler
 from higress_ops.servers.ops.catalog import CATALOG, Entry
-from higress_ops.servers.ops.upstream import Upstreams
+from higress_ops.servers.ops.targets import Target, with_pod_parameter
+from higress_ops.servers.ops.upstream import UpstreamError, Upstreams
 from higress_ops.servers.ops.views import VIEW_TOOLS
 
 ANNOTATIONS = {"readOnlyHint": True, "destructiveHint": False, "idempotentHint": True, "openWorldHint": False}
@@ -22,6 +26,16 @@ def spec_of(entry: Entry) -> ToolSpec:
                     annotations={"title": entry.title, **ANNOTATIONS})
 
 
+def targeted(spec: ToolSpec) -> ToolSpec:
+    return replace(spec, input_schema=with_pod_parameter(spec.input_schema))
+
+
+def answered_by(result: ToolResult, target: Target) -> ToolResult:
+    """The result with a last line naming the Envoy it came from (never its address)."""
+    origin = f"pod {target.name}" if target.pod is not None else f"the Envoy at {target.name}"
+    return replace(result, content=[*result.content, {"type": "text", "text": f"[answered by {origin}]"}])
+
+
 class OpsServer:
     version = __version__
 
@@ -31,19 +45,51 @@ class OpsServer:
         self.upstreams = Upstreams(entry.config)
         self._entries = {e.name: e for e in CATALOG}
         self._views = {view.spec.name: view for view in VIEW_TOOLS}
-        self._specs = [spec_of(e) for e in CATALOG] + [view.spec for view in VIEW_TOOLS]
+        self._fleet = {tool.spec.name: tool for tool in gateway_pods.TOOLS}
+        self._targeted = {e.name for e in CATALOG if e.upstream == "envoy"} | \
+                         {view.spec.name for view in VIEW_TOOLS if view.reads_envoy}
+        specs = [spec_of(e) for e in CATALOG] + [view.spec for view in VIEW_TOOLS] + \
+                [tool.spec for tool in gateway_pods.TOOLS]
+        self._specs = [targeted(s) if s.name in self._targeted else s for s in specs]
 
     def tools(self) -> Sequence[ToolSpec]:
         return self._specs
 
+    async def session_target(self) -> str | None:
+        """A new session's Envoy, fixed for its lifetime so every replica serving it reads the same one."""
+        return await self.upstreams.gateways.default_name()
+
     async def call_tool(self, name: str, arguments: Mapping[str, Any], ctx: CallContext) -> ToolResult:
+        fleet_tool = self._fleet.get(name)
+        if fleet_tool is not None:
+            return await fleet_tool.run(arguments, self.upstreams, ctx)
+        if name not in self._entries and name not in self._views:
+            raise KeyError(name)
+        if name not in self._targeted:
+            return await self._run(name, arguments, ctx)
+        try:
+            target = await self.upstreams.gateways.target(arguments.get("pod") or ctx.target)
+        except UpstreamError as exc:
+            return ToolResult.error(f"{name}: {exc}")
+        # The resolved name travels in the context (every fetch of this call reads that pod) and in the
+        # arguments (server-info's cache is per target).
+        result = await self._run(name, {**arguments, "pod": target.name}, replace(ctx, target=target.name))
+        if result.is_error and target.pod is not None and not await self._still_there(target):
+            return ToolResult.error(f"{name}: pod {target.name} went away during the call (it is no longer listed); "
+                                    "list-gateway-pods shows the pods there are")
+        return answered_by(result, target)
+
+    async def _run(self, name: str, arguments: Mapping[str, Any], ctx: CallContext) -> ToolResult:
         entry = self._entries.get(name)
         if entry is not None:
             return await handler.run(entry, arguments, self.upstreams, ctx)
-        view = self._views.get(name)
-        if view is not None:
-            return await view.run(arguments, self.upstreams, ctx)
-        raise KeyError(name)
+        return await self._views[name].run(arguments, self.upstreams, ctx)
+
+    async def _still_there(self, target: Target) -> bool:
+        try:
+            return any(p.name == target.name for p in await self.upstreams.gateways.pods(fresh=True))
+        except UpstreamError:
+            return True  # cannot tell: the call's own error stands
 
     async def aclose(self) -> None:
         await self.upstreams.aclose()

@@ -66,35 +66,46 @@ def reshape(info: Any, args: Mapping[str, Any]) -> tuple[Any, str]:
 
 
 class _Cache:
-    """The last extension list seen, as Envoy's bytes and as its summary. One entry: a replica reads one Envoy;
-    servers reading Envoys of different builds only take turns re-parsing (the byte comparison keeps it right)."""
+    """The last extension list seen from one target, as Envoy's bytes and as its summary. One entry per target
+    (a gateway pod, or envoyAdminURL): pods of different builds do not evict each other's summary."""
 
-    raw: bytes = b""
-    indent: bytes = b""
-    summary: Summary | None = None
+    def __init__(self) -> None:
+        self.raw = b""
+        self.indent = b""
+        self.summary: Summary | None = None
 
 
-_cache = _Cache()
+MAX_TARGETS = 64  # a fleet larger than this only re-parses more often
+_caches: dict[str, _Cache] = {}
+
+
+def _cache_of(target: str) -> _Cache:
+    cache = _caches.get(target)
+    if cache is None:
+        if len(_caches) >= MAX_TARGETS:
+            _caches.pop(next(iter(_caches)))
+        cache = _caches[target] = _Cache()
+    return cache
 
 
 def parse(body: bytes, args: Mapping[str, Any]) -> tuple[Any, str]:
     """The body parsed and reshaped; raises ValueError when it is not JSON (as jsonfast.loads)."""
     mode = args.get("extensions", "names")
     if mode != "full":
-        fast = _parse_reusing_extensions(body, mode)
+        fast = _parse_reusing_extensions(body, mode, _cache_of(str(args.get("pod", ""))))
         if fast is not None:
             return fast
     return reshape(jsonfast.loads(body), args)
 
 
-def _parse_reusing_extensions(body: bytes, mode: str) -> tuple[Any, str] | None:
+def _parse_reusing_extensions(body: bytes, mode: str, cache: _Cache) -> tuple[Any, str] | None:
     located = _locate(body)
     if located is None:
         return None
     opening, indent = located
-    summary = _cache.summary
-    if summary is not None and indent == _cache.indent and body.startswith(_cache.raw, opening):
-        closing = opening + len(_cache.raw)  # the same bytes as last time: no copy, no second scan
+    summary = cache.summary
+    if summary is not None and indent == cache.indent and body.startswith(cache.raw, opening):
+        closing = opening + len(cache.raw)  # the same bytes as last time: no copy, no second scan
     else:
         end = body.find(b"\n" + indent + b"]", opening)
         if end < 0:
@@ -108,7 +119,7 @@ def _parse_reusing_extensions(body: bytes, mode: str) -> tuple[Any, str] | None:
         if not isinstance(extensions, list):
             return None
         summary = summarise(extensions)
-        _cache.raw, _cache.indent, _cache.summary = raw, indent, summary
+        cache.raw, cache.indent, cache.summary = raw, indent, summary
     try:
         info = jsonfast.loads(body[:opening] + _PLACEHOLDER_JSON + body[closing:])
     except ValueError:

@@ -63,9 +63,13 @@ class Upstream:
     """
 
     def __init__(self, who: str, base_url: str, *, timeout: float = DEFAULT_TIMEOUT,
-                 connections: int = CONNECTIONS) -> None:
+                 connections: int = CONNECTIONS, shown: str | None = None) -> None:
         self.who = who
         self.base_url = base_url.rstrip("/")
+        # Where messages say the upstream is: the configured URL, or nothing for a pod (`who` names it, and a pod
+        # IP or a port-forward's loopback port means nothing to the caller).
+        self.at = f"{self.who} at {self.base_url}" if shown is None else (f"{self.who} at {shown}" if shown
+                                                                          else self.who)
         self.timeout = timeout
         self.connections = connections
         self._session: aiohttp.ClientSession | None = None
@@ -97,21 +101,21 @@ class Upstream:
                 status, content_type = response.status, response.headers.get("content-type", "")
                 location = response.headers.get("location", "")
         except aiohttp.ConnectionTimeoutError:
-            raise UpstreamError(f"{self.who} at {self.base_url} is unreachable (connect timed out); check the URL "
+            raise UpstreamError(f"{self.at} is unreachable (connect timed out); check the URL "
                                 "in the server config and that the component is running") from None
         except TimeoutError:
             raise UpstreamError(f"{self.who} did not answer {path} within {self.timeout:g}s (timeoutSeconds in the "
                                 "server config); it may be overloaded, or the URL points at the wrong port") from None
         except aiohttp.ClientConnectorError as exc:
-            raise UpstreamError(f"{self.who} at {self.base_url} is unreachable ({_reason(exc)}); check the URL in "
+            raise UpstreamError(f"{self.at} is unreachable ({_reason(exc)}); check the URL in "
                                 "the server config and that the component is running") from None
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError) as exc:
             raise UpstreamError(f"{self.who} closed the connection in the middle of {path} ({_reason(exc)})") from None
         except aiohttp.ClientResponseError as exc:  # not HTTP at all, or malformed
-            raise UpstreamError(f"{self.who} at {self.base_url} did not answer {path} with valid HTTP "
+            raise UpstreamError(f"{self.at} did not answer {path} with valid HTTP "
                                 f"({exc.message[:120]}); check that the URL points at the right port") from None
         except aiohttp.ClientError as exc:
-            raise UpstreamError(f"{self.who} at {self.base_url} is unreachable ({_reason(exc)}); check the URL in "
+            raise UpstreamError(f"{self.at} is unreachable ({_reason(exc)}); check the URL in "
                                 "the server config and that the component is running") from None
         if 300 <= status < 400:
             target_host = urlsplit(location).netloc or "the same host"
@@ -160,8 +164,15 @@ class Upstreams:
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         timeout = float(config.get("timeoutSeconds", DEFAULT_TIMEOUT))
-        self.envoy = Upstream("Envoy admin", config["envoyAdminURL"], timeout=timeout)
-        self.istiod = Upstream("istiod", config["istiodURL"], timeout=timeout)
+        from higress_ops.config.model import PodFleet
+        from higress_ops.servers.ops.targets import Fleet  # it builds on Upstream, defined above
+
+        self.gateways = Fleet("Envoy admin", PodFleet.of(config, "gateways"), config["envoyAdminURL"],
+                              "envoyAdminURL", timeout=timeout)
+        self.istiods = Fleet("istiod", PodFleet.of(config, "istiods"), config["istiodURL"], "istiodURL",
+                             timeout=timeout)
+        self.envoy = self.gateways.local
+        self.istiod = self.istiods.local  # istiodURL: the Service, for every istiod tool but the aggregated ones
         self.namespace = str(config.get("namespace", "higress-system"))
         self.max_bytes = int(config.get("maxResponseBytes", DEFAULT_MAX_BYTES))
         self._fallback_token = str(config.get("istiodToken") or "")
@@ -175,40 +186,61 @@ class Upstreams:
         return {"Authorization": f"Bearer {token}"} if token else {}
 
     async def fetch(self, upstream: str, path: str, query: Query, ctx: CallContext, *,
-                    ok: Sequence[int] = (200,)) -> Fetched:
-        """GET with upstream-specific auth and status handling."""
+                    ok: Sequence[int] = (200,), via: Upstream | None = None) -> Fetched:
+        """GET with upstream-specific auth and status handling. Envoy: the call's target (`ctx.target`, else
+        the default one); istiod: istiodURL unless `via` names one istiod pod."""
         if upstream == "istiod":
-            fetched = await self.istiod.get(path, query, self.istiod_headers(ctx))
+            client = via or self.istiod
+            fetched = await client.get(path, query, self.istiod_headers(ctx))
             if fetched.status in (401, 403):
                 raise _unauthorized(fetched.status, path, self.namespace)
         else:
-            fetched = await self.envoy.get(path, query)
+            client = via or (await self.gateways.target(ctx.target)).upstream
+            fetched = await client.get(path, query)
         if fetched.status not in ok:
-            who = self.istiod.who if upstream == "istiod" else self.envoy.who
+            who = client.who
             detail = fetched.text().strip()[:300] or "(empty body)"
             raise UpstreamError(f"{who} answered HTTP {fetched.status} for {path}: {detail}")
         return fetched
 
-    async def fetch_json(self, upstream: str, path: str, query: Query, ctx: CallContext) -> Any:
-        fetched = await self.fetch(upstream, path, query, ctx)
+    async def fetch_json(self, upstream: str, path: str, query: Query, ctx: CallContext, *,
+                         via: Upstream | None = None) -> Any:
+        fetched = await self.fetch(upstream, path, query, ctx, via=via)
         try:
             # On the loop: parsing is one C call that holds the GIL, so a worker thread would stall the loop
             # just the same. The views' own Python-level work over it runs in threads.
             return jsonfast.loads(fetched.body)
         except ValueError:
-            who = "istiod" if upstream == "istiod" else "Envoy admin"
+            who = via.who if via is not None else ("istiod" if upstream == "istiod" else "Envoy admin")
             raise UpstreamError(f"{who} returned invalid JSON for {path}: {fetched.text()[:120].strip()!r}") from None
 
     # The views' Source protocol.
-    async def envoy_json(self, path: str, params: Mapping[str, str] | None = None) -> Any:
-        return await self.fetch_json("envoy", path, list((params or {}).items()), CallContext())
+    async def envoy_json(self, path: str, params: Mapping[str, str] | None = None,
+                         ctx: CallContext | None = None) -> Any:
+        """The call's target Envoy (`ctx.target`); without a context, the default target."""
+        return await self.fetch_json("envoy", path, list((params or {}).items()), ctx or CallContext())
 
     async def istiod_json(self, path: str, params: Mapping[str, str] | None, ctx: CallContext) -> Any:
         return await self.fetch_json("istiod", path, list((params or {}).items()), ctx)
 
+    async def istiod_json_each(self, path: str, params: Mapping[str, str] | None,
+                               ctx: CallContext) -> list[tuple[str, Any]]:
+        """(istiod, JSON or the UpstreamError) from every istiod pod of the `istiods` block, or from istiodURL."""
+        query = list((params or {}).items())
+        targets = await self.istiods.targets()
+
+        async def one(upstream: Upstream) -> Any:
+            try:
+                return await self.fetch_json("istiod", path, query, ctx, via=upstream)
+            except UpstreamError as exc:
+                return exc
+
+        answers = await asyncio.gather(*(one(t.upstream) for t in targets))
+        return [(t.name, answer) for t, answer in zip(targets, answers, strict=True)]
+
     async def aclose(self) -> None:
-        await self.envoy.aclose()
-        await self.istiod.aclose()
+        await self.gateways.aclose()
+        await self.istiods.aclose()
 
     async def __aenter__(self) -> Upstreams:
         return self

@@ -93,7 +93,7 @@ async def _all_results(client: Client) -> AsyncIterator[tuple[str, Any, str]]:
 async def test_every_tool_on_every_transport(server: ServeProcess, transport: str) -> None:
     async with TRANSPORTS[transport](server) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
-        assert len(tools) == 23
+        assert len(tools) == 25  # 18 README tools, 5 views, list- and compare-gateway-pods
         assert tools["get-envoy-certs"].annotations is not None
         assert tools["get-envoy-certs"].annotations.read_only_hint is True
         async for name, result, expect in _all_results(client):

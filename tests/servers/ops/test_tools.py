@@ -34,6 +34,13 @@ def text(result: ToolResult) -> str:
     return "".join(part["text"] for part in result.content)
 
 
+def answer(result: ToolResult) -> list[dict[str, Any]]:
+    """The content without the last line naming the Envoy that answered (which every Envoy tool adds)."""
+    *rest, origin = result.content
+    assert origin["text"].startswith("[answered by "), origin
+    return [dict(part) for part in rest]
+
+
 def body(result: ToolResult) -> Any:
     assert not result.is_error, text(result)
     return json.loads(result.content[0]["text"])
@@ -47,7 +54,11 @@ async def test_the_readme_tools_come_first_with_read_only_annotations(ops: OpsSe
     specs = list(ops.tools())
     assert [s.name for s in specs[:18]] == README_TOOLS
     assert [s.name for s in specs[18:]] == ["get-envoy-proxy-config", "get-istiod-proxy-status",
-                                            "get-istiod-config-dump", "find-route", "check-certs"]
+                                            "get-istiod-config-dump", "find-route", "check-certs",
+                                            "list-gateway-pods", "compare-gateway-pods"]
+    reads_envoy = {s.name for s in specs if s.name.startswith("get-envoy-")} | {
+        "get-istiod-config-dump", "find-route", "check-certs"}
+    assert {s.name for s in specs if "pod" in s.input_schema["properties"]} == reads_envoy
     for spec in specs:
         assert spec.annotations is not None and spec.annotations["readOnlyHint"] is True
         assert spec.annotations["destructiveHint"] is False and spec.annotations["openWorldHint"] is False
@@ -111,7 +122,7 @@ async def test_a_token_with_a_control_character_is_refused_before_sending(ops: O
 
 async def test_upstreams_by_host_name(make_server: Any, gateway: IstioGateway, istiod: IstiodDouble) -> None:
     ops = make_server(gateway.admin_url.replace("127.0.0.1", "localhost"), istiod.url.replace("127.0.0.1", "localhost"))
-    assert text(await call(ops, "get-envoy-ready")).strip() == "LIVE"
+    assert answer(await call(ops, "get-envoy-ready"))[0]["text"].strip() == "LIVE"
     assert not (await call(ops, "get-istiod-version")).is_error
 
 
@@ -190,7 +201,7 @@ async def test_status_tools(ops: OpsServer) -> None:
     assert memory.structured is not None and int(memory.structured["allocated"]) > 0
     info = body(await call(ops, "get-envoy-server-info"))
     assert info["state"] == "LIVE" and info["version"].count("/") >= 3
-    assert text(await call(ops, "get-envoy-ready")).strip() == "LIVE"
+    assert answer(await call(ops, "get-envoy-ready"))[0]["text"].strip() == "LIVE"
     assert text(await call(ops, "get-envoy-hot-restart-version")).strip()
     certs = await call(ops, "get-envoy-certs")
     assert certs.structured is not None
@@ -203,12 +214,12 @@ async def test_server_info_shows_extensions_by_name_unless_asked_for_all(ops: Op
     names = body(default)["node"]["extensions"]
     assert "envoy.filters.http.router" in names["envoy.filters.http"]
     total = sum(len(v) for v in names.values())
-    note = default.content[-1]["text"]
+    note = answer(default)[-1]["text"]
     assert f"{total} extensions" in note and "extensions=full" in note and total > 300
     full = await call(ops, "get-envoy-server-info", extensions="full")  # ~100 KB: over this server's 64 KB budget
     entries = body(full)["node"]["extensions"]
     assert isinstance(entries, list) and all("type_urls" in e for e in entries)
-    assert f"/node/extensions: kept {len(entries)} of {total} items" in full.content[-1]["text"]
+    assert f"/node/extensions: kept {len(entries)} of {total} items" in answer(full)[-1]["text"]
     assert len(default.content[0]["text"]) * 2 < len(full.content[0]["text"])
     counts = body(await call(ops, "get-envoy-server-info", extensions="counts"))["node"]["extensions"]
     assert counts == {category: len(v) for category, v in names.items()}
@@ -220,6 +231,6 @@ async def test_every_result_fits_the_budget(make_server: Any, gateway: IstioGate
                        ("get-envoy-clusters", {"format": "json"})):
         result = await call(ops, name, **args)
         assert not result.is_error
-        payload = sum(len(part["text"].encode()) for part in result.content[:-1])
+        payload = sum(len(part["text"].encode()) for part in answer(result)[:-1])
         assert payload <= 4096, (name, payload)
-        assert "maxResponseBytes" in result.content[-1]["text"], name
+        assert "maxResponseBytes" in answer(result)[-1]["text"], name

@@ -20,7 +20,7 @@ XDS = (  # column, syncz field prefix, type URL
     ("RDS", "route", "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"),
     ("ECDS", "extensionconfig", "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig"),
 )
-HEADERS = ("NAME", "CLUSTER", *(c for c, _, _ in XDS), "VERSION")
+HEADERS = ("NAME", "CLUSTER", *(c for c, _, _ in XDS), "ISTIOD", "VERSION")  # istioctl's columns
 
 
 def xds_status(sent: str, acked: str) -> str:
@@ -44,7 +44,8 @@ def _type_status(entry: Mapping[str, Any], prefix: str, type_url: str) -> tuple[
     return xds_status(sent, acked), ""
 
 
-def rows(syncz: Any) -> list[dict[str, Any]]:
+def rows(syncz: Any, istiod: str = "") -> list[dict[str, Any]]:
+    """One row per proxy; `istiod` names the controller that reported it (the one it is connected to)."""
     if not isinstance(syncz, list):
         raise DumpError("istiod /debug/syncz did not return a JSON list")
     out = []
@@ -52,7 +53,7 @@ def rows(syncz: Any) -> list[dict[str, Any]]:
         if not isinstance(entry, Mapping):
             continue
         row: dict[str, Any] = {"NAME": str(entry.get("proxy", "")), "CLUSTER": str(entry.get("cluster_id", "")),
-                               "VERSION": str(entry.get("istio_version", "")), "errors": {}}
+                               "ISTIOD": istiod, "VERSION": str(entry.get("istio_version", "")), "errors": {}}
         for column, prefix, type_url in XDS:
             status, error = _type_status(entry, prefix, type_url)
             row[column] = status
@@ -64,8 +65,14 @@ def rows(syncz: Any) -> list[dict[str, Any]]:
     return out
 
 
-def table(syncz: Any) -> Table:
-    t = Table(HEADERS, rows(syncz))
+def table(syncz: Any, istiod: str = "") -> Table:
+    return table_of([(istiod, syncz)])
+
+
+def table_of(answers: list[tuple[str, Any]]) -> Table:
+    """The proxies of every istiod in one table, as istioctl proxy-status aggregates its controllers."""
+    t = Table(HEADERS, sorted((row for istiod, syncz in answers for row in rows(syncz, istiod)),
+                              key=lambda r: (r["synced"], r["NAME"])))
     if not t.rows:
         t.note = "istiod reports no connected proxies."
     return t

@@ -16,9 +16,17 @@ __all__ = ["DEFAULT_MAX_BYTES", "Source", "UpstreamError", "as_source", "http_so
 class Source(Protocol):
     max_bytes: int
 
-    async def envoy_json(self, path: str, params: Mapping[str, str] | None = None) -> Any: ...
+    async def envoy_json(self, path: str, params: Mapping[str, str] | None = None,
+                         ctx: CallContext | None = None) -> Any:
+        """Envoy's JSON at `path`, from the call's target (`ctx.target`)."""
+        ...
 
     async def istiod_json(self, path: str, params: Mapping[str, str] | None, ctx: CallContext) -> Any: ...
+
+    async def istiod_json_each(self, path: str, params: Mapping[str, str] | None,
+                               ctx: CallContext) -> list[tuple[str, Any]]:
+        """(istiod name, JSON or UpstreamError) from every istiod pod, or the one at istiodURL."""
+        ...
 
 
 def http_source(envoy_url: str, istiod_url: str, *, timeout: float = 15.0,

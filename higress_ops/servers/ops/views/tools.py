@@ -45,6 +45,7 @@ _TYPES = re.compile(r"^[A-Za-z0-9._/,-]{1,500}$")
 class ViewTool:
     spec: ToolSpec
     handler: Run
+    reads_envoy: bool = True  # the server adds the `pod` argument and names the pod that answered
 
     async def run(self, arguments: Mapping[str, Any], upstreams: Any, ctx: CallContext) -> ToolResult:
         try:
@@ -76,12 +77,12 @@ def _paged_result(t: Table, args: Mapping[str, Any], src: Source, title: str = "
                            structured={"rows": structured_rows(rows), "total": len(t.rows)})
 
 
-async def _sections(src: Source, *kinds: str) -> dict[str, Any]:
+async def _sections(src: Source, ctx: CallContext, *kinds: str) -> dict[str, Any]:
     """Only the config dump sections a view reads: one FieldMask request per section (Envoy applies a mask to
     one config type), so a big gateway's thousands of clusters are never fetched or parsed for them."""
     configs: list[Any] = []
     for kind in kinds:
-        part = await src.envoy_json("/config_dump", {"mask": _SECTION_FIELDS[kind]})
+        part = await src.envoy_json("/config_dump", {"mask": _SECTION_FIELDS[kind]}, ctx)
         configs += part.get("configs", []) if isinstance(part, dict) else []
     return {"configs": configs}
 
@@ -114,8 +115,8 @@ async def _proxy_config(args: Mapping[str, Any], src: Source, ctx: CallContext) 
     # One section only: ask Envoy for just its fields (a FieldMask keeps the section's @type), so a 12 MB dump
     # of a big gateway shrinks to the part the table needs before it is parsed.
     mask = {"mask": _SECTION_FIELDS[kind]} if kind in _SECTION_FIELDS else None
-    dump = await src.envoy_json("/config_dump", mask) if kinds != ["endpoints"] else None
-    clusters_json = await src.envoy_json("/clusters", {"format": "json"}) if "endpoints" in kinds else None
+    dump = await src.envoy_json("/config_dump", mask, ctx) if kinds != ["endpoints"] else None
+    clusters_json = await src.envoy_json("/clusters", {"format": "json"}, ctx) if "endpoints" in kinds else None
     built = await anyio.to_thread.run_sync(
         lambda: {k: _proxy_config_text(k, args, dump, clusters_json) for k in kinds})
     if output == "json":
@@ -136,9 +137,14 @@ async def _proxy_config(args: Mapping[str, Any], src: Source, ctx: CallContext) 
 
 async def _proxy_status(args: Mapping[str, Any], src: Source, ctx: CallContext) -> ToolResult:
     ns = _str(args, "namespace")
-    syncz = await src.istiod_json("/debug/syncz", {"namespace": ns} if ns else None, ctx)
-    t = await anyio.to_thread.run_sync(proxy_status.table, syncz)
-    return _paged_result(t, args, src, extra=proxy_status.render_errors(t.rows))
+    answers = await src.istiod_json_each("/debug/syncz", {"namespace": ns} if ns else None, ctx)
+    failed = [f"{name}: {answer}" for name, answer in answers if isinstance(answer, UpstreamError)]
+    if len(failed) == len(answers):
+        raise UpstreamError("; ".join(failed) or "no istiod to ask")
+    t = await anyio.to_thread.run_sync(proxy_status.table_of,
+                                       [(name, a) for name, a in answers if not isinstance(a, UpstreamError)])
+    unreachable = ("\nNot answering (their proxies are missing above):\n" + "\n".join(failed) + "\n") if failed else ""
+    return _paged_result(t, args, src, extra=proxy_status.render_errors(t.rows) + unreachable)
 
 
 async def _istiod_config_dump(args: Mapping[str, Any], src: Source, ctx: CallContext) -> ToolResult:
@@ -152,7 +158,7 @@ async def _istiod_config_dump(args: Mapping[str, Any], src: Source, ctx: CallCon
     params = {"proxyID": proxy_id, **({"types": types} if types else {})}
     istiod_dump = await src.istiod_json("/debug/config_dump", params, ctx)
     if args.get("compare"):
-        envoy_dump = await src.envoy_json("/config_dump", None)
+        envoy_dump = await src.envoy_json("/config_dump", None, ctx)
         result = await anyio.to_thread.run_sync(compare.compare, istiod_dump, envoy_dump)
         text = f"istiod ({proxy_id}) vs this Envoy:\n" + compare.render(result)
         return ToolResult.text(fit(text, src.max_bytes), structured=result)
@@ -175,8 +181,8 @@ async def _find_route(args: Mapping[str, Any], src: Source, ctx: CallContext) ->
     req = Request(host=host, path=path, method=_str(args, "method", "GET").upper() or "GET",
                   headers={str(k).lower(): v for k, v in headers.items()})
     port = _int(args, "port", 0, 0, 65535) or None
-    dump = await _sections(src, "listeners", "routes")
-    clusters_json = await src.envoy_json("/clusters", {"format": "json"})
+    dump = await _sections(src, ctx, "listeners", "routes")
+    clusters_json = await src.envoy_json("/clusters", {"format": "json"}, ctx)
     answer = await anyio.to_thread.run_sync(find_route, dump, clusters_json, req, port)
     return ToolResult.text(fit(render(answer), src.max_bytes, "pass port= to look at one listener"),
                            structured=answer)
@@ -184,8 +190,8 @@ async def _find_route(args: Mapping[str, Any], src: Source, ctx: CallContext) ->
 
 async def _check_certs(args: Mapping[str, Any], src: Source, ctx: CallContext) -> ToolResult:
     days = _int(args, "days", 30, 0, 3650)
-    certs_json = await src.envoy_json("/certs", None)
-    dump = await _sections(src, "secrets")
+    certs_json = await src.envoy_json("/certs", None, ctx)
+    dump = await _sections(src, ctx, "secrets")
     t = await anyio.to_thread.run_sync(certs.table, certs_json, dump, days)
     warn = certs.warnings(t, days)
     extra = ("\nWarnings:\n" + "\n".join(warn) + "\n") if warn else f"\nNo certificate expires within {days} days.\n"
@@ -227,7 +233,8 @@ TOOLS: tuple[ViewTool, ...] = (
         "get-istiod-proxy-status",
         "istioctl proxy-status: per proxy, whether CDS/LDS/EDS/RDS/ECDS are SYNCED, STALE, NOT SENT or ERROR "
         "(NACKed, error shown). Proxies not fully synced come first.",
-        {"namespace": {**_S, "description": "only proxies in this namespace"}, **_PAGING}), _proxy_status),
+        {"namespace": {**_S, "description": "only proxies in this namespace"}, **_PAGING}), _proxy_status,
+        reads_envoy=False),
     ViewTool(_spec(
         "get-istiod-config-dump",
         "istiod's view of one proxy's config (/debug/config_dump). compare=true checks it against this "

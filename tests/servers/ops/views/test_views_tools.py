@@ -114,7 +114,7 @@ async def test_outputs_stay_within_the_budget(gateway, istiod, src_of):
 async def test_proxy_status_puts_unsynced_first_and_shows_nacks(gateway, istiod, src_of):
     res = await TOOLS["get-istiod-proxy-status"].run({}, src_of(gateway.admin_url, istiod), CTX)
     lines = res.content[0]["text"].splitlines()
-    assert lines[0].split() == ["NAME", "CLUSTER", "CDS", "LDS", "EDS", "RDS", "ECDS", "VERSION"]
+    assert lines[0].split() == ["NAME", "CLUSTER", "CDS", "LDS", "EDS", "RDS", "ECDS", "ISTIOD", "VERSION"]
     assert lines[1].startswith("gw-b") and "ERROR" in lines[1] and "STALE (Never Acknowledged)" in lines[1]
     assert lines[2].startswith("gw-a") and lines[2].count("SYNCED") == 4 and "NOT SENT" in lines[2]
     assert "gw-b.higress-system CDS: cluster outbound|80||x: bad lb policy" in res.content[0]["text"]
@@ -174,12 +174,15 @@ class Recording:
     def __init__(self, inner: Upstreams) -> None:
         self.inner, self.max_bytes, self.asked = inner, inner.max_bytes, []
 
-    async def envoy_json(self, path: str, params: Any = None) -> Any:
+    async def envoy_json(self, path: str, params: Any = None, ctx: CallContext | None = None) -> Any:
         self.asked.append((path, dict(params or {})))
-        return await self.inner.envoy_json(path, params)
+        return await self.inner.envoy_json(path, params, ctx)
 
     async def istiod_json(self, path: str, params: Any, ctx: CallContext) -> Any:
         return await self.inner.istiod_json(path, params, ctx)
+
+    async def istiod_json_each(self, path: str, params: Any, ctx: CallContext) -> Any:
+        return await self.inner.istiod_json_each(path, params, ctx)
 
 
 @pytest.mark.anyio
