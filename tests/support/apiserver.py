@@ -1,8 +1,10 @@
-"""A Kubernetes API server test double for one namespace's ConfigMaps and Secrets, speaking what the
-`kubernetes` Python client uses: GET of an object, list, and `?watch=true` streaming chunked JSON lines
-(ADDED, MODIFIED, DELETED, BOOKMARK, and ERROR with a 410 Status for an expired resourceVersion).
+"""A Kubernetes API server test double for one namespace's ConfigMaps, Secrets and Pods, speaking what the
+`kubernetes` Python client uses: GET of an object, list (pods by labelSelector), `?watch=true` streaming
+chunked JSON lines (ADDED, MODIFIED, DELETED, BOOKMARK, and ERROR with a 410 Status for an expired
+resourceVersion), and `pods/{name}/portforward` over WebSocket to the real process behind a pod's port.
 
-Tests change objects (`put`, `delete`), send bookmarks, drop open watches and expire old versions.
+Tests change objects (`put`, `delete`), send bookmarks, drop open watches and expire old versions; add pods
+(`add_pod`), flip their readiness, and make them vanish with their open port-forwards.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.support.portforward import PROTOCOL, Forward, accept_key
 
 KINDS = {"configmaps": "ConfigMap", "secrets": "Secret"}
 
@@ -36,6 +40,39 @@ class ApiServer:
     grants: set[tuple[str, str, str, str, str]] = field(default_factory=set)
     reviews: list[dict[str, Any]] = field(default_factory=list)
     client_token: str = "test-token"
+    pods: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> Pod object
+    pod_ports: dict[str, dict[int, int]] = field(default_factory=dict)  # name -> pod port -> real loopback port
+    forwards: dict[str, list[Forward]] = field(default_factory=dict)  # name -> open port-forward streams
+    portforwards: int = 0  # port-forward streams opened so far
+    pod_lists: int = 0  # pod list requests served so far
+
+    def add_pod(self, name: str, labels: dict[str, str], ports: dict[int, int], *, namespace: str = "higress-system",
+                ip: str = "127.0.0.1", node: str = "node-a", ready: bool = True,
+                annotations: dict[str, str] | None = None) -> None:
+        """A running pod whose `ports` (pod port -> loopback port of a real process) port-forward reaches."""
+        with self.cond:
+            self.rv += 1
+            self.pods[name] = {
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "namespace": namespace, "labels": labels, "annotations": annotations or {},
+                             "resourceVersion": str(self.rv), "uid": f"uid-{name}"},
+                "spec": {"nodeName": node, "containers": [{"name": "main", "image": "test"}]},
+                "status": {"phase": "Running", "podIP": ip, "startTime": "2026-11-26T10:00:00Z",
+                           "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+            self.pod_ports[name] = dict(ports)
+
+    def set_ready(self, name: str, ready: bool) -> None:
+        with self.cond:
+            self.pods[name]["status"]["conditions"] = [{"type": "Ready", "status": "True" if ready else "False"}]
+
+    def remove_pod(self, name: str) -> None:
+        """The pod is gone: no longer listed, and its open port-forward streams end."""
+        with self.cond:
+            self.pods.pop(name, None)
+            self.pod_ports.pop(name, None)
+            forwards = self.forwards.pop(name, [])
+        for forward in forwards:
+            forward.cut()
 
     @property
     def url(self) -> str:
@@ -110,6 +147,9 @@ def _handler(api: ApiServer) -> type[BaseHTTPRequestHandler]:
             parts = urlsplit(self.path)
             query = {k: v[0] for k, v in parse_qs(parts.query).items()}
             segments = parts.path.strip("/").split("/")
+            if len(segments) >= 5 and segments[:3] == ["api", "v1", "namespaces"] and segments[4] == "pods":
+                self._pods(segments[3], segments[5:], query)
+                return
             # /api/v1/namespaces/{ns}/{kind}[/{name}]
             if len(segments) < 5 or segments[:3] != ["api", "v1", "namespaces"] or segments[4] not in KINDS:
                 self._json(404, self._status(404, "NotFound", "no such path"))
@@ -131,6 +171,47 @@ def _handler(api: ApiServer) -> type[BaseHTTPRequestHandler]:
                      and (name is None or n == name)]
             self._json(200, {"kind": KINDS[kind] + "List", "apiVersion": "v1",
                              "metadata": {"resourceVersion": str(api.rv)}, "items": items})
+
+        def _pods(self, namespace: str, rest: list[str], query: dict[str, str]) -> None:
+            if not rest:
+                api.pod_lists += 1
+                with api.cond:
+                    items = [p for p in api.pods.values() if p["metadata"]["namespace"] == namespace
+                             and _selects(query.get("labelSelector", ""), p["metadata"]["labels"])]
+                self._json(200, {"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": str(api.rv)},
+                                 "items": items})
+                return
+            name = rest[0]
+            pod = api.pods.get(name)
+            if pod is None or pod["metadata"]["namespace"] != namespace:
+                self._json(404, self._status(404, "NotFound", f'pods "{name}" not found'))
+                return
+            if rest[1:] != ["portforward"]:
+                self._json(200, pod)
+                return
+            port = int(query.get("ports", "0").split(",")[0] or 0)
+            target = api.pod_ports.get(name, {}).get(port)
+            if self.headers.get("Upgrade", "").lower() != "websocket" or target is None:
+                self._json(400, self._status(400, "BadRequest", f"cannot forward port {port} of pod {name}"))
+                return
+            self.send_response(101, "Switching Protocols")
+            self.send_header("Upgrade", "websocket")
+            self.send_header("Connection", "Upgrade")
+            self.send_header("Sec-WebSocket-Accept", accept_key(self.headers["Sec-WebSocket-Key"]))
+            self.send_header("Sec-WebSocket-Protocol", PROTOCOL)
+            self.end_headers()
+            self.wfile.flush()
+            forward = Forward(self.rfile, self.connection, port, target)
+            with api.cond:
+                api.portforwards += 1
+                api.forwards.setdefault(name, []).append(forward)
+            try:
+                forward.run()
+            finally:
+                with api.cond:
+                    if forward in api.forwards.get(name, []):
+                        api.forwards[name].remove(forward)
+                self.close_connection = True
 
         def _chunk(self, event: dict[str, Any]) -> None:
             data = json.dumps(event).encode() + b"\n"
@@ -204,6 +285,22 @@ def _handler(api: ApiServer) -> type[BaseHTTPRequestHandler]:
             return None
 
     return Handler
+
+
+def _selects(selector: str, labels: dict[str, str]) -> bool:
+    """Equality-based label selectors (`a=b,c!=d,e`), what the targets send."""
+    for term in filter(None, (t.strip() for t in selector.split(","))):
+        if "!=" in term:
+            key, value = term.split("!=", 1)
+            if labels.get(key.strip()) == value.strip():
+                return False
+        elif "=" in term:
+            key, value = term.replace("==", "=").split("=", 1)
+            if labels.get(key.strip()) != value.strip():
+                return False
+        elif term not in labels:
+            return False
+    return True
 
 
 @contextmanager

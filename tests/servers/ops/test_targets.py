@@ -1,0 +1,124 @@
+"""Every gateway pod as a target: two real Envoys as pods of the API-server double, reached through
+`pods/portforward` (the kubernetes client's WebSocket protocol) and at podIP:port."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from higress_ops import kube
+from higress_ops.config.model import ServerEntry
+from higress_ops.servers.base import CallContext, ToolResult
+from higress_ops.servers.ops import OpsServer
+from tests.support.fleet import Fleet, gateway_fleet
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    with gateway_fleet(tmp_path_factory.mktemp("fleet")) as made:
+        yield made
+
+
+@pytest.fixture
+def fresh_pods(fleet: Fleet) -> Iterator[Fleet]:
+    kube.use(kubeconfig=str(fleet.kubeconfig))
+    fleet.reset()
+    yield fleet
+
+
+@pytest.fixture(params=["portforward", "direct"])
+async def ops(request: pytest.FixtureRequest, fresh_pods: Fleet) -> AsyncIterator[OpsServer]:
+    fresh_pods.reset(direct=request.param == "direct")
+    server = OpsServer(ServerEntry(name="ops", path="/higress-ops", type="higress-ops",
+                                   config=fresh_pods.config(request.param)))
+    yield server
+    await server.aclose()
+
+
+def text(result: ToolResult) -> str:
+    return "".join(part["text"] for part in result.content)
+
+
+async def node_of(ops: OpsServer, **args: str) -> tuple[str, str]:
+    """(node id the Envoy reports, the pod the answer names)."""
+    result = await ops.call_tool("get-envoy-config-dump", {"mask": "bootstrap.node.id", **args}, CallContext())
+    assert not result.is_error, text(result)
+    return result.content[0]["text"], result.content[-1]["text"]
+
+
+async def test_each_pod_answers_for_itself_and_says_so(ops: OpsServer, fresh_pods: Fleet) -> None:
+    forwarded = fresh_pods.api.portforwards
+    node, origin = await node_of(ops, pod="gw-b")
+    assert "gw-b.higress-system" in node and origin == "[answered by pod gw-b]"
+    node, origin = await node_of(ops, pod="gw-a")
+    assert "gw-a.higress-system" in node and origin == "[answered by pod gw-a]"
+    node, origin = await node_of(ops)  # no pod, no session: the first ready pod by name
+    assert "gw-a.higress-system" in node and origin == "[answered by pod gw-a]"
+    view = await ops.call_tool("get-envoy-proxy-config", {"type": "routes", "pod": "gw-b"}, CallContext())
+    assert "canary-routes" in text(view) and text(view).endswith("[answered by pod gw-b]")
+    through_api = fresh_pods.api.portforwards > forwarded
+    assert through_api is (ops.upstreams.gateways.block.access == "portforward")
+
+
+async def test_a_session_target_is_used_when_no_pod_is_named(ops: OpsServer) -> None:
+    assert await ops.session_target() == "gw-a"
+    node, origin = await node_of_ctx(ops, CallContext(target="gw-b"))
+    assert "gw-b.higress-system" in node and origin == "[answered by pod gw-b]"
+
+
+async def node_of_ctx(ops: OpsServer, ctx: CallContext) -> tuple[str, str]:
+    result = await ops.call_tool("get-envoy-config-dump", {"mask": "bootstrap.node.id"}, ctx)
+    return result.content[0]["text"], result.content[-1]["text"]
+
+
+async def test_the_default_skips_a_pod_that_is_not_ready(ops: OpsServer, fresh_pods: Fleet) -> None:
+    fresh_pods.api.set_ready("gw-a", False)
+    ops.upstreams.gateways._listed = -10.0  # the listing is reused for LIST_TTL; this test cannot wait it out
+    assert await ops.session_target() == "gw-b"
+
+
+async def test_an_unknown_pod_is_an_error_naming_it(ops: OpsServer) -> None:
+    result = await ops.call_tool("get-envoy-ready", {"pod": "gw-zzz"}, CallContext())
+    assert result.is_error and "pod gw-zzz" in text(result) and "list-gateway-pods" in text(result)
+
+
+async def test_port_forward_streams_are_pooled(fresh_pods: Fleet) -> None:
+    server = OpsServer(ServerEntry(name="ops", path="/p", type="higress-ops", config=fresh_pods.config("portforward")))
+    try:
+        before = fresh_pods.api.portforwards
+        for _ in range(10):
+            for pod in ("gw-a", "gw-b"):
+                assert not (await server.call_tool("get-envoy-ready", {"pod": pod}, CallContext())).is_error
+        opened = fresh_pods.api.portforwards - before
+        assert 2 <= opened <= 4, opened  # one kept-alive stream per pod, not 20
+    finally:
+        await server.aclose()
+
+
+async def test_a_pod_that_goes_away_is_named_in_the_error(fresh_pods: Fleet) -> None:
+    server = OpsServer(ServerEntry(name="ops", path="/p", type="higress-ops", config=fresh_pods.config("portforward")))
+    try:
+        assert not (await server.call_tool("get-envoy-ready", {"pod": "gw-b"}, CallContext())).is_error
+        fresh_pods.api.remove_pod("gw-b")  # its open port-forward stream is cut, as the kubelet does
+        gone = await server.call_tool("get-envoy-ready", {"pod": "gw-b"}, CallContext())
+        assert gone.is_error and "pod gw-b went away" in text(gone), text(gone)
+        assert "127.0.0.1" not in text(gone)
+        assert not (await server.call_tool("get-envoy-ready", {"pod": "gw-a"}, CallContext())).is_error
+    finally:
+        await server.aclose()
+
+
+async def test_local_access_reads_envoy_admin_url_and_refuses_other_pods(fresh_pods: Fleet) -> None:
+    config = {**fresh_pods.config("local"), "envoyAdminURL": fresh_pods.envoys["gw-b"].admin_url}
+    server = OpsServer(ServerEntry(name="ops", path="/p", type="higress-ops", config=config))
+    try:
+        node, origin = await node_of(server)
+        assert "gw-b.higress-system" in node and origin == "[answered by the Envoy at envoyAdminURL]"
+        refused = await server.call_tool("get-envoy-ready", {"pod": "gw-a"}, CallContext())
+        assert refused.is_error and "gateways.access" in text(refused)
+        assert await server.session_target() == "envoyAdminURL"
+    finally:
+        await server.aclose()
