@@ -11,7 +11,6 @@ from typing import Any
 
 from tests.support.apiserver import ApiServer, api_server
 from tests.support.envoy import Envoy, http_listener, static_cluster
-from tests.support.procs import free_port
 
 GATEWAY_LABELS = {"app": "higress-gateway", "higress": "higress-system-higress-gateway"}
 PORT_ANNOTATION = "higress-ops.io/port"
@@ -23,12 +22,15 @@ def _routes(name: str, domain: str) -> dict[str, Any]:
 
 
 def bootstrap(node: str, canary: bool) -> dict[str, Any]:
-    listeners = [http_listener("http", free_port(), _routes("http-routes", "shop.example.com"))]
+    """Listeners on the same ports in every pod, as in a real fleet: not bound (both Envoys share this host)."""
+    listeners = [http_listener("http", 8080, _routes("http-routes", "shop.example.com"))]
     if canary:
-        listeners.append(http_listener("canary", free_port(), _routes("canary-routes", "canary.example.com")))
+        listeners.append(http_listener("canary", 8081, _routes("canary-routes", "canary.example.com")))
+    for listener in listeners:
+        listener["bind_to_port"] = False
     return {"node": {"id": f"router~127.0.0.1~{node}.higress-system~higress-system.svc.cluster.local",
                      "cluster": "higress-gateway"},
-            "static_resources": {"listeners": listeners, "clusters": [static_cluster("backend", free_port())]}}
+            "static_resources": {"listeners": listeners, "clusters": [static_cluster("backend", 9080)]}}
 
 
 @dataclass
