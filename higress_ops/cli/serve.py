@@ -13,6 +13,7 @@ import uvicorn
 
 from higress_ops import logs
 from higress_ops.auth import Authenticator, NoAuth
+from higress_ops.cli import waiting
 from higress_ops.config import ConfigError, McpServerConfig
 from higress_ops.config.sources import ConfigSource, FileSource
 from higress_ops.host import Host, HostSettings, default_replica_id
@@ -58,6 +59,12 @@ def register(subparsers: Any) -> None:
                         "(in-cluster config, else kubeconfig)")
     parser.add_argument("--namespace", default="higress-system", help="--kube: the ConfigMap's namespace")
     parser.add_argument("--configmap", default="higress-config", help="--kube: the ConfigMap's name")
+    parser.add_argument("--key", default="higress", help="--kube: the ConfigMap data key holding the YAML with the "
+                        "mcpServer block (default higress)")
+    parser.add_argument("--wait-for-config", action="store_true",
+                        help="start even when the config (or its redis Secret) cannot be read or is invalid: answer "
+                        "/healthz and a 503 /readyz on the admin port, and retry until it can; for a sidecar that must never crash-loop "
+                        "its pod")
     parser.add_argument("--context", default=None, help="kubeconfig context (--kube, --auth kubernetes)")
     parser.add_argument("--kubeconfig", default=None, metavar="PATH",
                         help="kubeconfig file (--kube, --auth kubernetes; default in-cluster, else ~/.kube/config)")
@@ -126,7 +133,7 @@ def source_from(args: argparse.Namespace) -> ConfigSource:
     if args.kube:
         from higress_ops.config.kube_source import KubeSource
 
-        return KubeSource(namespace=args.namespace, name=args.configmap, context=args.context,
+        return KubeSource(namespace=args.namespace, name=args.configmap, key=args.key, context=args.context,
                           kubeconfig=args.kubeconfig, secret_poll=max(0.2, args.secret_poll))
     return FileSource(args.config)
 
@@ -217,10 +224,17 @@ def run(args: argparse.Namespace) -> int:
         settings = settings_from(args)
         auth = authenticator_from(args)
         source = source_from(args)
-        config: McpServerConfig = source.first()
+        config: McpServerConfig
+        if args.wait_for_config:
+            config, password = waiting.until_loaded(source, args.admin_host or args.host, args.admin_port)
+        else:
+            config = source.first()
+            password = source.redis_password(config)
         host = Host(config, registry=default_registry(), replica_id=replica_id, settings=settings,
-                    redis_password=source.redis_password(config), auth=auth)
+                    redis_password=password, auth=auth)
         host.followers.append(source.follow)
+    except waiting.Stopped:
+        return 0
     except ConfigError as exc:
         where = exc.source or args.config or "config"
         print(f"higress-ops serve: {where}: {len(exc.problems)} problem(s)", file=sys.stderr)

@@ -33,11 +33,12 @@ DATA_KEY = "higress"
 
 
 class KubeSource:
-    def __init__(self, *, namespace: str = "higress-system", name: str = "higress-config",
+    def __init__(self, *, namespace: str = "higress-system", name: str = "higress-config", key: str = DATA_KEY,
                  context: str | None = None, kubeconfig: str | None = None, watch_timeout: int = 300,
                  backoff_max: float = 30.0, secret_poll: float = 30.0) -> None:
         self.namespace = namespace
         self.name = name
+        self.key = key  # the data key holding the YAML with the mcpServer block
         self.description = f"ConfigMap {namespace}/{name}"
         self.watch_timeout = watch_timeout
         self.backoff_max = backoff_max
@@ -69,10 +70,10 @@ class KubeSource:
 
     def _parse(self, obj: Any) -> McpServerConfig | ConfigError:
         self._applied_rv = obj.metadata.resource_version
-        text = (obj.data or {}).get(DATA_KEY)
+        text = (obj.data or {}).get(self.key)
         if text is None:
-            return ConfigError.single("/data/higress", "missing: the ConfigMap must hold the Higress config under "
-                                                       "data.higress", self.description)
+            return ConfigError.single(f"/data/{self.key}", "missing: the ConfigMap must hold the config with the "
+                                                           f"mcpServer block under data.{self.key}", self.description)
         try:
             config = load_text(text, source=self.description)
         except ConfigError as exc:
