@@ -10,6 +10,7 @@ Envoy's admin API to the pod's loopback) or at podIP:port. The catalog, the hand
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from higress_ops.servers.ops.portforward import PortForward
 from higress_ops.servers.ops.upstream import Fetched, Upstream, UpstreamError
 
 LIST_TTL = 2.0  # seconds a pod listing is reused: calls in a burst share one list request
+OWN_POD_ENV = "POD_NAME"  # a sidecar's own pod (downward API): its Envoy is read at the local URL, no port-forward
 PORT_ANNOTATION = "higress-ops.io/port"  # a pod that serves its admin/debug API on another port says so here
 POD_PARAMETER = {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$",
                  "description": "The gateway pod to read (a name from list-gateway-pods). Default: the pod this "
@@ -63,6 +65,7 @@ class Fleet:
         self.local_name = local_name  # "envoyAdminURL" or "istiodURL"
         self.timeout = timeout
         self.local = Upstream(who, local_url, timeout=timeout)
+        self.own_pod = os.environ.get(OWN_POD_ENV, "")
         self._pods: list[Pod] = []
         self._listed = -LIST_TTL
         self._list_lock = asyncio.Lock()
@@ -107,6 +110,8 @@ class Fleet:
         ready = [p for p in pods if p.ready and p.ip]
         if not (ready or pods):
             raise UpstreamError(f"no pods match {self.block.selector!r} in namespace {self.block.namespace}")
+        if any(p.name == self.own_pod for p in ready):
+            return self.own_pod  # a sidecar's own Envoy: no hop through the API server
         return (ready or pods)[0].name
 
     # -- targets ----------------------------------------------------------------------------------------
@@ -139,6 +144,8 @@ class Fleet:
             return reached[1]
         if reached is not None:
             await self._drop(pod.name)
+        if pod.name == self.own_pod:
+            return self.local
         if not pod.ip:
             raise UpstreamError(f"pod {pod.name} has no IP yet ({pod.phase}); try again when it is running")
         who = f"{self.who} of pod {pod.name}"

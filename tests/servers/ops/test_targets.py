@@ -111,6 +111,23 @@ async def test_a_pod_that_goes_away_is_named_in_the_error(fresh_pods: Fleet) -> 
         await server.aclose()
 
 
+async def test_a_sidecar_reads_its_own_pod_locally_and_the_others_forwarded(fresh_pods: Fleet,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POD_NAME", "gw-b")  # the downward API in the sidecar overlay
+    config = {**fresh_pods.config("portforward"), "envoyAdminURL": fresh_pods.envoys["gw-b"].admin_url}
+    server = OpsServer(ServerEntry(name="ops", path="/p", type="higress-ops", config=config))
+    try:
+        assert await server.session_target() == "gw-b"  # its own pod first
+        before = fresh_pods.api.portforwards
+        node, origin = await node_of(server)
+        assert "gw-b.higress-system" in node and origin == "[answered by pod gw-b]"
+        assert fresh_pods.api.portforwards == before
+        node, origin = await node_of(server, pod="gw-a")
+        assert "gw-a.higress-system" in node and fresh_pods.api.portforwards == before + 1
+    finally:
+        await server.aclose()
+
+
 async def test_local_access_reads_envoy_admin_url_and_refuses_other_pods(fresh_pods: Fleet) -> None:
     config = {**fresh_pods.config("local"), "envoyAdminURL": fresh_pods.envoys["gw-b"].admin_url}
     server = OpsServer(ServerEntry(name="ops", path="/p", type="higress-ops", config=config))
