@@ -13,11 +13,13 @@ import pytest
 import yaml
 
 from higress_ops.config import load_text
+from higress_ops.config.model import PodFleet
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 K8S = "1.30.0"
 KUBECTL = shutil.which("kubectl")
+SECRET = "higress-ops-redis"  # the one object an operator creates first (a password has no place in git)
 
 
 def objects(text: str) -> list[dict[str, Any]]:
@@ -25,35 +27,27 @@ def objects(text: str) -> list[dict[str, Any]]:
 
 
 def render(overlay: str) -> list[dict[str, Any]]:
-    """`kubectl kustomize` when kubectl is installed; else the overlay's files as they are (still validated)."""
-    directory = DEPLOY / "overlays" / overlay
-    if KUBECTL:
-        return objects(subprocess.run([KUBECTL, "kustomize", str(directory)], check=True, capture_output=True,
-                                      text=True, timeout=60).stdout)
-    files = [*directory.glob("*.yaml"), *(DEPLOY / "base").glob("*.yaml"), *(DEPLOY / "rbac").glob("*.yaml")]
-    return [o for f in files if f.name != "kustomization.yaml" and f.name != "gateway-patch.yaml"
-            for o in objects(f.read_text()) if "kind" in o]
+    assert KUBECTL is not None, "kubectl renders the overlays as an operator does (the machine image ships it)"
+    return objects(subprocess.run([KUBECTL, "kustomize", str(DEPLOY / "overlays" / overlay)], check=True,
+                                  capture_output=True, text=True, timeout=60).stdout)
 
 
 def patched_gateway() -> dict[str, Any]:
-    gateway = yaml.safe_load((Path(__file__).parent / "higress-gateway.yaml").read_text())
-    patch = yaml.safe_load((DEPLOY / "overlays" / "sidecar" / "gateway-patch.yaml").read_text())
-    if KUBECTL:
-        out = subprocess.run([KUBECTL, "patch", "--local", "-f", str(Path(__file__).parent / "higress-gateway.yaml"),
-                              "--type", "strategic", "--patch-file",
-                              str(DEPLOY / "overlays" / "sidecar" / "gateway-patch.yaml"), "-o", "yaml"],
-                             check=True, capture_output=True, text=True, timeout=60).stdout
-        return yaml.safe_load(out)
-    spec = gateway["spec"]["template"]["spec"]  # the strategic merge of a new container and volume, by hand
-    spec["containers"] += patch["spec"]["template"]["spec"]["containers"]
-    spec["volumes"] = spec.get("volumes", []) + patch["spec"]["template"]["spec"]["volumes"]
-    gateway["spec"]["template"]["metadata"].setdefault("annotations", {}).update(
-        patch["spec"]["template"]["metadata"]["annotations"])
-    return gateway
+    assert KUBECTL is not None
+    out = subprocess.run([KUBECTL, "patch", "--local", "-f", str(Path(__file__).parent / "higress-gateway.yaml"),
+                          "--type", "strategic", "--patch-file",
+                          str(DEPLOY / "overlays" / "sidecar" / "gateway-patch.yaml"), "-o", "yaml"],
+                         check=True, capture_output=True, text=True, timeout=60).stdout
+    return yaml.safe_load(out)
 
 
 def by_kind(items: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [o for o in items if o["kind"] == kind]
+
+
+def named(items: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    (found,) = [o for o in items if o["kind"] == kind and o["metadata"]["name"] == name]
+    return found
 
 
 def validate_all(items: list[dict[str, Any]]) -> None:
@@ -65,6 +59,11 @@ def ops_container(deployment: dict[str, Any]) -> dict[str, Any]:
     return next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "higress-ops")
 
 
+def arg(container: dict[str, Any], flag: str) -> str:
+    args = container["args"]
+    return str(args[args.index(flag) + 1])
+
+
 def assert_locked_down(pod: dict[str, Any], container: dict[str, Any]) -> None:
     context = container["securityContext"]
     assert (context.get("runAsNonRoot") or pod.get("securityContext", {}).get("runAsNonRoot")) is True
@@ -73,77 +72,113 @@ def assert_locked_down(pod: dict[str, Any], container: dict[str, Any]) -> None:
     assert container["resources"]["requests"] and container["resources"]["limits"]
 
 
-def assert_probes(container: dict[str, Any]) -> None:
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-
-
-def assert_narrow_rbac(items: list[dict[str, Any]]) -> None:
+def assert_rbac(items: list[dict[str, Any]], subject: str) -> None:
+    """One Role in the namespace: the verbs the code uses, on the objects it uses them on; nothing cluster-wide."""
     (role,) = by_kind(items, "Role")
-    assert {(tuple(r["resources"]), tuple(r["resourceNames"])) for r in role["rules"]} == {
-        (("configmaps",), ("higress-config",)), (("secrets",), ("higress-ops-redis",))}
-    assert all(set(r["verbs"]) <= {"get", "list", "watch"} and r["apiGroups"] == [""] for r in role["rules"])
+    rules = {(tuple(r["resources"]), tuple(r.get("resourceNames", ()))): sorted(r["verbs"]) for r in role["rules"]}
+    assert rules == {
+        (("configmaps",), ("higress-ops-config",)): ["get", "list", "watch"],  # get, then watch (list + fieldSelector)
+        (("secrets",), (SECRET,)): ["get"],  # the Redis password: read, never listed or watched
+        (("pods",), ()): ["get", "list"],  # gateway and controller pods
+        (("pods/portforward",), ()): ["create"],  # istioctl's way to their admin ports
+    }
+    assert all(r["apiGroups"] == [""] for r in role["rules"])
     assert not by_kind(items, "ClusterRole") and not by_kind(items, "ClusterRoleBinding")
+    (binding,) = by_kind(items, "RoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert [(s["kind"], s["name"]) for s in binding["subjects"]] == [("ServiceAccount", subject)]
+
+
+def assert_references_exist(items: list[dict[str, Any]], container: dict[str, Any]) -> None:
+    """The ConfigMap the server reads, the Redis it names and the Secret name all line up with what is rendered;
+    the Secret is the one object the operator creates (its command is in the overlay and in docs/deploy.md)."""
+    configmap = named(items, "ConfigMap", arg(container, "--configmap"))
+    config = load_text(configmap["data"][arg(container, "--key")], source="shipped ConfigMap")
+    assert config.redis is not None and config.redis.password_secret is not None
+    assert config.redis.address.split(":")[0] in {s["metadata"]["name"] for s in by_kind(items, "Service")}
+    assert config.redis.password_secret.name == SECRET
+    redis = named(items, "Deployment", "higress-ops-redis")
+    (env,) = redis["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert env["valueFrom"]["secretKeyRef"]["name"] == SECRET
+    assert f"create secret generic {SECRET}" in (DEPLOY / "redis" / "redis.yaml").read_text()
+    assert f"create secret generic {SECRET}" in (REPO / "docs" / "deploy.md").read_text()
+    server = config.servers[0].config
+    assert PodFleet.of(server, "gateways").access == "portforward"  # Envoy's admin API is on the pod's loopback
+    assert PodFleet.of(server, "istiods").access == "portforward"
+    assert {o["metadata"]["namespace"] for o in items} == {"higress-system"}
 
 
 def test_standalone_overlay() -> None:
     items = render("standalone")
     validate_all(items)
-    (deployment,) = [d for d in by_kind(items, "Deployment") if d["metadata"]["name"] == "higress-ops"]
+    deployment = named(items, "Deployment", "higress-ops")
     pod = deployment["spec"]["template"]["spec"]
-    assert (deployment["spec"]["replicas"] >= 2) if KUBECTL else True
-    assert pod["serviceAccountName"] == "higress-ops"
+    assert deployment["spec"]["replicas"] >= 2 and pod["serviceAccountName"] == "higress-ops"
     container = ops_container(deployment)
     assert_locked_down(pod, container)
-    assert_probes(container)
-    assert container["args"][:2] == ["serve", "--kube"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"  # its own pods: out of the Service when
+    assert container["args"][:2] == ["serve", "--kube"] and "--wait-for-config" in container["args"]
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/path"] == "/metrics"
     (pdb,) = by_kind(items, "PodDisruptionBudget")
     assert pdb["spec"]["minAvailable"] == 1
-    redis = next(d for d in by_kind(items, "Deployment") if d["metadata"]["name"] == "higress-ops-redis")
+    redis = named(items, "Deployment", "higress-ops-redis")
     assert_locked_down(redis["spec"]["template"]["spec"], redis["spec"]["template"]["spec"]["containers"][0])
-    assert_narrow_rbac(items)
-    if KUBECTL:
-        assert {o["metadata"]["namespace"] for o in items} == {"higress-system"}
+    assert_rbac(items, "higress-ops")
+    assert_references_exist(items, container)
 
 
-def test_sidecar_overlay_and_gateway_patch() -> None:
+def test_sidecar_overlay_never_takes_the_gateway_down() -> None:
     items = render("sidecar")
     validate_all(items)
-    assert_narrow_rbac(items)
-    (binding,) = by_kind(items, "RoleBinding")
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "higress-gateway"}]
+    assert_rbac(items, "higress-gateway")
+    assert not [d for d in by_kind(items, "Deployment") if d["metadata"]["name"] == "higress-gateway"]
     gateway = patched_gateway()
     kubernetes_validate.validate(gateway, K8S, strict=True)
-    pod = gateway["spec"]["template"]["spec"]
-    assert [c["name"] for c in pod["containers"]] == ["higress-gateway", "higress-ops"] or \
-        sorted(c["name"] for c in pod["containers"]) == ["higress-gateway", "higress-ops"]
+    template = gateway["spec"]["template"]
+    pod = template["spec"]
+    assert sorted(c["name"] for c in pod["containers"]) == ["higress-gateway", "higress-ops"]
     container = ops_container(gateway)
     assert_locked_down(pod, container)
-    assert_probes(container)
+    assert_references_exist(items, container)
+    # Its readiness is its own process: /healthz, never /readyz, which a Redis outage fails.
+    port = int(arg(container, "--port"))
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": port}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port}
+    assert "--wait-for-config" in container["args"]  # a missing or broken ConfigMap/Secret: no crash loop
+    assert {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in container["env"]
+    gateway_ports = {p["containerPort"] for c in pod["containers"] if c["name"] != "higress-ops" for p in c["ports"]}
+    assert port not in gateway_ports | {15000, 15020, 15021, 15090}
+    # The gateway keeps Higress's own scrape of 15020; the sidecar is scraped through its Service's annotations.
+    assert template["metadata"]["annotations"] == {"prometheus.io/scrape": "true", "prometheus.io/port": "15020",
+                                                   "prometheus.io/path": "/stats/prometheus"}
+    service = named(items, "Service", "higress-ops")
+    assert service["metadata"]["annotations"]["prometheus.io/port"] == str(port)
+    assert service["spec"]["selector"] == {"app": "higress-gateway"}
+    assert service["spec"]["ports"][0]["targetPort"] == container["ports"][0]["name"]
 
 
-def test_the_higress_side() -> None:
-    (configmap,) = objects((DEPLOY / "higress" / "higress-config.yaml").read_text())
+def test_the_higress_side_is_only_a_route() -> None:
+    """Nothing in deploy/ replaces higress-config: the gateway's MCP filter would answer any path its mcpServer
+    block names, so this server's block lives in its own ConfigMap and the gateway only routes to it."""
     (ingress,) = objects((DEPLOY / "higress" / "ingress.yaml").read_text())
-    validate_all([configmap, ingress])
-    config = load_text(configmap["data"]["higress"], source="deploy/higress/higress-config.yaml")
-    assert config.match_list[0].path == "/higress-ops" and config.servers[0].type == "higress-ops"
-    assert config.servers[0].config["envoyAdminURL"] == "http://127.0.0.1:15000"
-    assert config.redis is not None and config.redis.password_secret is not None
-    assert config.redis.password_secret.name == "higress-ops-redis"  # the one Secret the Role may read
+    validate_all([ingress])
     path = ingress["spec"]["rules"][0]["http"]["paths"][0]
     assert ingress["spec"]["ingressClassName"] == "higress" and path["path"] == "/higress-ops"
     assert path["backend"]["service"] == {"name": "higress-ops", "port": {"number": 8080}}
+    every = [o for f in DEPLOY.rglob("*.yaml") if f.name != "kustomization.yaml" for o in objects(f.read_text())]
+    assert not [o for o in every if o.get("kind") == "ConfigMap" and o["metadata"]["name"] == "higress-config"]
+    for overlay in ("standalone", "sidecar"):
+        assert "higress-config" not in {o["metadata"]["name"] for o in render(overlay)}
 
 
 def test_dockerfile_runs_as_non_root_from_a_multi_stage_build() -> None:
     text = (REPO / "Dockerfile").read_text()
-    assert text.count("\nFROM ") + text.startswith("FROM ") >= 2 or text.count("FROM ") >= 2
+    assert text.count("FROM ") >= 2
     user = [line for line in text.splitlines() if line.startswith("USER ")]
     assert user and not user[-1].split()[1].startswith(("root", "0"))
-    assert '"serve", "--kube"' in text
+    assert '"serve", "--kube"' in text and '"higress-ops-config"' in text
 
 
 @pytest.mark.parametrize("path", sorted(p.relative_to(DEPLOY).as_posix() for p in DEPLOY.rglob("*.yaml")))
