@@ -3,15 +3,18 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from higress_ops import kube
 from higress_ops.config.model import ServerEntry
+from higress_ops.mcp.core import McpCore
 from higress_ops.servers.base import CallContext, ToolResult
-from higress_ops.servers.ops import OpsServer
-from tests.support.fleet import Fleet, gateway_fleet
+from higress_ops.servers.ops import OpsServer, server_info
+from higress_ops.sessions.base import SessionRecord
+from tests.support.fleet import GATEWAY_LABELS, Fleet, gateway_fleet
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
@@ -139,3 +142,37 @@ async def test_local_access_reads_envoy_admin_url_and_refuses_other_pods(fresh_p
         assert await server.session_target() == "envoyAdminURL"
     finally:
         await server.aclose()
+
+
+async def test_timeouts_apply_to_every_target_and_name_the_pod(fresh_pods: Fleet) -> None:
+    with socket.socket() as silent:  # accepts, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        fresh_pods.api.add_pod("gw-silent", GATEWAY_LABELS, {15000: port},
+                               annotations={"higress-ops.io/port": str(port)})
+        config = {**fresh_pods.config("direct"), "timeoutSeconds": 1}
+        server = OpsServer(ServerEntry(name="ops", path="/p", type="higress-ops", config=config))
+        try:
+            result = await server.call_tool("get-envoy-ready", {"pod": "gw-silent"}, CallContext())
+            assert result.is_error and "Envoy admin of pod gw-silent did not answer /ready within 1s" in text(result)
+            assert "127.0.0.1" not in text(result)
+        finally:
+            await server.aclose()
+            fresh_pods.api.remove_pod("gw-silent")
+
+
+async def test_server_info_summaries_are_kept_per_pod(ops: OpsServer) -> None:
+    for pod in ("gw-a", "gw-b", "gw-a"):
+        result = await ops.call_tool("get-envoy-server-info", {"pod": pod}, CallContext())
+        assert not result.is_error and "extensions" in result.content[0]["text"]
+    assert {"gw-a", "gw-b"} <= set(server_info._caches)
+
+
+async def test_the_pod_argument_cannot_reach_a_path(ops: OpsServer) -> None:
+    core = McpCore(ops)
+    record = SessionRecord(id="s", server="ops", transport="streamable", protocol_version="2025-06-18")
+    for pod in ("../quitquitquit", "gw-a/../../healthcheck/fail", "gw-a?x=1", "GW-A"):
+        answer = await core.handle({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+            "name": "get-envoy-ready", "arguments": {"pod": pod}}}, record, CallContext())
+        assert answer is not None and answer["error"]["code"] == -32602, (pod, answer)
