@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator, Iterator
 
@@ -129,6 +130,28 @@ async def test_a_sidecar_reads_its_own_pod_locally_and_the_others_forwarded(fres
         assert "gw-a.higress-system" in node and fresh_pods.api.portforwards == before + 1
     finally:
         await server.aclose()
+
+
+async def test_a_pod_that_goes_away_mid_call_is_named(fresh_pods: Fleet) -> None:
+    with socket.socket() as slow:  # a pod whose admin port takes the request and has not answered yet
+        slow.bind(("127.0.0.1", 0))
+        slow.listen()
+        fresh_pods.api.add_pod("gw-slow", GATEWAY_LABELS, {15000: slow.getsockname()[1]})
+        server = OpsServer(ServerEntry(name="ops", path="/p", type="higress-ops",
+                                       config=fresh_pods.config("portforward")))
+        try:
+            call = asyncio.ensure_future(server.call_tool("get-envoy-ready", {"pod": "gw-slow"}, CallContext()))
+            for _ in range(100):
+                if fresh_pods.api.forwards.get("gw-slow"):
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.2)
+            assert not call.done()
+            fresh_pods.api.remove_pod("gw-slow")  # deleted while the call waits on it
+            result = await asyncio.wait_for(call, 10)
+            assert result.is_error and "pod gw-slow went away during the call" in text(result), text(result)
+        finally:
+            await server.aclose()
 
 
 async def test_local_access_reads_envoy_admin_url_and_refuses_other_pods(fresh_pods: Fleet) -> None:
