@@ -14,18 +14,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import capacity, cross_replica, large_dump, latency
+from bench import capacity, cross_replica, large_dump, latency, port_forward
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS: dict[str, Callable[[Path, str], dict[str, Any]]] = {
-    "P1P2": latency.run, "P3": cross_replica.run, "P4": capacity.run, "P5": large_dump.run}
+    "P1P2": latency.run, "P3": cross_replica.run, "P4": capacity.run, "P5": large_dump.run, "P6": port_forward.run}
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--scale", choices=["smoke", "quick", "full"], default="full")
-    parser.add_argument("--only", default="", help="comma-separated: P1P2,P3,P4,P5")
+    parser.add_argument("--only", default="", help="comma-separated: P1P2,P3,P4,P5,P6")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--readme", action="store_true", help="write the summary table into README.md")
     args = parser.parse_args()
@@ -101,6 +101,13 @@ def summary_table(r: dict[str, Any]) -> str:
                     f"{_f(p5['concurrent_ping_p99_ms'], ' ms')}; raw dump tool "
                     f"{_f(p5['raw_dump_median_ms'], ' ms')}, ping p99 "
                     f"{_f(p5['raw_dump_concurrent_ping_p99_ms'], ' ms')} | | <= 1.5x, <= 50 ms | {p5['met']} |")
+    if "P6" in r and "ratio_pooled" in r["P6"]:
+        p6 = r["P6"]
+        rows.append(f"| P6 get-envoy-ready through pods/portforward | direct access "
+                    f"{_f(p6['direct']['median_ms'], ' ms')} | pooled {_f(p6['pooled']['median_ms'], ' ms')} "
+                    f"({_f(p6['ratio_pooled'])}x, {p6['pooled_streams_opened']} stream(s) for {p6['pooled_calls']} "
+                    f"calls); a new port-forward per call {_f(p6['fresh']['median_ms'], ' ms')} "
+                    f"({_f(p6['ratio_fresh'])}x) | | streams pooled | {p6['met']} |")
     for name in BENCHMARKS:
         if isinstance(r.get(name), dict) and "error" in r[name]:
             rows.append(f"| {name} | failed: {r[name]['error'][:80]} | | | | False |")

@@ -41,9 +41,9 @@ class Fleet:
 
     def add(self, name: str, *, direct: bool = False, **pod: Any) -> None:
         """Pod `name`: Envoy's admin on the pod's port 15000 (what port-forward reaches). `direct`: every pod IP is
-        127.0.0.1 here, so the pod says which port its admin API is on (the targets' port annotation)."""
+        127.0.0.1 here, so the admin API is on its own port in the pod, which the pod's annotation names."""
         port = self.envoys[name].admin_port
-        self.api.add_pod(name, GATEWAY_LABELS, {15000: port}, node=f"node-{name[-1]}",
+        self.api.add_pod(name, GATEWAY_LABELS, {port: port} if direct else {15000: port}, node=f"node-{name[-1]}",
                          annotations={PORT_ANNOTATION: str(port)} if direct else {}, **pod)
 
     def reset(self, *, direct: bool = False) -> None:
