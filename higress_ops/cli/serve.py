@@ -63,8 +63,8 @@ def register(subparsers: Any) -> None:
                         "mcpServer block (default higress)")
     parser.add_argument("--wait-for-config", action="store_true",
                         help="start even when the config (or its redis Secret) cannot be read or is invalid: answer "
-                        "/healthz and a 503 /readyz on the admin port, and retry until it can; for a sidecar that must never crash-loop "
-                        "its pod")
+                        "/healthz and a 503 /readyz on the admin port, and retry until it can; for a sidecar that "
+                        "must never crash-loop its pod")
     parser.add_argument("--context", default=None, help="kubeconfig context (--kube, --auth kubernetes)")
     parser.add_argument("--kubeconfig", default=None, metavar="PATH",
                         help="kubeconfig file (--kube, --auth kubernetes; default in-cluster, else ~/.kube/config)")

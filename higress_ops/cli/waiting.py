@@ -1,6 +1,7 @@
 """`serve --wait-for-config`: until the config (and its redis Secret) can be read and is valid, answer /healthz
-(and a 503 /readyz saying what is missing) on the admin port, retrying with backoff; the MCP port opens after. A sidecar in the gateway pod uses it: a missing or broken
-ConfigMap must not make the container crash-loop, which would make the gateway pod NotReady."""
+(and a 503 /readyz saying what is missing) on the admin port, retrying with backoff; the MCP port opens after.
+A sidecar in the gateway pod uses it: a missing or broken ConfigMap must not make the container crash-loop,
+which would make the gateway pod NotReady."""
 
 from __future__ import annotations
 

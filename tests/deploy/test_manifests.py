@@ -83,10 +83,15 @@ def assert_rbac(items: list[dict[str, Any]], subject: str) -> None:
         (("pods/portforward",), ()): ["create"],  # istioctl's way to their admin ports
     }
     assert all(r["apiGroups"] == [""] for r in role["rules"])
-    assert not by_kind(items, "ClusterRole") and not by_kind(items, "ClusterRoleBinding")
     (binding,) = by_kind(items, "RoleBinding")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert [(s["kind"], s["name"]) for s in binding["subjects"]] == [("ServiceAccount", subject)]
+    # Cluster-wide: only --auth kubernetes's TokenReviews and SubjectAccessReviews, through the built-in role.
+    assert not by_kind(items, "ClusterRole")
+    (delegator,) = by_kind(items, "ClusterRoleBinding")
+    assert delegator["roleRef"]["name"] == "system:auth-delegator"
+    assert [(s["kind"], s["name"], s["namespace"]) for s in delegator["subjects"]] == [
+        ("ServiceAccount", subject, "higress-system")]
 
 
 def assert_references_exist(items: list[dict[str, Any]], container: dict[str, Any]) -> None:
@@ -105,7 +110,7 @@ def assert_references_exist(items: list[dict[str, Any]], container: dict[str, An
     server = config.servers[0].config
     assert PodFleet.of(server, "gateways").access == "portforward"  # Envoy's admin API is on the pod's loopback
     assert PodFleet.of(server, "istiods").access == "portforward"
-    assert {o["metadata"]["namespace"] for o in items} == {"higress-system"}
+    assert {o["metadata"].get("namespace") for o in items if o["kind"] != "ClusterRoleBinding"} == {"higress-system"}
 
 
 def test_standalone_overlay() -> None:
@@ -116,11 +121,15 @@ def test_standalone_overlay() -> None:
     assert deployment["spec"]["replicas"] >= 2 and pod["serviceAccountName"] == "higress-ops"
     container = ops_container(deployment)
     assert_locked_down(pod, container)
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"  # its own pods: out of the Service when
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": int(arg(container, "--port")), "admin": int(arg(container, "--admin-port"))}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "admin"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "admin"}  # its own pods only
     assert container["args"][:2] == ["serve", "--kube"] and "--wait-for-config" in container["args"]
+    assert arg(container, "--auth") == "kubernetes"
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/path"] == "/metrics"
+    assert annotations["prometheus.io/port"] == str(ports["admin"])
     (pdb,) = by_kind(items, "PodDisruptionBudget")
     assert pdb["spec"]["minAvailable"] == 1
     redis = named(items, "Deployment", "higress-ops-redis")
@@ -143,20 +152,22 @@ def test_sidecar_overlay_never_takes_the_gateway_down() -> None:
     assert_locked_down(pod, container)
     assert_references_exist(items, container)
     # Its readiness is its own process: /healthz, never /readyz, which a Redis outage fails.
-    port = int(arg(container, "--port"))
-    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": port}
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port}
+    port, admin = int(arg(container, "--port")), int(arg(container, "--admin-port"))
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": admin}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": admin}
     assert "--wait-for-config" in container["args"]  # a missing or broken ConfigMap/Secret: no crash loop
+    assert arg(container, "--auth") == "kubernetes"
     assert {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in container["env"]
     gateway_ports = {p["containerPort"] for c in pod["containers"] if c["name"] != "higress-ops" for p in c["ports"]}
-    assert port not in gateway_ports | {15000, 15020, 15021, 15090}
+    assert not {port, admin} & (gateway_ports | {15000, 15020, 15021, 15090})
     # The gateway keeps Higress's own scrape of 15020; the sidecar is scraped through its Service's annotations.
     assert template["metadata"]["annotations"] == {"prometheus.io/scrape": "true", "prometheus.io/port": "15020",
                                                    "prometheus.io/path": "/stats/prometheus"}
     service = named(items, "Service", "higress-ops")
-    assert service["metadata"]["annotations"]["prometheus.io/port"] == str(port)
+    assert service["metadata"]["annotations"]["prometheus.io/port"] == str(admin)
     assert service["spec"]["selector"] == {"app": "higress-gateway"}
-    assert service["spec"]["ports"][0]["targetPort"] == container["ports"][0]["name"]
+    named_ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert {named_ports[p["targetPort"]] for p in service["spec"]["ports"]} == {port, admin}
 
 
 def test_the_higress_side_is_only_a_route() -> None:

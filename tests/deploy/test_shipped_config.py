@@ -51,9 +51,10 @@ def shipped_args(overlay: str) -> tuple[list[str], dict[str, str]]:
 
 @contextmanager
 def serve(args: list[str], env: dict[str, str], api: ApiServer, workdir: Path) -> Iterator[str]:
-    port = free_port()
+    port, admin = free_port(), free_port()
     args = [*args]
-    args[args.index("--host") + 1], args[args.index("--port") + 1] = "127.0.0.1", str(port)
+    for flag, value in (("--host", "127.0.0.1"), ("--port", str(port)), ("--admin-port", str(admin))):
+        args[args.index(flag) + 1] = value
     hosts = workdir / "hosts"
     hosts.write_text("127.0.0.1 localhost\n127.0.0.1 higress-ops-redis\n")
     log = workdir / "serve.log"
@@ -63,8 +64,8 @@ def serve(args: list[str], env: dict[str, str], api: ApiServer, workdir: Path) -
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1", **env})
     try:
-        wait_until(lambda: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok, 30, "serve", proc)
-        yield f"http://127.0.0.1:{port}"
+        wait_until(lambda: requests.get(f"http://127.0.0.1:{admin}/healthz", timeout=1).ok, 30, "serve", proc)
+        yield f"http://127.0.0.1:{admin}"  # the admin port: /healthz, /readyz
     except Exception as exc:
         raise RuntimeError(f"{exc}\n{log_tail(log)}") from exc
     finally:
