@@ -65,7 +65,9 @@ class PortForward:
             self.opened += 1
             self.last_error = ""
             self._forwards.add(forward)
-            pod_side: socket.socket = forward.socket(self.port)._socket  # the socketpair end the client's thread serves
+            # The socketpair end the client's proxy thread serves; its wrapper only hides a TCP option an AF_UNIX
+            # socket lacks, and asyncio needs the real socket.
+            pod_side: socket.socket = forward.socket(self.port)._socket
             pod_side.setblocking(False)
             pod_reader, pod_writer = await asyncio.open_connection(sock=pod_side)
             try:
