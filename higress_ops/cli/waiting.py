@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from typing import Any
 
 import uvicorn
@@ -55,8 +56,7 @@ def until_loaded(source: ConfigSource, host: str, port: int) -> tuple[McpServerC
                 _log(exc, source)
             except Exception as exc:  # the API server away: keep waiting
                 state["problems"] = [f"cannot read the config ({type(exc).__name__})"]
-            stopped = threading.Event()
-            stopped.wait(delay)
+            time.sleep(delay)
             delay = min(delay * 2, BACKOFF_MAX)
 
     threading.Thread(target=retry, daemon=True, name="wait-for-config").start()

@@ -188,11 +188,11 @@ class Forwarded(Upstream):
                   headers: Mapping[str, str] | None = None) -> Fetched:
         try:
             return await super().get(path, query, headers)
-        except UpstreamError as exc:
+        except UpstreamError:
             why = self.forward.last_error
             if why:
                 raise UpstreamError(f"{self.who}: port-forward through the API server failed ({why})") from None
-            raise exc
+            raise
 
 
 def _pod(item: Any, default_port: int) -> Pod:
