@@ -1,7 +1,7 @@
 """The one way this process reaches the Kubernetes API: the config source (kube_source.py) and the gateway and
 istiod targets (servers/ops/targets.py) share its configuration.
 
-`serve --kube --context/--kubeconfig` sets the choice once (`use`); everything else asks `configuration()` or
+`serve --context/--kubeconfig` sets the choice once (`use`); everything else asks `configuration()` or
 `core_api()`. In a pod the in-cluster ServiceAccount is used, elsewhere the kubeconfig ($KUBECONFIG honoured).
 """
 

@@ -130,6 +130,9 @@ def _security_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def source_from(args: argparse.Namespace) -> ConfigSource:
+    from higress_ops import kube  # imports the kubernetes client: only when serving
+
+    kube.use(args.context, args.kubeconfig)  # the cluster of the gateway and istiod pods, whatever the source
     if args.kube:
         from higress_ops.config.kube_source import KubeSource
 

@@ -117,3 +117,19 @@ async def test_proxy_status_aggregates_every_istiod(fleet: Fleet, istiods: tuple
         assert [r["name"] for r in one_left.structured["rows"]] == [GATEWAY]  # type: ignore[index]
     finally:
         await server.aclose()
+
+
+async def test_the_size_budget_holds_for_every_pod_answer(fleet: Fleet) -> None:
+    kube.use(kubeconfig=str(fleet.kubeconfig))
+    fleet.reset()
+    config = fleet.config("portforward", maxResponseBytes=1024)
+    server = OpsServer(ServerEntry(name="ops", path="/p", type="higress-ops", config=config))
+    try:
+        for name, args in (("list-gateway-pods", {}), ("compare-gateway-pods", {}),
+                           ("get-envoy-config-dump", {"pod": "gw-b"}), ("get-envoy-proxy-config", {"pod": "gw-b"})):
+            result = await server.call_tool(name, args, CallContext())
+            assert not result.is_error, text(result)
+            body = result.content[0]["text"]
+            assert len(body.encode()) <= 1024, (name, len(body.encode()))
+    finally:
+        await server.aclose()
