@@ -195,3 +195,17 @@ def test_dockerfile_runs_as_non_root_from_a_multi_stage_build() -> None:
 @pytest.mark.parametrize("path", sorted(p.relative_to(DEPLOY).as_posix() for p in DEPLOY.rglob("*.yaml")))
 def test_every_yaml_parses(path: str) -> None:
     assert objects((DEPLOY / path).read_text())
+
+
+def test_the_example_client_binding_grants_exactly_the_right_the_server_checks() -> None:
+    items = objects((DEPLOY / "examples" / "mcp-client-rbac.yaml").read_text())
+    validate_all(items)
+    (role,) = by_kind(items, "Role")
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods/portforward"], "verbs": ["create"]}]
+    container = ops_container(named(render("standalone"), "Deployment", "higress-ops"))
+    assert arg(container, "--auth") == "kubernetes" and "--auth-verb" not in container["args"]  # the defaults:
+    from higress_ops.auth.kubernetes import Right
+
+    default = Right()
+    assert (default.verb, default.resource, default.subresource) == ("create", "pods", "portforward")
+    assert role["metadata"]["namespace"] == default.namespace == "higress-system"
