@@ -9,10 +9,12 @@ tiny HTTP server that answers with its own name, so a test can see which cluster
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import json
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -83,13 +85,18 @@ def _b64(text: str) -> str:
 # ---------------------------------------------------------------- upstreams
 
 class _Named(BaseHTTPRequestHandler):
+    """Answers with the server's name; `/healthz` with the server's `healthz` status; `delay` seconds late."""
+
     def do_GET(self) -> None:
         body = self.server.name.encode()  # type: ignore[attr-defined]
-        self.send_response(200)
+        status = getattr(self.server, "healthz", 200) if self.path == "/healthz" else 200
+        time.sleep(getattr(self.server, "delay", 0.0) if self.path != "/healthz" else 0.0)
+        self.send_response(status)
         self.send_header("content-type", "text/plain")
         self.send_header("content-length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # Envoy gave up first (route timeout)
+            self.wfile.write(body)
 
     do_POST = do_GET
 
@@ -105,13 +112,18 @@ class Upstream:
 
 
 @contextmanager
-def upstreams(*names: str) -> Iterator[dict[str, Upstream]]:
-    """HTTP servers on loopback, each answering every request with its own name."""
+def upstreams(*names: str, healthz: Mapping[str, int] | None = None,
+              delay: Mapping[str, float] | None = None) -> Iterator[dict[str, Upstream]]:
+    """HTTP servers on loopback, each answering every request with its own name (and `/healthz` with the
+    status `healthz` gives it, 200 by default; `delay` holds answers back, for timeouts)."""
     started: dict[str, Upstream] = {}
     try:
         for name in names:
             server = ThreadingHTTPServer(("127.0.0.1", 0), _Named)
+            server.daemon_threads = True
             server.name = name  # type: ignore[attr-defined]
+            server.healthz = (healthz or {}).get(name, 200)  # type: ignore[attr-defined]
+            server.delay = (delay or {}).get(name, 0.0)  # type: ignore[attr-defined]
             threading.Thread(target=server.serve_forever, daemon=True).start()
             started[name] = Upstream(name, server.server_address[1], server)
         yield started

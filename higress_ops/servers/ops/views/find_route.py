@@ -1,7 +1,11 @@
-"""find-route: which listener, route configuration, virtual host, route and cluster a request gets.
+"""find-route: which listener, route configuration, virtual host, route and cluster a request gets, and the
+status Envoy will most likely answer with.
 
-Answers "why does my request go there, or get a 404 or 503" from the live config dump and
-/clusters?format=json, with Envoy's own matching rules (see matching.py).
+Two steps, so the caller can fetch only what the second needs: `match` follows Envoy's listener and route
+matching over the config dump (matching.py; the HTTP connection manager's port stripping included) and
+settles what the route itself answers (redirects, direct responses, 404s); `judge` settles routed requests
+from /clusters?format=json and the routed clusters' configs with host_health.py (panic mode, per-host flags,
+connect-failure and timeout counters). Every answer ends with one `verdict: <status> <reason>` line.
 """
 
 from __future__ import annotations
@@ -11,35 +15,47 @@ from typing import Any
 
 from higress_ops.servers.ops.views import configdump as cd
 from higress_ops.servers.ops.views import endpoints as eps
+from higress_ops.servers.ops.views import host_health as hh
 from higress_ops.servers.ops.views import listeners as ls
-from higress_ops.servers.ops.views.matching import Request, select_route, select_virtual_host
+from higress_ops.servers.ops.views.matching import Request, effective_host, host_port, select_route, select_virtual_host
 from higress_ops.servers.ops.views.routes import describe_match
 
+_REDIRECT_CODES = {"MOVED_PERMANENTLY": 301, "FOUND": 302, "SEE_OTHER": 303, "TEMPORARY_REDIRECT": 307,
+                   "PERMANENT_REDIRECT": 308}
+DEFAULT_ROUTE_TIMEOUT = "15s"
 
-def _http_entrypoints(dump: cd.Json, port: int | None) -> list[tuple[cd.Json, str, cd.Json | None]]:
-    """(listener, chain match, route config) for each HTTP filter chain; RDS names resolved in the dump."""
-    by_name = {str(rc.get("name", "")): rc for rc in cd.route_configs(dump)}
-    out = []
-    for lst in ls.matching(dump, ls.ListenerFilter(port=port or 0)):
-        for chain in ls.filter_chains(lst):
-            for flt in chain.get("filters") or []:
-                if not isinstance(flt, Mapping) or flt.get("name") != ls.HCM:
-                    continue
-                cfg = flt.get("typed_config") or {}
-                if isinstance(cfg.get("route_config"), Mapping):
-                    rc: cd.Json | None = cfg["route_config"]
-                else:
-                    rc = by_name.get(str((cfg.get("rds") or {}).get("route_config_name", "")))
-                    if rc is None:
-                        rc = {"name": str((cfg.get("rds") or {}).get("route_config_name", "")), "_missing": True}
-                out.append((lst, ls.describe_chain_match(chain.get("filter_chain_match")), rc))
-    return out
+
+def _sni_matches(names: list[Any], host: str) -> bool:
+    return any(n == host or (n.startswith("*.") and host.endswith(n[1:])) for n in (str(x).lower() for x in names))
+
+
+def _pick_chain(listener: cd.Json, host: str) -> tuple[cd.Json, cd.Json | None, cd.Json | None] | None:
+    """(chain, HCM config or None, tcp_proxy config or None) the request most likely lands on: an HTTP chain
+    whose SNI names the host, then one without SNI, then any HTTP chain, then a TCP proxy (not BlackHole)."""
+    http: list[tuple[int, cd.Json, cd.Json]] = []
+    tcp: list[tuple[cd.Json, cd.Json]] = []
+    for chain in ls.filter_chains(listener):
+        match = chain.get("filter_chain_match") if isinstance(chain.get("filter_chain_match"), Mapping) else {}
+        for flt in chain.get("filters") or []:
+            if not isinstance(flt, Mapping):
+                continue
+            cfg = flt.get("typed_config") if isinstance(flt.get("typed_config"), Mapping) else {}
+            if flt.get("name") == ls.HCM:
+                sni = match.get("server_names") or []
+                rank = 0 if sni and _sni_matches(sni, host) else (1 if not sni else 2)
+                http.append((rank, chain, cfg))
+            elif flt.get("name") == ls.TCP_PROXY and ls.BLACKHOLE not in str(cfg.get("cluster", "")):
+                tcp.append((chain, cfg))
+    if http:
+        _, chain, cfg = min(http, key=lambda e: e[0])
+        return chain, cfg, None
+    return (tcp[0][0], None, tcp[0][1]) if tcp else None
 
 
 def _targets(route: cd.Json) -> tuple[str, list[tuple[str, int]]]:
     """(action kind, [(cluster, weight)]) of a route."""
-    if isinstance(route.get("route"), Mapping):
-        action = route["route"]
+    action = route.get("route")
+    if isinstance(action, Mapping):
         if "cluster" in action:
             return "route", [(str(action["cluster"]), 100)]
         weighted = action.get("weighted_clusters")
@@ -49,99 +65,193 @@ def _targets(route: cd.Json) -> tuple[str, list[tuple[str, int]]]:
         if "cluster_header" in action:
             return f"cluster from request header {action['cluster_header']}", []
         return "route", []
-    if isinstance(route.get("redirect"), Mapping):
-        return "redirect", []
-    if isinstance(route.get("direct_response"), Mapping):
-        return f"direct response {route['direct_response'].get('status', '')}", []
-    return "unknown action", []
+    return ("redirect" if isinstance(route.get("redirect"), Mapping)
+            else "direct_response" if isinstance(route.get("direct_response"), Mapping) else "unknown"), []
 
 
-def _cluster_health(statuses: dict[str, cd.Json], name: str) -> dict[str, Any]:
-    cs = statuses.get(name)
-    if cs is None:
-        return {"cluster": name, "found": False, "endpoints": [], "healthy": 0}
-    hosts = [h for h in cs.get("host_statuses") or [] if isinstance(h, Mapping)]
-    endpoints = []
-    for h in hosts:
-        addr, port = eps.host_address(h)
-        endpoints.append({"address": f"{addr}:{port}" if port else addr, "status": eps.host_status(h),
-                          "healthy": eps.is_healthy(h), "outlier": "FAILED" if eps.failed_outlier(h) else "OK"})
-    return {"cluster": name, "found": True, "endpoints": endpoints, "healthy": sum(e["healthy"] for e in endpoints)}
+def _policy(route: cd.Json, vh: cd.Json) -> dict[str, Any]:
+    """The route's timeout and retry policy (the route's own, else the virtual host's), for 504s."""
+    action = route.get("route") if isinstance(route.get("route"), Mapping) else {}
+    retry = action.get("retry_policy") or vh.get("retry_policy")
+    retries = "none"
+    if isinstance(retry, Mapping):
+        retries = f"{retry.get('num_retries', 1)} on {retry.get('retry_on', '') or '(nothing)'}"
+        if retry.get("per_try_timeout"):
+            retries += f", {retry['per_try_timeout']} per try"
+    timeout = str(action.get("timeout", DEFAULT_ROUTE_TIMEOUT))
+    return {"timeout": "none" if timeout in ("0s", "0") else timeout, "retries": retries}
 
 
-def find_route(dump: cd.Json, clusters_json: Any, req: Request, port: int | None = None) -> dict[str, Any]:
-    """The structured answer: one entry per HTTP entry point, each with a verdict."""
-    statuses = {str(c.get("name", "")): c for c in eps.cluster_statuses(clusters_json)} if clusters_json else {}
-    results = []
-    for lst, chain_match, rc in _http_entrypoints(dump, port):
+def _route_config(hcm: cd.Json, by_name: Mapping[str, cd.Json]) -> tuple[str, cd.Json | None]:
+    if isinstance(hcm.get("route_config"), Mapping):
+        return str(hcm["route_config"].get("name", "")), hcm["route_config"]
+    name = str((hcm.get("rds") or {}).get("route_config_name", ""))
+    return name, by_name.get(name)
+
+
+def _match_http(res: dict[str, Any], hcm: cd.Json, rc: cd.Json | None, req: Request, listener_port: int) -> None:
+    if rc is None:
+        res.update(status=404, reason="route_config_missing",
+                   verdict=f"route configuration {res['route_config']!r} is not in the dump (RDS not received yet)")
+        return
+    host = effective_host(hcm, rc, req.host, listener_port)
+    vh, domain = select_virtual_host(rc, host)
+    if vh is None:
+        domains = sorted({str(d) for v in rc.get("virtual_hosts") or [] for d in v.get("domains") or []})
+        stripped = "" if host != req.host else " (the port is part of the host: this connection manager strips " \
+                                                "no port)" if host_port(req.host)[1] is not None else ""
+        res.update(status=404, reason="no_virtual_host", known_domains=domains[:20],
+                   more_domains=max(len(domains) - 20, 0),
+                   verdict=f"no virtual host matches host {host!r}{stripped}")
+        return
+    res.update(virtual_host=str(vh.get("name", "")), matched_domain=domain)
+    index, route, skipped = select_route(vh, req)
+    if route is None:
+        res.update(status=404, reason="no_route", routes_checked=len(skipped),
+                   verdict=f"virtual host {vh.get('name', '')!r} has no route for {req.method} {req.path}")
+        return
+    kind, clusters = _targets(route)
+    res.update(route={"index": index, "name": str(route.get("name", "")), "match": describe_match(route.get("match")),
+                      "virtual_service": cd.describe_management(route.get("metadata")), **_policy(route, vh)},
+               action=kind, skipped_routes=len(skipped))
+    if kind == "redirect":
+        redirect = route["redirect"]
+        code = _REDIRECT_CODES.get(str(redirect.get("response_code", "MOVED_PERMANENTLY")), 301)
+        res.update(status=code, reason="redirect", verdict=f"route #{index} redirects ({code})")
+    elif kind == "direct_response":
+        code = int(route["direct_response"].get("status", 200) or 200)
+        res.update(status=code, reason="direct_response", verdict=f"route #{index} answers itself with {code}")
+    elif not clusters:
+        res.update(status=None, reason="unknown", verdict=f"the route decides at request time: {kind}")
+    else:
+        res["targets"] = clusters
+
+
+def match(dump: cd.Json, req: Request, port: int | None = None) -> list[dict[str, Any]]:
+    """One result per listener port (the first listener on a port wins): what the listener and route
+    configuration do with the request. Routed results carry `targets` for `judge`."""
+    by_name = {str(rc.get("name", "")): rc for rc in cd.route_configs(dump)}
+    host_only = host_port(req.host)[0].lower()
+    results: list[dict[str, Any]] = []
+    seen: set[int] = set()
+    for lst in ls.matching(dump, ls.ListenerFilter(port=port or 0)):
+        picked = _pick_chain(lst, host_only)
+        if picked is None or ls.port(lst) in seen:
+            continue
+        seen.add(ls.port(lst))
+        chain, hcm, tcp = picked
         res: dict[str, Any] = {"listener": str(lst.get("name", "")), "address": ",".join(ls.addresses(lst)),
-                               "port": ls.port(lst), "filter_chain": chain_match,
-                               "route_config": str((rc or {}).get("name", ""))}
+                               "port": ls.port(lst), "filter_chain": ls.describe_chain_match(
+                                   chain.get("filter_chain_match"))}
         results.append(res)
-        if rc is None or rc.get("_missing"):
-            res.update(status=404, verdict=f"route configuration {res['route_config']!r} is not in the dump "
-                                           "(RDS not received yet)")
+        if tcp is not None:
+            res.update(action="tcp_proxy", route_config="", targets=[(str(tcp.get("cluster", "")), 100)])
             continue
-        vh, domain = select_virtual_host(rc, req.host)
-        if vh is None:
-            domains = sorted({str(d) for v in rc.get("virtual_hosts") or [] for d in v.get("domains") or []})
-            res.update(status=404, verdict=f"404: no virtual host matches host {req.host!r}",
-                       known_domains=domains[:20], more_domains=max(len(domains) - 20, 0))
+        assert hcm is not None
+        res["route_config"], rc = _route_config(hcm, by_name)
+        _match_http(res, hcm, rc, req, ls.port(lst))
+    return results
+
+
+def routed_clusters(results: list[dict[str, Any]]) -> list[str]:
+    return sorted({name for r in results for name, _ in r.get("targets", [])})
+
+
+def _cluster_entry(health: hh.ClusterHealth, weight: int, statuses: Mapping[str, cd.Json]) -> dict[str, Any]:
+    raw = statuses.get(health.name) or {}
+    eds = [eps.host_status(h) for h in raw.get("host_statuses") or [] if isinstance(h, Mapping)]
+    c = health.counts
+    return {"cluster": health.name, "weight": weight, "found": health.found, "panic": health.found and health.panic,
+            "panic_threshold": health.threshold, "healthy": c["healthy"] + c["degraded"], "total": len(health.hosts),
+            "endpoints": [{**h, "status": s} for h, s in zip(health.hosts, eds, strict=False)]}
+
+
+def judge(results: list[dict[str, Any]], clusters_json: Any, configs: Mapping[str, cd.Json]) -> None:
+    """Settle the routed results in place from the hosts' health and counters."""
+    statuses = {str(c.get("name", "")): c for c in eps.cluster_statuses(clusters_json)}
+    for res in results:
+        targets = res.pop("targets", None)
+        if not targets:
             continue
-        res.update(virtual_host=str(vh.get("name", "")), matched_domain=domain)
-        index, route, skipped = select_route(vh, req)
-        if route is None:
-            res.update(status=404, verdict=f"404: virtual host {vh.get('name', '')!r} has no route for "
-                                           f"{req.method} {req.path}", routes_checked=len(skipped))
-            continue
-        kind, clusters = _targets(route)
-        res.update(route={"index": index, "name": str(route.get("name", "")),
-                          "match": describe_match(route.get("match")),
-                          "virtual_service": cd.describe_management(route.get("metadata"))},
-                   action=kind, skipped_routes=len(skipped))
-        if kind != "route" or not clusters:
-            res.update(status=None, verdict=f"answered by the route itself: {kind}")
-            continue
-        health = [_cluster_health(statuses, name) | {"weight": w} for name, w in clusters]
-        res["clusters"] = health
-        if statuses and all(not h["found"] for h in health):
-            res.update(status=503, verdict=f"503: cluster {clusters[0][0]!r} does not exist on this proxy")
-        elif statuses and all(h["healthy"] == 0 for h in health):
-            res.update(status=503, verdict=f"503 likely: cluster {clusters[0][0]!r} has no healthy endpoint "
-                                           "(Envoy's panic mode may still try unhealthy ones)")
-        else:
-            res.update(status=200, verdict=f"routed to {', '.join(n for n, _ in clusters)}")
-    return {"request": {"host": req.host, "path": req.path, "method": req.method,
-                        "headers": sorted(req.headers)}, "matches": results}
+        healths = [(hh.cluster_health(statuses.get(n), n, configs.get(n)), w) for n, w in targets]
+        res["clusters"] = [_cluster_entry(h, w, statuses) for h, w in healths]
+        main = max(healths, key=lambda e: e[1])[0]  # the heaviest cluster decides most requests
+        status, reason, why = main.verdict()
+        if res.get("action") == "tcp_proxy":
+            status, reason = (200, "tcp_proxy") if status == 200 else (0, f"tcp_proxy_{reason}")
+            why = f"TCP proxy to cluster {main.name!r}, no HTTP routing: the backend answers. " + why
+        elif status == 504:
+            why += f" (route timeout {res['route']['timeout']}, retries {res['route']['retries']})"
+        if len(healths) > 1 and len({h.verdict()[0] for h, _ in healths}) > 1:
+            why += "; the other weighted clusters answer differently"
+        res.update(status=status, reason=reason, verdict=why)
+
+
+def _likelihood(res: dict[str, Any]) -> tuple[int, int, int]:
+    """Ports whose specific virtual host matched come first, then wildcard ones, then the rest."""
+    domain = res.get("matched_domain", "")
+    vh_rank = 0 if domain and domain != "*" else (1 if domain else 2)
+    return vh_rank, 0 if res.get("route") else 1, int(res.get("port", 0))
+
+
+def find_route(dump: cd.Json, clusters_json: Any, req: Request, port: int | None = None,
+               configs: Mapping[str, cd.Json] | None = None) -> dict[str, Any]:
+    """The structured answer: one entry per listener port, the likely one first. Cluster configs (for the
+    panic threshold) come from `configs`, else from the dump's clusters section when it has one."""
+    results = match(dump, req, port)
+    if configs is None:
+        configs = {str(c.get("name", "")): c for c in cd.clusters(dump)}
+    judge(results, clusters_json, configs)
+    results.sort(key=_likelihood)
+    return {"request": {"host": req.host, "path": req.path, "method": req.method, "headers": sorted(req.headers),
+                        "port": port}, "matches": results}
+
+
+def verdict_line(answer: dict[str, Any]) -> str:
+    if not answer["matches"]:
+        return "verdict: 0 no_listener"
+    first = answer["matches"][0]
+    status = first.get("status")
+    return f"verdict: {status if status else ('reset' if status == 0 else 'unknown')} {first.get('reason', '')}"
+
+
+def _render_cluster(c: dict[str, Any]) -> list[str]:
+    if not c["found"]:
+        return [f"  cluster {c['cluster']}: NOT FOUND on this proxy"]
+    panic = f", PANIC MODE (below {c['panic_threshold']:g}%): Envoy uses every host" if c["panic"] else ""
+    lines = [f"  cluster {c['cluster']} (weight {c['weight']}): {c['healthy']}/{c['total']} hosts healthy{panic}"]
+    for e in c["endpoints"][:10]:
+        health = ",".join(e["flags"]) if e["state"] != "healthy" else "healthy"
+        counters = f", connect failures {e['cx_connect_fail']} of {e['cx_total']}" if e["cx_connect_fail"] else ""
+        counters += f", timeouts {e['rq_timeout']} of {e['rq_total']} requests" if e["rq_timeout"] else ""
+        lines.append(f"    {e['address']} EDS {e['status']}, {health}{counters}")
+    if len(c["endpoints"]) > 10:
+        lines.append(f"    ... {len(c['endpoints']) - 10} more (get-envoy-proxy-config type=endpoints "
+                     f"cluster={c['cluster']})")
+    return lines
 
 
 def render(answer: dict[str, Any]) -> str:
-    """A few lines per entry point: what matched, and the verdict."""
+    """A few lines per listener port, the likely one first; the last line is the first port's verdict."""
     req = answer["request"]
     lines = [f"Request: {req['method']} {req['host']}{req['path']}"]
     if not answer["matches"]:
-        lines.append("No HTTP listener on this proxy" + (" for that port" if req.get("port") else "") + ".")
+        lines.append("No HTTP or TCP listener on this proxy" + (" for that port" if req.get("port") else "") + ".")
     for m in answer["matches"]:
+        target = "tcp_proxy" if m.get("action") == "tcp_proxy" else f"route config {m['route_config'] or '(inline)'}"
         lines.append(f"\nListener {m['listener'] or '(unnamed)'} {m['address']}:{m['port']} [{m['filter_chain']}]"
-                     f" -> route config {m['route_config'] or '(inline)'}")
+                     f" -> {target}")
         if "virtual_host" in m:
             lines.append(f"  virtual host: {m['virtual_host']} (domain {m['matched_domain']!r})")
         if "route" in m:
             r = m["route"]
             vs = f", virtual service {r['virtual_service']}" if r["virtual_service"] else ""
-            lines.append(f"  route #{r['index']} {r['name'] or ''} match {r['match'] or '(any)'}{vs}")
+            lines.append(f"  route #{r['index']} {r['name'] or ''} match {r['match'] or '(any)'}{vs}; "
+                         f"timeout {r['timeout']}, retries {r['retries']}")
         for c in m.get("clusters", []):
-            if not c["found"]:
-                lines.append(f"  cluster {c['cluster']}: NOT FOUND")
-                continue
-            lines.append(f"  cluster {c['cluster']} (weight {c['weight']}): {c['healthy']}/{len(c['endpoints'])} "
-                         "healthy endpoints")
-            for e in c["endpoints"][:10]:
-                lines.append(f"    {e['address']} {e['status']} outlier {e['outlier']}")
-            if len(c["endpoints"]) > 10:
-                lines.append(f"    ... {len(c['endpoints']) - 10} more")
+            lines += _render_cluster(c)
         if m.get("known_domains"):
             more = f" (+{m['more_domains']} more)" if m.get("more_domains") else ""
             lines.append("  domains served: " + ", ".join(m["known_domains"]) + more)
-        lines.append(f"  => {m['verdict']}")
-    return "\n".join(lines) + "\n"
+        lines.append(f"  => {m.get('status') or '-'} {m.get('reason', '')}: {m['verdict']}")
+    return "\n".join(lines) + "\n" + verdict_line(answer) + "\n"

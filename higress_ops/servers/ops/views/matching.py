@@ -80,11 +80,31 @@ def _domain_matches(domain: str, host: str) -> bool:
     return host == d
 
 
+def host_port(host: str) -> tuple[str, int | None]:
+    """('name', port) of a Host header; an IPv6 literal keeps its brackets."""
+    m = re.fullmatch(r"(.*?):(\d{1,5})", host)
+    if m is None or (m.group(1).startswith("[") and not m.group(1).endswith("]")):
+        return host, None
+    return m.group(1), int(m.group(2))
+
+
+def effective_host(hcm: Mapping[str, Any], route_config: cd.Json, host: str, listener_port: int) -> str:
+    """The host Envoy matches domains against: the connection manager strips any port
+    (`strip_any_host_port`) or the listener's own (`strip_matching_host_port`); the route configuration's
+    `ignore_port_in_host_matching` ignores any port."""
+    name, port = host_port(host)
+    if port is None:
+        return host
+    if hcm.get("strip_any_host_port") or route_config.get("ignore_port_in_host_matching"):
+        return name
+    if hcm.get("strip_matching_host_port") and port == listener_port:
+        return name
+    return host
+
+
 def select_virtual_host(route_config: cd.Json, host: str) -> tuple[cd.Json | None, str]:
-    """The virtual host Envoy picks for `host`, and the domain that won."""
+    """The virtual host Envoy picks for `host` (already through `effective_host`), and the domain that won."""
     host = host.lower()
-    if route_config.get("ignore_port_in_host_matching") or route_config.get("strip_matching_host_port"):
-        host = re.sub(r":\d+$", "", host) if not host.endswith("]") else host
     best: tuple[tuple[int, int], int, cd.Json, str] | None = None
     for order, vh in enumerate(route_config.get("virtual_hosts") or []):
         if not isinstance(vh, Mapping):

@@ -17,8 +17,8 @@ import anyio
 
 from higress_ops.servers.base import CallContext, ToolResult, ToolSpec
 from higress_ops.servers.ops.views import certs, clusters, compare, endpoints, listeners, proxy_status, routes, secrets
+from higress_ops.servers.ops.views import find_route as fr
 from higress_ops.servers.ops.views.configdump import DumpError
-from higress_ops.servers.ops.views.find_route import find_route, render
 from higress_ops.servers.ops.views.matching import Request
 from higress_ops.servers.ops.views.paging import DEFAULT_LIMIT, fit, page, structured_rows
 from higress_ops.servers.ops.views.source import Source, UpstreamError, as_source
@@ -182,10 +182,31 @@ async def _find_route(args: Mapping[str, Any], src: Source, ctx: CallContext) ->
                   headers={str(k).lower(): v for k, v in headers.items()})
     port = _int(args, "port", 0, 0, 65535) or None
     dump = await _sections(src, ctx, "listeners", "routes")
+    names = await anyio.to_thread.run_sync(lambda: fr.routed_clusters(fr.match(dump, req, port)))
+    configs = await _cluster_configs(src, names)
     clusters_json = await src.envoy_json("/clusters", {"format": "json"}, ctx)
-    answer = await anyio.to_thread.run_sync(find_route, dump, clusters_json, req, port)
-    return ToolResult.text(fit(render(answer), src.max_bytes, "pass port= to look at one listener"),
-                           structured=answer)
+    answer = await anyio.to_thread.run_sync(fr.find_route, dump, clusters_json, req, port, configs)
+    text = fr.render(answer)
+    last = fr.verdict_line(answer)
+    # The verdict line survives any cut: a client or a test reads it from the end.
+    body = fit(text.removesuffix(last + "\n"), max(src.max_bytes - len(last) - 1, 256), "pass port= to look at one "
+               "listener")
+    return ToolResult.text(body.rstrip("\n") + "\n" + last + "\n", structured=answer)
+
+
+async def _cluster_configs(src: Source, names: list[str]) -> dict[str, Any]:
+    """Just the named clusters' configs (their panic threshold), by an anchored name_regex per section."""
+    if not names:
+        return {}
+    regex = "|".join(re.escape(n) for n in names[:50])
+    found: dict[str, Any] = {}
+    for field in ("static_clusters", "dynamic_active_clusters"):
+        part = await src.envoy_json("/config_dump", {"resource": field, "name_regex": regex})
+        for entry in part.get("configs", []) if isinstance(part, dict) else []:
+            cluster = entry.get("cluster") if isinstance(entry, dict) else None
+            if isinstance(cluster, dict):
+                found[str(cluster.get("name", ""))] = cluster
+    return found
 
 
 async def _check_certs(args: Mapping[str, Any], src: Source, ctx: CallContext) -> ToolResult:

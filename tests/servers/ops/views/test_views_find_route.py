@@ -7,6 +7,7 @@ import requests
 
 from higress_ops.servers.ops.views.find_route import find_route, render
 from higress_ops.servers.ops.views.matching import Request
+from tests.servers.ops.views.conftest import admin
 from tests.support import istio_envoy as ie
 
 UPSTREAM_CLUSTER = {"httpbin": ie.HTTPBIN, "reviews-v1": ie.REVIEWS_V1, "reviews-v2": ie.REVIEWS_V2,
@@ -31,9 +32,10 @@ CASES = [
 
 
 @pytest.mark.parametrize(("host", "path", "method", "headers"), CASES)
-def test_find_route_names_the_cluster_envoy_used(gateway, dump, clusters_json, host, path, method, headers):
+def test_find_route_names_the_cluster_envoy_used(gateway, dump, host, path, method, headers):
     resp = requests.request(method, f"http://127.0.0.1:{gateway.http_port}{path}",
                             headers={"host": host, **headers}, timeout=5)
+    clusters_json = admin(gateway, "/clusters?format=json")  # after the request: its counters are evidence
     answer = find_route(dump, clusters_json, Request(host, path, method, {k.lower(): v for k, v in headers.items()}),
                         port=gateway.http_port)
     [m] = answer["matches"]
@@ -42,14 +44,18 @@ def test_find_route_names_the_cluster_envoy_used(gateway, dump, clusters_json, h
         assert m["clusters"][0]["cluster"] == UPSTREAM_CLUSTER[resp.text], render(answer)
 
 
-def test_explanations_name_the_cause(dump, clusters_json, gateway):
+def test_explanations_name_the_cause(dump, gateway):
+    requests.get(f"http://127.0.0.1:{gateway.http_port}/status/418", headers={"host": "httpbin.example.com"}, timeout=5)
+    clusters_json = admin(gateway, "/clusters?format=json")
+
     def verdict(host: str, path: str = "/") -> str:
         return find_route(dump, clusters_json, Request(host, path), port=gateway.http_port)["matches"][0]["verdict"]
 
     assert "no route" in verdict("empty.example.com")
-    assert "no healthy endpoint" in verdict("httpbin.example.com", "/status/418")
+    assert "connections to 127.0.0.1:" in verdict("httpbin.example.com", "/status/418")
     assert "does not exist" in verdict("nope.example.net")
     answer = find_route(dump, clusters_json, Request("httpbin.example.com", "/get"), port=gateway.http_port)
     m = answer["matches"][0]
     assert m["virtual_host"] == "httpbin.example.com:80" and m["route"]["virtual_service"] == "httpbin.default"
-    assert {e["status"] for e in m["clusters"][0]["endpoints"]} == {"HEALTHY", "UNHEALTHY"}
+    assert {(e["status"], e["state"]) for e in m["clusters"][0]["endpoints"]} == {("HEALTHY", "healthy"),
+                                                                                 ("UNHEALTHY", "unhealthy")}

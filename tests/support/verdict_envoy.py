@@ -1,0 +1,135 @@
+"""A real Envoy built so that each find-route rule decides one request's status.
+
+Static listeners and clusters (the bootstrap is the whole config), live backends from
+`istio_envoy.upstreams`: some answer, some fail their active health check while still answering traffic
+(panic mode), one is slow (route timeout), and some clusters point at closed ports. Each route's path
+names the case it exercises, so a test sends `GET /<case>` through a listener and compares.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.support.envoy import Envoy
+from tests.support.istio_envoy import HCM, ROUTER, TCP, Upstream, upstreams
+from tests.support.procs import free_port
+
+BACKENDS = ("ok", "sick-a", "sick-b", "half-good", "half-sick", "eds-down", "slow", "tcp")
+HC = {"timeout": "1s", "interval": "1s", "no_traffic_interval": "1s", "unhealthy_threshold": 1,
+      "healthy_threshold": 1, "http_health_check": {"path": "/healthz"}}
+
+
+def _ep(port: int, health: str | None = None) -> dict[str, Any]:
+    ep: dict[str, Any] = {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}
+    if health:
+        ep["health_status"] = health
+    return ep
+
+
+def _cluster(name: str, *endpoints: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"name": name, "type": "STATIC", "connect_timeout": "0.5s",
+            "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": list(endpoints)}]}, **extra}
+
+
+def _route(case: str, cluster: str, **action: Any) -> dict[str, Any]:
+    return {"name": case, "match": {"path": f"/{case}"}, "route": {"cluster": cluster, **action}}
+
+
+ROUTES: list[dict[str, Any]] = [
+    _route("ok", "ok"),
+    _route("panic", "panic"),  # every host fails active HC, but answers: panic mode sends traffic anyway
+    _route("nopanic", "nopanic"),  # same hosts, healthy_panic_threshold 0: no panic, 503
+    _route("half", "half"),  # one of two hosts fails HC: 50% healthy is not below the 50% threshold
+    _route("eds-unhealthy", "eds-unhealthy"),  # the only host is EDS UNHEALTHY: panic mode, 200
+    _route("closed", "closed"),  # no health check, closed port: 503 once connections have failed
+    _route("closed-hc", "closed-hc"),  # closed port with active HC, threshold 0: 503 no healthy upstream
+    _route("slow", "slow", timeout="0.3s"),  # the backend takes 2 s: 504
+    _route("missing", "missing"),  # no such cluster: 503
+    {"name": "redirect", "match": {"path": "/redirect"},
+     "redirect": {"path_redirect": "/ok", "response_code": "FOUND"}},
+    {"name": "https", "match": {"path": "/https"}, "redirect": {"https_redirect": True}},
+    {"name": "direct", "match": {"path": "/direct"}, "direct_response": {"status": 418}},
+]
+
+
+def route_config() -> dict[str, Any]:
+    return {"name": "verdicts", "validate_clusters": False, "virtual_hosts": [
+        {"name": "app", "domains": ["app.example.com"], "routes": ROUTES}]}
+
+
+def _hcm_listener(name: str, port: int, **hcm: Any) -> dict[str, Any]:
+    return {"name": name, "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+            "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+                "@type": HCM, "stat_prefix": name, "http_filters": [ROUTER], "route_config": route_config(),
+                **hcm}}]}]}
+
+
+@dataclass
+class VerdictGateway:
+    envoy: Envoy
+    ports: dict[str, int]  # listener name -> port: plain, strip_any, strip_matching, tcp
+    backends: dict[str, Upstream]
+    closed_port: int
+
+    @property
+    def admin_url(self) -> str:
+        return self.envoy.admin_url
+
+    def send(self, listener: str, host: str, path: str) -> int:
+        """The status Envoy itself answers for GET path with that Host on that listener."""
+        url = f"http://127.0.0.1:{self.ports[listener]}{path}"
+        return requests.get(url, headers={"host": host}, timeout=10, allow_redirects=False).status_code
+
+
+def _settled(admin_url: str) -> bool:
+    """Every active health check has run once (no host still pending its first check)."""
+    statuses = requests.get(f"{admin_url}/clusters?format=json", timeout=5).json()["cluster_statuses"]
+    return not any((h.get("health_status") or {}).get("pending_active_hc")
+                   for c in statuses for h in c.get("host_statuses") or [])
+
+
+@contextmanager
+def verdict_gateway(workdir: Path) -> Iterator[VerdictGateway]:
+    healthz = {"sick-a": 503, "sick-b": 503, "half-sick": 503}
+    with upstreams(*BACKENDS, healthz=healthz, delay={"slow": 2.0}) as ups:
+        closed = free_port()
+        ports = {name: free_port() for name in ("plain", "strip_any", "strip_matching", "tcp")}
+        sick = (_ep(ups["sick-a"].port), _ep(ups["sick-b"].port))
+        clusters = [
+            _cluster("ok", _ep(ups["ok"].port)),
+            _cluster("panic", *sick, health_checks=[HC]),
+            _cluster("nopanic", *sick, health_checks=[HC],
+                     common_lb_config={"healthy_panic_threshold": {"value": 0}}),
+            _cluster("half", _ep(ups["half-good"].port), _ep(ups["half-sick"].port), health_checks=[HC]),
+            _cluster("eds-unhealthy", _ep(ups["eds-down"].port, "UNHEALTHY")),
+            _cluster("closed", _ep(closed)),
+            _cluster("closed-hc", _ep(closed), health_checks=[HC],
+                     common_lb_config={"healthy_panic_threshold": {"value": 0}}),
+            _cluster("slow", _ep(ups["slow"].port)),
+            _cluster("tcp", _ep(ups["tcp"].port)),
+        ]
+        listeners = [
+            _hcm_listener("plain", ports["plain"]),
+            _hcm_listener("strip_any", ports["strip_any"], strip_any_host_port=True),
+            _hcm_listener("strip_matching", ports["strip_matching"], strip_matching_host_port=True),
+            {"name": "tcp", "address": {"socket_address": {"address": "127.0.0.1", "port_value": ports["tcp"]}},
+             "filter_chains": [{"filters": [{"name": "envoy.filters.network.tcp_proxy", "typed_config": {
+                 "@type": TCP, "stat_prefix": "tcp", "cluster": "tcp"}}]}]},
+        ]
+        bootstrap = {"node": {"id": "verdicts", "cluster": "verdicts"},
+                     "static_resources": {"clusters": clusters, "listeners": listeners}}
+        envoy = Envoy(bootstrap, workdir).start()
+        try:
+            deadline = time.monotonic() + 15
+            while not _settled(envoy.admin_url) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            yield VerdictGateway(envoy, ports, ups, closed)
+        finally:
+            envoy.stop()
