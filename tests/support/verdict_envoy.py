@@ -114,6 +114,10 @@ def verdict_gateway(workdir: Path) -> Iterator[VerdictGateway]:
                      common_lb_config={"healthy_panic_threshold": {"value": 0}}),
             _cluster("slow", _ep(ups["slow"].port)),
             _cluster("tcp", _ep(ups["tcp"].port)),
+            # Addresses istioctl prints its own way: an Envoy internal listener and a unix socket.
+            {**_cluster("internal", {"endpoint": {"address": {"envoy_internal_address": {
+                "server_listener_name": "inner", "endpoint_id": "ep-1"}}}})},
+            _cluster("pipe", {"endpoint": {"address": {"pipe": {"path": str(workdir / "backend.sock")}}}}),
         ]
         listeners = [
             _hcm_listener("plain", ports["plain"]),
@@ -124,6 +128,9 @@ def verdict_gateway(workdir: Path) -> Iterator[VerdictGateway]:
                  "@type": TCP, "stat_prefix": "tcp", "cluster": "tcp"}}]}]},
         ]
         bootstrap = {"node": {"id": "verdicts", "cluster": "verdicts"},
+                     "bootstrap_extensions": [{"name": "envoy.bootstrap.internal_listener", "typed_config": {
+                         "@type": "type.googleapis.com/envoy.extensions.bootstrap.internal_listener.v3"
+                                  ".InternalListener"}}],
                      "static_resources": {"clusters": clusters, "listeners": listeners}}
         envoy = Envoy(bootstrap, workdir).start()
         try:

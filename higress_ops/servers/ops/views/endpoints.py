@@ -1,4 +1,5 @@
-"""`istioctl proxy-config endpoints`: ENDPOINT, STATUS, OUTLIER CHECK, CLUSTER, from /clusters?format=json."""
+"""`istioctl proxy-config endpoints`: ENDPOINT, STATUS, OUTLIER CHECK, CLUSTER, from /clusters?format=json,
+plus HEALTH: what Envoy does with the host (host_health.py), since STATUS is only what EDS said."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from higress_ops.servers.ops.views import configdump as cd
+from higress_ops.servers.ops.views import host_health as hh
 from higress_ops.servers.ops.views.table import Table
 
-HEADERS = ("ENDPOINT", "STATUS", "OUTLIER CHECK", "CLUSTER")
+HEADERS = ("ENDPOINT", "STATUS", "OUTLIER CHECK", "CLUSTER", "HEALTH")
 
 
 def cluster_statuses(clusters_json: Any) -> list[cd.Json]:
@@ -18,12 +20,7 @@ def cluster_statuses(clusters_json: Any) -> list[cd.Json]:
     return [c for c in clusters_json.get("cluster_statuses", []) if isinstance(c, Mapping)]
 
 
-def host_address(host: cd.Json) -> tuple[str, int]:
-    addr = host.get("address") or {}
-    if isinstance(addr, Mapping) and isinstance(addr.get("socket_address"), Mapping):
-        return cd.socket_address(addr)
-    path = cd.socket_address(addr)[0]
-    return f"unix://{path}", 0
+host_address = hh.host_address
 
 
 def host_status(host: cd.Json) -> str:
@@ -34,18 +31,6 @@ def host_status(host: cd.Json) -> str:
 def failed_outlier(host: cd.Json) -> bool:
     hs = host.get("health_status") or {}
     return bool(isinstance(hs, Mapping) and hs.get("failed_outlier_check"))
-
-
-_FAILED = ("failed_active_health_check", "failed_outlier_check", "failed_eds_health",
-           "excluded_via_immediate_hc_fail", "active_hc_timeout")
-
-
-def is_healthy(host: cd.Json) -> bool:
-    """Whether Envoy routes to this host: EDS says HEALTHY, DEGRADED or UNKNOWN and no check failed."""
-    hs = host.get("health_status") or {}
-    if not isinstance(hs, Mapping) or any(hs.get(f) for f in _FAILED):
-        return False
-    return host_status(host) in ("HEALTHY", "DEGRADED", "UNKNOWN")
 
 
 @dataclass(frozen=True)
@@ -63,7 +48,8 @@ class EndpointFilter:
             return False
         if self.cluster and cluster.lower() != self.cluster.lower():
             return False
-        return not (self.status and host_status(host).lower() != self.status.lower())
+        wanted = self.status.lower()
+        return not wanted or wanted in (host_status(host).lower(), hh.state(host), *hh.flags(host))
 
 
 def rows(clusters_json: Any, flt: EndpointFilter = EndpointFilter()) -> list[dict[str, Any]]:
@@ -76,7 +62,8 @@ def rows(clusters_json: Any, flt: EndpointFilter = EndpointFilter()) -> list[dic
                 found.append((addr, prt, name, host))
     found.sort(key=lambda e: (e[0], e[1], e[2]))
     return [{"ENDPOINT": f"{a}:{p}" if p else a, "STATUS": host_status(h),
-             "OUTLIER CHECK": "FAILED" if failed_outlier(h) else "OK", "CLUSTER": c} for a, p, c, h in found]
+             "OUTLIER CHECK": "FAILED" if failed_outlier(h) else "OK", "CLUSTER": c, "HEALTH": hh.health_word(h)}
+            for a, p, c, h in found]
 
 
 def matching(clusters_json: Any, flt: EndpointFilter) -> list[cd.Json]:

@@ -89,15 +89,21 @@ def panic_threshold(cluster_config: cd.Json | None) -> float:
     return DEFAULT_PANIC_THRESHOLD
 
 
-def host_address(host: cd.Json) -> str:
-    addr = host.get("address") or {}
-    if isinstance(addr, Mapping) and isinstance(addr.get("envoy_internal_address"), Mapping):
-        internal = addr["envoy_internal_address"]
-        return f"envoy://{internal.get('server_listener_name', '')}/{internal.get('endpoint_id', '')}"
-    if isinstance(addr, Mapping) and isinstance(addr.get("pipe"), Mapping):
-        return f"unix://{addr['pipe'].get('path', '')}"
-    ip, port = cd.socket_address(addr)
-    return f"{ip}:{port}" if port else ip
+def host_address(host: cd.Json) -> tuple[str, int]:
+    """(address, port) as istioctl's endpoints writer prints them: socket addresses as they are, Envoy
+    internal addresses as envoy://<listener>/<endpoint id> and pipes as unix://<path>, both without a port."""
+    addr = host.get("address") if isinstance(host.get("address"), Mapping) else {}
+    internal = addr.get("envoy_internal_address")
+    if isinstance(internal, Mapping):
+        return f"envoy://{internal.get('server_listener_name', '')}/{internal.get('endpoint_id', '')}", 0
+    if isinstance(addr.get("pipe"), Mapping):
+        return f"unix://{addr['pipe'].get('path', '')}", 0
+    return cd.socket_address(addr)
+
+
+def endpoint(host: cd.Json) -> str:
+    addr, port = host_address(host)
+    return f"{addr}:{port}" if port else addr
 
 
 @dataclass
@@ -168,7 +174,7 @@ def cluster_health(status: cd.Json | None, name: str, config: cd.Json | None = N
     for h in status.get("host_statuses") or []:
         if not isinstance(h, Mapping):
             continue
-        hosts.append({"address": host_address(h), "state": state(h), "flags": flags(h), "failing": failing(h),
+        hosts.append({"address": endpoint(h), "state": state(h), "flags": flags(h), "failing": failing(h),
                       "cx_connect_fail": stat(h, "cx_connect_fail"), "cx_total": stat(h, "cx_total"),
                       "rq_total": stat(h, "rq_total"), "rq_error": stat(h, "rq_error"),
                       "rq_timeout": stat(h, "rq_timeout")})

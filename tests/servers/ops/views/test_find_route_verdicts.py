@@ -7,21 +7,14 @@ and compares the machine-readable last line with Envoy's status.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from higress_ops.servers.base import CallContext
-from tests.support.verdict_envoy import VerdictGateway, verdict_gateway
+from tests.support.verdict_envoy import VerdictGateway
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
-
-
-@pytest.fixture(scope="module")
-def vgw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VerdictGateway]:
-    with verdict_gateway(tmp_path_factory.mktemp("verdicts")) as gw:
-        yield gw
 
 
 async def ask(make_server: Any, gw: VerdictGateway, **args: Any) -> tuple[str, str, dict[str, Any]]:

@@ -92,10 +92,14 @@ def test_secrets_table_reads_the_certificates_themselves(dump, gateway):
 
 
 def test_endpoints_table_comes_from_clusters_json_with_eds_health(clusters_json, gateway):
-    t = endpoints.table(clusters_json, endpoints.EndpointFilter(status="unhealthy"))
-    assert sorted(cells(t, "STATUS", "CLUSTER")) == sorted([("UNHEALTHY", ie.BROKEN), ("UNHEALTHY", ie.HTTPBIN)])
+    t = endpoints.table(clusters_json, endpoints.EndpointFilter(status="UNHEALTHY"))  # EDS status or HEALTH
+    assert sorted(cells(t, "STATUS", "CLUSTER", "HEALTH")) == sorted([
+        ("UNHEALTHY", ie.BROKEN, "eds_unhealthy"), ("UNHEALTHY", ie.HTTPBIN, "eds_unhealthy"),
+        ("DRAINING", ie.BROKEN, "eds_draining")])
     draining = endpoints.table(clusters_json, endpoints.EndpointFilter(address="127.0.0.3"))
     assert cells(draining, "STATUS", "OUTLIER CHECK", "CLUSTER") == [("DRAINING", "OK", ie.BROKEN)]
+    assert {r["HEALTH"] for r in endpoints.table(clusters_json, endpoints.EndpointFilter(status="healthy")).rows} == \
+        {"healthy"}
     one = endpoints.table(clusters_json, endpoints.EndpointFilter(cluster=ie.REVIEWS_V1))
     assert cells(one, "ENDPOINT", "STATUS") == [(f"127.0.0.1:{gateway.ups['reviews-v1'].port}", "HEALTHY")]
     all_rows = endpoints.table(clusters_json).rows
