@@ -142,11 +142,11 @@ def _ep(port: int, health: str | None = None, host: str = "127.0.0.1") -> dict[s
     return ep
 
 
-def _path_source(path: Path) -> dict[str, Any]:
+def path_source(path: Path) -> dict[str, Any]:
     return {"path_config_source": {"path": str(path)}, "resource_api_version": "V3"}
 
 
-def _write(path: Path, type_url: str, resources: list[dict[str, Any]]) -> Path:
+def write_xds(path: Path, type_url: str, resources: list[dict[str, Any]]) -> Path:
     path.write_text(json.dumps({"version_info": "1", "resources": [{"@type": type_url, **r} for r in resources]}))
     return path
 
@@ -252,23 +252,23 @@ def istio_gateway(workdir: Path) -> Iterator[IstioGateway]:
 
         ca_name = "kubernetes://httpbin-credential-cacert"
         sds_files = {
-            name: _write(workdir / f"sds-{i}.json", secret_type, [
+            name: write_xds(workdir / f"sds-{i}.json", secret_type, [
                 {"name": name, "validation_context": {"trusted_ca": {"inline_bytes": _b64(certs[name].cert_pem)}}}
                 if name == ca_name else tls_secret(name)])
             for i, name in enumerate(certs)
         }
         # SDS takes one secret per response: a file with two never becomes active, so it stays warming.
-        sds_files[PENDING] = _write(workdir / "sds-pending.json", secret_type, [
+        sds_files[PENDING] = write_xds(workdir / "sds-pending.json", secret_type, [
             tls_secret("kubernetes://httpbin-credential"), tls_secret("kubernetes://expiring-credential")])
-        eds_file = _write(workdir / "eds.json", T + "envoy.config.endpoint.v3.ClusterLoadAssignment", [
+        eds_file = write_xds(workdir / "eds.json", T + "envoy.config.endpoint.v3.ClusterLoadAssignment", [
             {"cluster_name": HTTPBIN, "endpoints": [{
                 "locality": {"region": "r1", "zone": "z1"},
                 "lb_endpoints": [_ep(ups["httpbin"].port, "HEALTHY"), _ep(1, "UNHEALTHY", "127.0.0.2")]}]},
         ])
         dr = istio_meta("destination-rule", "bookinfo", "reviews")
-        cds_file = _write(workdir / "cds.json", T + "envoy.config.cluster.v3.Cluster", [
+        cds_file = write_xds(workdir / "cds.json", T + "envoy.config.cluster.v3.Cluster", [
             {"name": HTTPBIN, "type": "EDS", "connect_timeout": "1s",
-             "eds_cluster_config": {"service_name": HTTPBIN, "eds_config": _path_source(eds_file)}},
+             "eds_cluster_config": {"service_name": HTTPBIN, "eds_config": path_source(eds_file)}},
             _cluster(REVIEWS_V1, [_ep(ups["reviews-v1"].port, "HEALTHY")], dr),
             _cluster(REVIEWS_V2, [_ep(ups["reviews-v2"].port)], dr),
             _cluster(BROKEN, [_ep(free_port(), "UNHEALTHY"), _ep(free_port(), "DRAINING", "127.0.0.3")]),
@@ -277,22 +277,23 @@ def istio_gateway(workdir: Path) -> Iterator[IstioGateway]:
             _cluster(ECHO_TCP, [_ep(ups["mysql"].port)]),
             _cluster(INBOUND, [_ep(ups["httpbin"].port)]),
         ])
-        rds_file = _write(workdir / "rds.json", T + "envoy.config.route.v3.RouteConfiguration", [route_configuration()])
+        rds_file = write_xds(workdir / "rds.json", T + "envoy.config.route.v3.RouteConfiguration",
+                             [route_configuration()])
 
         def hcm(prefix: str) -> dict[str, Any]:
             return {"name": "envoy.filters.network.http_connection_manager", "typed_config": {
                 "@type": HCM, "stat_prefix": prefix, "http_filters": [ROUTER],
-                "rds": {"route_config_name": "http.80", "config_source": _path_source(rds_file)}}}
+                "rds": {"route_config_name": "http.80", "config_source": path_source(rds_file)}}}
 
         tls_socket = {"name": "envoy.transport_sockets.tls", "typed_config": {
             "@type": T + "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
             "common_tls_context": {
                 "tls_certificate_sds_secret_configs": [
-                    {"name": name, "sds_config": _path_source(sds_files[name])}
+                    {"name": name, "sds_config": path_source(sds_files[name])}
                     for name in ("kubernetes://httpbin-credential", "kubernetes://expiring-credential", PENDING)],
                 "validation_context_sds_secret_config": {
-                    "name": ca_name, "sds_config": _path_source(sds_files[ca_name])}}}}
-        lds_file = _write(workdir / "lds.json", T + "envoy.config.listener.v3.Listener", [
+                    "name": ca_name, "sds_config": path_source(sds_files[ca_name])}}}}
+        lds_file = write_xds(workdir / "lds.json", T + "envoy.config.listener.v3.Listener", [
             {"name": "0.0.0.0_80", "address": {"socket_address": {"address": "127.0.0.1", "port_value": http_port}},
              "filter_chains": [{"filters": [hcm("outbound_0.0.0.0_80")]}]},
             {"name": "0.0.0.0_443", "address": {"socket_address": {"address": "127.0.0.1", "port_value": tls_port}},
@@ -313,7 +314,7 @@ def istio_gateway(workdir: Path) -> Iterator[IstioGateway]:
         bootstrap = {
             "node": {"id": "router~10.0.0.1~higress-gateway-abc.higress-system~higress-system.svc.cluster.local",
                      "cluster": "higress-gateway"},
-            "dynamic_resources": {"cds_config": _path_source(cds_file), "lds_config": _path_source(lds_file)},
+            "dynamic_resources": {"cds_config": path_source(cds_file), "lds_config": path_source(lds_file)},
             "layered_runtime": {"layers": [
                 {"name": "static", "static_layer": {"higress.test.flag": True,
                                                     "overload.global_downstream_max_connections": 50000}},

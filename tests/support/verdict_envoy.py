@@ -3,7 +3,8 @@
 Static listeners and clusters (the bootstrap is the whole config), live backends from
 `istio_envoy.upstreams`: some answer, some fail their active health check while still answering traffic
 (panic mode), one is slow (route timeout), and some clusters point at closed ports. Each route's path
-names the case it exercises, so a test sends `GET /<case>` through a listener and compares.
+names the case it exercises, so a test sends `GET /<case>` through a listener and compares. One more
+listener takes its HTTP filters from ECDS, one of them a Wasm plugin that fails to load.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import requests
 
 from tests.support.envoy import Envoy
-from tests.support.istio_envoy import HCM, ROUTER, TCP, Upstream, upstreams
+from tests.support.istio_envoy import HCM, ROUTER, TCP, T, Upstream, path_source, upstreams, write_xds
 from tests.support.procs import free_port
 
 BACKENDS = ("ok", "sick-a", "sick-b", "half-good", "half-sick", "eds-down", "slow", "tcp")
@@ -71,6 +72,30 @@ def _hcm_listener(name: str, port: int, **hcm: Any) -> dict[str, Any]:
                 **hcm}}]}]}
 
 
+WASM = T + "envoy.extensions.filters.http.wasm.v3.Wasm"
+HEADER_MUTATION = T + "envoy.extensions.filters.http.header_mutation.v3.HeaderMutation"
+
+
+def _ecds_listener(workdir: Path, port: int) -> dict[str, Any]:
+    """A listener whose HTTP filters come from ECDS: one that loads, and a Higress-style Wasm plugin whose
+    module is missing, so Envoy rejects it and the listener answers 500."""
+    tec = T + "envoy.config.core.v3.TypedExtensionConfig"
+    ok = write_xds(workdir / "ecds-ok.json", tec, [{"name": "default.add-header", "typed_config": {
+        "@type": HEADER_MUTATION,
+        "mutations": {"response_mutations": [{"append": {"header": {"key": "x-ecds", "value": "1"}}}]}}}])
+    bad = write_xds(workdir / "ecds-wasm.json", tec, [{"name": "higress-system.key-auth", "typed_config": {
+        "@type": WASM, "config": {"name": "higress-system.key-auth", "vm_config": {
+            "vm_id": "key-auth", "runtime": "envoy.wasm.runtime.v8",
+            "code": {"local": {"filename": str(workdir / "missing-key-auth.wasm")}}}}}}])
+
+    def discovered(name: str, path: Path, type_url: str) -> dict[str, Any]:
+        return {"name": name, "config_discovery": {"config_source": path_source(path), "type_urls": [type_url]}}
+
+    return _hcm_listener("ecds", port, http_filters=[
+        discovered("default.add-header", ok, HEADER_MUTATION),
+        discovered("higress-system.key-auth", bad, WASM), ROUTER])
+
+
 @dataclass
 class VerdictGateway:
     envoy: Envoy
@@ -97,10 +122,11 @@ def _settled(admin_url: str) -> bool:
 
 @contextmanager
 def verdict_gateway(workdir: Path) -> Iterator[VerdictGateway]:
+    workdir.mkdir(parents=True, exist_ok=True)
     healthz = {"sick-a": 503, "sick-b": 503, "half-sick": 503}
     with upstreams(*BACKENDS, healthz=healthz, delay={"slow": 2.0}) as ups:
         closed = free_port()
-        ports = {name: free_port() for name in ("plain", "strip_any", "strip_matching", "tcp")}
+        ports = {name: free_port() for name in ("plain", "strip_any", "strip_matching", "tcp", "ecds")}
         sick = (_ep(ups["sick-a"].port), _ep(ups["sick-b"].port))
         clusters = [
             _cluster("ok", _ep(ups["ok"].port)),
@@ -126,6 +152,7 @@ def verdict_gateway(workdir: Path) -> Iterator[VerdictGateway]:
             {"name": "tcp", "address": {"socket_address": {"address": "127.0.0.1", "port_value": ports["tcp"]}},
              "filter_chains": [{"filters": [{"name": "envoy.filters.network.tcp_proxy", "typed_config": {
                  "@type": TCP, "stat_prefix": "tcp", "cluster": "tcp"}}]}]},
+            _ecds_listener(workdir, ports["ecds"]),
         ]
         bootstrap = {"node": {"id": "verdicts", "cluster": "verdicts"},
                      "bootstrap_extensions": [{"name": "envoy.bootstrap.internal_listener", "typed_config": {

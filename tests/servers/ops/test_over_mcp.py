@@ -45,6 +45,9 @@ CALLS: list[tuple[str, dict[str, Any], str]] = [
     ("get-envoy-certs", {}, "httpbin.example.com"),
     ("get-envoy-proxy-config", {"type": "clusters"}, "SERVICE FQDN"),
     ("check-certs", {"days": 30}, "expiring.example.com"),
+    ("get-envoy-proxy-config", {"type": "ecds"}, "ECDS NAME"),
+    ("find-route", {"host": "httpbin.example.com", "path": "/get"}, "verdict: 200 routed"),
+    ("get-gateway-health", {}, "Gateway health: Envoy LIVE"),
 ]
 
 
@@ -93,7 +96,7 @@ async def _all_results(client: Client) -> AsyncIterator[tuple[str, Any, str]]:
 async def test_every_tool_on_every_transport(server: ServeProcess, transport: str) -> None:
     async with TRANSPORTS[transport](server) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
-        assert len(tools) == 25  # 18 README tools, 5 views, list- and compare-gateway-pods
+        assert len(tools) == 26  # 18 README tools, 6 views, list- and compare-gateway-pods
         assert tools["get-envoy-certs"].annotations is not None
         assert tools["get-envoy-certs"].annotations.read_only_hint is True
         async for name, result, expect in _all_results(client):

@@ -43,7 +43,7 @@ def _secret_rows(dump: cd.Json, now: dt.datetime, warn_days: int) -> list[dict[s
                 continue
             for c in certs:
                 days = c.days_left(now)
-                out.append({"SOURCE": f"secret {name} ({state.lower()})", "SUBJECT": c.subject,
+                out.append({"SOURCE": f"secret {name} ({state.lower()})", "secret": name, "SUBJECT": c.subject,
                             "SANS": ",".join(c.sans), "SERIAL NUMBER": c.serial_hex,
                             "NOT AFTER": rfc3339(c.not_after), "DAYS LEFT": days,
                             "STATUS": _status(days, rfc3339(c.not_before), now, warn_days)})

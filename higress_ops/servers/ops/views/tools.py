@@ -16,8 +16,20 @@ from typing import Any
 import anyio
 
 from higress_ops.servers.base import CallContext, ToolResult, ToolSpec
-from higress_ops.servers.ops.views import certs, clusters, compare, endpoints, listeners, proxy_status, routes, secrets
+from higress_ops.servers.ops.views import (
+    certs,
+    clusters,
+    compare,
+    ecds,
+    endpoints,
+    listeners,
+    proxy_status,
+    routes,
+    secrets,
+)
+from higress_ops.servers.ops.views import configdump as cd
 from higress_ops.servers.ops.views import find_route as fr
+from higress_ops.servers.ops.views import gateway_health as gh
 from higress_ops.servers.ops.views.configdump import DumpError
 from higress_ops.servers.ops.views.matching import Request
 from higress_ops.servers.ops.views.paging import DEFAULT_LIMIT, fit, page, structured_rows
@@ -30,8 +42,9 @@ _SECTION_FIELDS = {
     "listeners": "static_listeners,dynamic_listeners",
     "routes": "static_route_configs,dynamic_route_configs",
     "secrets": "static_secrets,dynamic_active_secrets,dynamic_warming_secrets",
+    "ecds": "ecds_filters",
 }
-RESOURCE_TYPES = ("clusters", "listeners", "routes", "endpoints", "secrets", "all")
+RESOURCE_TYPES = ("clusters", "listeners", "routes", "endpoints", "secrets", "ecds", "all")
 _PAGING = {
     "offset": {"type": "integer", "minimum": 0, "default": 0, "description": "First row to show."},
     "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": DEFAULT_LIMIT,
@@ -111,6 +124,8 @@ def _proxy_config_text(kind: str, args: Mapping[str, Any], dump: Any, clusters_j
 async def _proxy_config(args: Mapping[str, Any], src: Source, ctx: CallContext) -> ToolResult:
     kind = _str(args, "type", "all", RESOURCE_TYPES)
     output = _str(args, "output", "short", ("short", "json"))
+    if kind == "ecds":
+        return await _ecds(args, output, src)
     kinds = ["clusters", "listeners", "routes", "endpoints", "secrets"] if kind == "all" else [kind]
     # One section only: ask Envoy for just its fields (a FieldMask keeps the section's @type), so a 12 MB dump
     # of a big gateway shrinks to the part the table needs before it is parsed.
@@ -131,6 +146,36 @@ async def _proxy_config(args: Mapping[str, Any], src: Source, ctx: CallContext) 
     text = "".join(f"--- {k} ---\n{t.render()}\n" for k, (t, _) in built.items())
     return ToolResult.text(fit(text, src.max_bytes, "ask for one type with offset/limit"),
                            structured={k: {"total": len(t.rows)} for k, (t, _) in built.items()})
+
+
+async def _ecds_inputs(src: Source) -> tuple[Any, dict[str, int]]:
+    try:
+        dump = await src.envoy_json("/config_dump", {"mask": _SECTION_FIELDS["ecds"]})
+    except UpstreamError as exc:  # Envoy answers 400 to the mask when no listener uses ECDS at all
+        if "HTTP 400" not in str(exc):
+            raise
+        dump = {"configs": []}
+    stats = await src.envoy_json("/stats", {"format": "json", "filter": ecds.STATS_FILTER})
+    return dump, gh.stat_values(stats)
+
+
+async def _ecds(args: Mapping[str, Any], output: str, src: Source) -> ToolResult:
+    """istioctl's ECDS table, then the Wasm plugins with their VM, code source and load state."""
+    dump, stats = await _ecds_inputs(src)
+    if output == "json":
+        items, footer = page(ecds.entries(dump), _int(args, "offset", 0), _int(args, "limit", DEFAULT_LIMIT, 1, 1000))
+        return ToolResult.text(fit(json.dumps(items, indent=1) + ("\n" + footer if footer else ""), src.max_bytes,
+                                   "use offset/limit, or output=short"))
+    wasm = Table(ecds.WASM_HEADERS, ecds.wasm_rows(dump, stats))
+    extra = "\nWasm plugins:\n" + wasm.render() if wasm.rows else ""
+    result = _paged_result(ecds.table(dump), args, src, extra=extra)
+    return ToolResult(content=result.content, structured={**(result.structured or {}),
+                                                          "wasm": structured_rows(wasm.rows)})
+
+
+async def _ecds_errors(src: Source) -> list[str]:
+    dump, stats = await _ecds_inputs(src)
+    return ecds.failures(dump, stats)
 
 
 # ---------------------------------------------------------------- istiod views
@@ -195,17 +240,23 @@ async def _find_route(args: Mapping[str, Any], src: Source, ctx: CallContext) ->
 
 
 async def _cluster_configs(src: Source, names: list[str]) -> dict[str, Any]:
-    """Just the named clusters' configs (their panic threshold), by an anchored name_regex per section."""
-    if not names:
-        return {}
-    regex = "|".join(re.escape(n) for n in names[:50])
+    """Just the named clusters' configs (their panic threshold), never the whole clusters section.
+
+    One anchored name_regex per name and section: Envoy compiles it with RE2's default program size limit
+    of 100, which two escaped names already exceed, so a long name is matched on its first 60 characters
+    and the answer filtered here."""
+    wanted = set(names[:50])
     found: dict[str, Any] = {}
-    for field in ("static_clusters", "dynamic_active_clusters"):
-        part = await src.envoy_json("/config_dump", {"resource": field, "name_regex": regex})
-        for entry in part.get("configs", []) if isinstance(part, dict) else []:
-            cluster = entry.get("cluster") if isinstance(entry, dict) else None
-            if isinstance(cluster, dict):
-                found[str(cluster.get("name", ""))] = cluster
+    for name in sorted(wanted):
+        regex = re.escape(name) if len(name) <= 60 else re.escape(name[:60]) + ".*"
+        for field in ("static_clusters", "dynamic_active_clusters"):
+            part = await src.envoy_json("/config_dump", {"resource": field, "name_regex": regex})
+            for entry in part.get("configs", []) if isinstance(part, dict) else []:
+                cluster = entry.get("cluster") if isinstance(entry, dict) else None
+                if isinstance(cluster, dict) and cluster.get("name") in wanted:
+                    found[str(cluster["name"])] = cluster
+            if name in found:
+                break
     return found
 
 
@@ -218,6 +269,40 @@ async def _check_certs(args: Mapping[str, Any], src: Source, ctx: CallContext) -
     extra = ("\nWarnings:\n" + "\n".join(warn) + "\n") if warn else f"\nNo certificate expires within {days} days.\n"
     result = _paged_result(t, args, src, extra=extra)
     return ToolResult(content=result.content, structured={**(result.structured or {}), "warnings": warn})
+
+
+async def _gateway_health(args: Mapping[str, Any], src: Source, ctx: CallContext) -> ToolResult:
+    offset, limit = _int(args, "offset", 0), _int(args, "limit", 10, 1, 100)
+    days = _int(args, "days", 30, 0, 3650)
+    clusters_json = await src.envoy_json("/clusters", {"format": "json"})
+    stats = await src.envoy_json("/stats", {"format": "json", "usedonly": "", "filter": gh.STATS_FILTER})
+    certs_json = await src.envoy_json("/certs", None)
+    dump = await _sections(src, "listeners", "secrets")
+    nacks, note = await _istiod_nacks(src, ctx)
+    ecds_errors = await _ecds_errors(src)
+    cert_rows = await anyio.to_thread.run_sync(lambda: certs.table(certs_json, dump, days).rows)
+    troubled = await anyio.to_thread.run_sync(gh.troubled_clusters, clusters_json)
+    configs = await _cluster_configs(src, troubled[offset:offset + limit] if len(troubled) > 20 else troubled)
+    text, structured = await anyio.to_thread.run_sync(lambda: gh.report(
+        clusters_json, configs, stats, cert_rows, dump, nacks, note, ecds_errors, offset=offset, limit=limit,
+        days=days, budget=min(src.max_bytes, gh.BUDGET_BYTES)))
+    return ToolResult.text(text, structured=structured)
+
+
+async def _istiod_nacks(src: Source, ctx: CallContext) -> tuple[list[str] | None, str]:
+    """This proxy's NACKs as istiod recorded them, or None and why istiod was not asked or did not answer."""
+    node = await src.envoy_json("/config_dump", {"mask": "bootstrap.node.id"})
+    node_id = str(cd.section(node, "BootstrapConfigDump").get("bootstrap", {}).get("node", {}).get("id", ""))
+    parts = node_id.split("~")
+    proxy = parts[2] if len(parts) == 4 else node_id
+    try:
+        syncz = await src.istiod_json("/debug/syncz", None, ctx)
+        found = proxy_status.rows(syncz)
+    except (UpstreamError, DumpError):
+        return None, "istiod did not answer syncz: get-istiod-proxy-status says why"
+    mine = [r for r in found if r["NAME"] == proxy]
+    return [f"{col}: {err}" for r in mine for col, err in r["errors"].items()], ("" if mine else
+                                                                                "istiod does not list this proxy")
 
 
 def _spec(name: str, description: str, props: dict[str, Any], required: tuple[str, ...] = ()) -> ToolSpec:
@@ -271,6 +356,17 @@ TOOLS: tuple[ViewTool, ...] = (
          "method": {**_S, "default": "GET"},
          "headers": {"type": "object", "additionalProperties": {"type": "string"}},
          "port": {**_PORT, "description": "listener port (default: every HTTP listener)"}}, ("host",)), _find_route),
+    ViewTool(_spec(
+        "get-gateway-health",
+        "What is broken on this gateway right now, in one short answer (within 2,000 tokens): clusters with "
+        "unhealthy hosts and why, top clusters and listeners by 5xx and response flag, rejected xDS updates and "
+        "istiod NACKs, failed extension configs, expiring certificates with the listener that serves them, "
+        "and Envoy's state, uptime and memory. Each line names the tool to call next; offset/limit page the lists.",
+        {"days": {"type": "integer", "minimum": 0, "maximum": 3650, "default": 30,
+                  "description": "certificates expiring within this many days"},
+         "offset": _PAGING["offset"],
+         "limit": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10,
+                   "description": "Lines per list."}}), _gateway_health),
     ViewTool(_spec(
         "check-certs",
         "Every certificate on this gateway (Envoy /certs and SDS secrets): subject, SANs, days until expiry, "

@@ -1,0 +1,232 @@
+"""get-gateway-health: "what is broken on this gateway right now", in one short answer.
+
+Built from what Envoy already counts, so it costs a few admin reads: /clusters?format=json (hosts and
+their flags), one /stats request filtered to the counters that mean trouble, /certs with the SDS secrets,
+and the listeners section (which listener and SNI serve a secret). istiod's NACKs come from syncz when it
+answers. Lists are ranked worst first and paged, every line names the tool to call next, and the whole
+answer stays within a small byte budget (2,000 tokens) however big the gateway is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from higress_ops.servers.ops.views import configdump as cd
+from higress_ops.servers.ops.views import endpoints as eps
+from higress_ops.servers.ops.views import host_health as hh
+from higress_ops.servers.ops.views import listeners as ls
+
+BUDGET_BYTES = 6000  # 2,000 tokens at 3 bytes a token, a conservative rate for this mix of names and numbers
+STATES = {0: "LIVE", 1: "DRAINING", 2: "PRE_INITIALIZING", 3: "INITIALIZING"}
+CLUSTER_FLAGS = {  # response flag -> the cluster counter that counts it
+    "UF": "upstream_cx_connect_fail", "UH": "upstream_cx_none_healthy", "UT": "upstream_rq_timeout",
+    "URX": "upstream_rq_retry_limit_exceeded", "UO": "upstream_rq_pending_overflow"}
+_SUBSCOPES = ("external", "internal", "canary")  # Envoy's own sub-scopes of a cluster's request counters
+LISTENER_FLAGS = {"NR": "no_route", "NC": "no_cluster", "DC": "downstream_cx_destroy_remote_active_rq"}
+_SERVER = ("state", "uptime", "memory_allocated", "memory_heap_size", "hot_restart_epoch")
+STATS_FILTER = (
+    r"^(server\.(" + "|".join(_SERVER) + r")"
+    r"|cluster\..+\.(upstream_rq_5xx|" + "|".join(CLUSTER_FLAGS.values()) + ")"
+    r"|http\..+\.(downstream_rq_5xx|" + "|".join(LISTENER_FLAGS.values()) + ")"
+    r"|vhost\..+\.route\..+\.upstream_rq_5xx"
+    r"|.+\.update_rejected|extension_config_discovery\..+\.config_fail)$")
+
+
+def stat_values(stats_json: Any) -> dict[str, int]:
+    """name -> value from /stats?format=json (histograms skipped)."""
+    out: dict[str, int] = {}
+    for s in (stats_json or {}).get("stats") or [] if isinstance(stats_json, Mapping) else []:
+        if isinstance(s, Mapping) and "name" in s and isinstance(s.get("value"), int | float):
+            out[str(s["name"])] = int(s["value"])
+    return out
+
+
+def _split(name: str, prefix: str, suffixes: Mapping[str, str] | tuple[str, ...]) -> tuple[str, str] | None:
+    """('middle', suffix) of `prefix.<middle>.<suffix>`; cluster names contain dots, so match the suffix."""
+    if not name.startswith(prefix):
+        return None
+    for suffix in suffixes.values() if isinstance(suffixes, Mapping) else suffixes:
+        if name.endswith("." + suffix):
+            return name[len(prefix):-len(suffix) - 1], suffix
+    return None
+
+
+@dataclass
+class Section:
+    title: str
+    lines: list[str] = field(default_factory=list)  # worst first
+    next_tool: str = ""
+    note: str = ""  # said after the count, whether or not there are lines
+
+
+def _troubled(health: hh.ClusterHealth) -> bool:
+    c = health.counts
+    return not health.hosts or c["healthy"] + c["degraded"] < len(health.hosts) or \
+        any(h["failing"] for h in health.hosts)
+
+
+def _rank(health: hh.ClusterHealth) -> tuple[float, str]:
+    """Worst first: the smallest share of healthy hosts, then by name."""
+    c = health.counts
+    return ((c["healthy"] + c["degraded"]) / len(health.hosts) if health.hosts else 0.0), health.name
+
+
+def troubled_clusters(clusters_json: Any) -> list[str]:
+    """Names of the clusters the report lists, in its order, so the caller can fetch the configs (panic
+    threshold) of just the page it shows."""
+    healths = [hh.cluster_health(cs, str(cs.get("name", ""))) for cs in eps.cluster_statuses(clusters_json)]
+    return [h.name for h in sorted((h for h in healths if _troubled(h)), key=_rank)]
+
+
+def _unhealthy_clusters(clusters_json: Any, configs: Mapping[str, cd.Json]) -> Section:
+    sec = Section("Clusters with unhealthy or failing hosts",
+                  next_tool="get-envoy-proxy-config type=endpoints cluster=<name>")
+    found = []
+    for cs in eps.cluster_statuses(clusters_json):
+        name = str(cs.get("name", ""))
+        health = hh.cluster_health(cs, name, configs.get(name))
+        if not _troubled(health):
+            continue
+        c = health.counts
+        ok = c["healthy"] + c["degraded"]
+        reasons: dict[str, int] = {}
+        for h in health.hosts:
+            for f in h["flags"]:
+                reasons[f] = reasons.get(f, 0) + 1
+            if h["failing"]:
+                reasons[h["failing"]] = reasons.get(h["failing"], 0) + 1
+        why = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())) or "no endpoints"
+        found.append((_rank(health), f"{health.name}: {ok}/{len(health.hosts)} healthy ({why})"
+                      + (", PANIC" if health.hosts and health.panic else "")))
+    sec.lines = [line for _, line in sorted(found)]
+    return sec
+
+
+def _errors(stats: Mapping[str, int]) -> tuple[Section, Section]:
+    clusters: dict[str, dict[str, int]] = {}
+    listeners: dict[str, dict[str, int]] = {}
+    routes: dict[str, int] = {}
+    cluster_suffixes = {"5xx": "upstream_rq_5xx", **CLUSTER_FLAGS}
+    listener_suffixes = {"5xx": "downstream_rq_5xx", **LISTENER_FLAGS}
+    for name, value in stats.items():
+        if not value:
+            continue
+        if (hit := _split(name, "cluster.", cluster_suffixes)) is not None:
+            flag = next(k for k, v in cluster_suffixes.items() if v == hit[1])
+            clusters.setdefault(hit[0], {})[flag] = value
+        elif (hit := _split(name, "http.", listener_suffixes)) is not None:
+            flag = next(k for k, v in listener_suffixes.items() if v == hit[1])
+            listeners.setdefault(hit[0], {})[flag] = value
+        elif name.startswith("vhost.") and name.endswith(".upstream_rq_5xx"):
+            routes[name[len("vhost."):-len(".upstream_rq_5xx")]] = value
+
+    for sub in [k for k in clusters if k.rpartition(".")[2] in _SUBSCOPES and k.rpartition(".")[0] in clusters]:
+        del clusters[sub]  # cluster.<name>.external.upstream_rq_5xx repeats cluster.<name>.upstream_rq_5xx
+
+    def ranked(table: Mapping[str, Mapping[str, int]], what: str) -> list[str]:
+        order = sorted(table.items(), key=lambda kv: (-kv[1].get("5xx", 0), -sum(kv[1].values()), kv[0]))
+        return [f"{what} {name}: " + ", ".join(f"{k} {v}" for k, v in sorted(c.items(), key=lambda kv: -kv[1]))
+                for name, c in order]
+
+    upstream = Section("Clusters by 5xx and response flag since start", ranked(clusters, "cluster"),
+                       "find-route host=<host> path=<path> of a failing request")
+    downstream = Section("Listeners and routes by 5xx and response flag since start",
+                         ranked(listeners, "listener")
+                         + [f"route {r}: 5xx {v}" for r, v in sorted(routes.items(), key=lambda kv: -kv[1])],
+                         "find-route host=<host> path=<path> (NR: no route, NC: no cluster)")
+    return upstream, downstream
+
+
+def _rejected(stats: Mapping[str, int], nacks: list[str] | None, istiod_note: str) -> Section:
+    lines = [f"{name}: {value}" for name, value in sorted(stats.items())
+             if name.endswith(".update_rejected") and value]
+    lines += [f"istiod NACK: {n}" for n in nacks or []]
+    return Section("xDS updates rejected (Envoy's update_rejected, istiod's NACKs)", lines,
+                   "get-istiod-proxy-status, get-envoy-stats filter=update_rejected", istiod_note)
+
+
+def _extensions(stats: Mapping[str, int], ecds_errors: list[str]) -> Section:
+    lines = ecds_errors or [f"{name}: {value}" for name, value in sorted(stats.items())
+                            if name.startswith("extension_config_discovery.") and name.endswith(".config_fail")
+                            and value]
+    return Section("Extension configs (ECDS / Wasm) that failed to load", lines,
+                   "get-envoy-proxy-config type=ecds")
+
+
+def secret_servers(dump: cd.Json) -> dict[str, list[str]]:
+    """secret name -> ['listener (SNI a,b)', ...] of the filter chains whose TLS context names it."""
+    out: dict[str, list[str]] = {}
+    for lst in cd.listeners(dump):
+        for chain in ls.filter_chains(lst):
+            socket = chain.get("transport_socket") if isinstance(chain.get("transport_socket"), Mapping) else {}
+            ctx = (socket.get("typed_config") or {}).get("common_tls_context") or {}
+            names = [str(c.get("name", "")) for c in ctx.get("tls_certificate_sds_secret_configs") or []
+                     if isinstance(c, Mapping)]
+            validation = ctx.get("validation_context_sds_secret_config")
+            if isinstance(validation, Mapping):
+                names.append(str(validation.get("name", "")))
+            match = chain.get("filter_chain_match") if isinstance(chain.get("filter_chain_match"), Mapping) else {}
+            sni = ",".join(match.get("server_names") or []) or "any SNI"
+            for name in names:
+                out.setdefault(name, []).append(f"{lst.get('name', '')} ({sni})")
+    return out
+
+
+def _certificates(cert_rows: list[dict[str, Any]], servers: Mapping[str, list[str]], days: int) -> Section:
+    lines = []
+    for r in cert_rows:
+        if r["STATUS"] not in ("EXPIRED", "EXPIRING"):
+            continue
+        who = r["SUBJECT"] or r["SANS"] or r["SERIAL NUMBER"]
+        served = servers.get(str(r.get("secret", "")), [])
+        where = f", served on {'; '.join(served[:3])}" if served else ""
+        when = f"expired {r['NOT AFTER']}" if r["STATUS"] == "EXPIRED" else f"expires in {r['DAYS LEFT']} days"
+        lines.append(f"{r['STATUS']} {who} ({r['SOURCE']}): {when}{where}")
+    return Section(f"Certificates expired or expiring within {days} days", lines, f"check-certs days={days}")
+
+
+def server_line(stats: Mapping[str, int]) -> str:
+    state = STATES.get(stats.get("server.state", -1), "unknown")
+    up = stats.get("server.uptime", 0)
+    mib = 1 << 20
+    return (f"Envoy {state}, up {up // 86400}d{up % 86400 // 3600}h{up % 3600 // 60}m, memory "
+            f"{stats.get('server.memory_allocated', 0) / mib:.1f} MiB allocated of "
+            f"{stats.get('server.memory_heap_size', 0) / mib:.1f} MiB heap, hot-restart epoch "
+            f"{stats.get('server.hot_restart_epoch', 0)} (details: get-envoy-server-info, get-envoy-memory)")
+
+
+def report(clusters_json: Any, configs: Mapping[str, cd.Json], stats_json: Any, cert_rows: list[dict[str, Any]],
+           listeners_dump: cd.Json, nacks: list[str] | None, istiod_note: str, ecds_errors: list[str], *,
+           offset: int = 0, limit: int = 10, days: int = 30, budget: int = BUDGET_BYTES) -> tuple[str, dict[str, Any]]:
+    """(text within `budget` bytes, structured counts and the lines shown)."""
+    stats = stat_values(stats_json)
+    upstream, downstream = _errors(stats)
+    sections = [_unhealthy_clusters(clusters_json, configs), upstream, downstream, _rejected(stats, nacks, istiod_note),
+                _extensions(stats, ecds_errors), _certificates(cert_rows, secret_servers(listeners_dump), days)]
+    head = [f"Gateway health: {server_line(stats)}"]
+    body: list[str] = []
+    structured: dict[str, Any] = {"envoy": {k: stats.get(f"server.{k}") for k in _SERVER}, "sections": []}
+    for sec in sections:
+        shown = sec.lines[offset:offset + limit]
+        total = len(sec.lines)
+        structured["sections"].append({"title": sec.title, "total": total, "shown": shown})
+        note = f" ({sec.note})" if sec.note else ""
+        body.append(f"\n{sec.title}: {total or 'none'}{note}" + (f" -> {sec.next_tool}" if total else ""))
+        body += [f"  {line}" for line in shown]
+        if total > offset + len(shown):
+            body.append(f"  [{offset + 1}-{offset + len(shown)} of {total}; next page: offset={offset + limit}]")
+    return _within("\n".join(head + body) + "\n", budget), structured
+
+
+def _within(text: str, budget: int) -> str:
+    """Shorten long lines, then drop lines from the end, so the answer fits however long the names are."""
+    lines = [line if len(line) <= 200 else line[:197] + "..." for line in text.splitlines()]
+    out = "\n".join(lines) + "\n"
+    note = "[cut to stay within 2,000 tokens: pass a smaller limit, or offset to page]\n"
+    if len(out.encode()) <= budget:
+        return out
+    while lines and len(("\n".join(lines) + "\n" + note).encode()) > budget:
+        lines.pop()
+    return "\n".join(lines) + "\n" + note
