@@ -205,26 +205,40 @@ def report(clusters_json: Any, configs: Mapping[str, cd.Json], stats_json: Any, 
     upstream, downstream = _errors(stats)
     sections = [_unhealthy_clusters(clusters_json, configs), upstream, downstream, _rejected(stats, nacks, istiod_note),
                 _extensions(stats, ecds_errors), _certificates(cert_rows, secret_servers(listeners_dump), days)]
-    head = [f"Gateway health: {server_line(stats)}"]
-    body: list[str] = []
-    structured: dict[str, Any] = {"envoy": {k: stats.get(f"server.{k}") for k in _SERVER}, "sections": []}
+    for n in range(limit, 0, -1):  # fewer lines per list until the answer fits, rather than cutting lists off
+        text, shown = _render(stats, sections, offset, n)
+        if len(text.encode()) <= budget:
+            break
+    if n < limit:
+        text += f"[{n} line(s) per list to stay within 2,000 tokens; next page: offset={offset + n} limit={n}]\n"
+    structured: dict[str, Any] = {
+        "envoy": {k: stats.get(f"server.{k}") for k in _SERVER}, "limit": n,
+        "sections": [{"title": sec.title, "total": len(sec.lines), "shown": lines}
+                     for sec, lines in zip(sections, shown, strict=True)]}
+    return _within(text, budget), structured
+
+
+def _render(stats: Mapping[str, int], sections: list[Section], offset: int,
+            limit: int) -> tuple[str, list[list[str]]]:
+    lines = [f"Gateway health: {server_line(stats)}"]
+    shown_all = []
     for sec in sections:
-        shown = sec.lines[offset:offset + limit]
+        shown = [line if len(line) <= 200 else line[:197] + "..." for line in sec.lines[offset:offset + limit]]
+        shown_all.append(shown)
         total = len(sec.lines)
-        structured["sections"].append({"title": sec.title, "total": total, "shown": shown})
         note = f" ({sec.note})" if sec.note else ""
-        body.append(f"\n{sec.title}: {total or 'none'}{note}" + (f" -> {sec.next_tool}" if total else ""))
-        body += [f"  {line}" for line in shown]
+        lines.append(f"\n{sec.title}: {total or 'none'}{note}" + (f" -> {sec.next_tool}" if total else ""))
+        lines += [f"  {line}" for line in shown]
         if total > offset + len(shown):
-            body.append(f"  [{offset + 1}-{offset + len(shown)} of {total}; next page: offset={offset + limit}]")
-    return _within("\n".join(head + body) + "\n", budget), structured
+            lines.append(f"  [{offset + 1}-{offset + len(shown)} of {total}; next page: offset={offset + limit}]")
+    return "\n".join(lines) + "\n", shown_all
 
 
 def _within(text: str, budget: int) -> str:
-    """Shorten long lines, then drop lines from the end, so the answer fits however long the names are."""
+    """The last resort when even one line per list is too long: shorter lines, then fewer from the end."""
     lines = [line if len(line) <= 200 else line[:197] + "..." for line in text.splitlines()]
     out = "\n".join(lines) + "\n"
-    note = "[cut to stay within 2,000 tokens: pass a smaller limit, or offset to page]\n"
+    note = "[cut to stay within 2,000 tokens: pass offset to page]\n"
     if len(out.encode()) <= budget:
         return out
     while lines and len(("\n".join(lines) + "\n" + note).encode()) > budget:
