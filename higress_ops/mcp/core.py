@@ -1,4 +1,4 @@
-"""The MCP core: lifecycle, tools and logging over JSON-RPC, independent of any transport.
+"""The MCP core: lifecycle, tools, prompts and logging over JSON-RPC, independent of any transport.
 
 A transport hands over one classified message plus the session's record; the core answers it and
 updates the record (negotiated version, client info, log level), which the transport persists. The
@@ -24,7 +24,7 @@ from higress_ops.mcp import jsonrpc
 from higress_ops.mcp.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, RATE_LIMITED, REQUEST_CANCELLED, RpcError
 from higress_ops.mcp.versions import STATELESS, SUPPORTED, negotiate
 from higress_ops.ratelimit import RateLimiter
-from higress_ops.servers.base import CallContext, McpServer, ToolResult, ToolSpec
+from higress_ops.servers.base import CallContext, McpServer, PromptProvider, ToolResult, ToolSpec
 from higress_ops.sessions.base import SessionRecord
 
 logger = logging.getLogger(__name__)
@@ -69,18 +69,24 @@ class McpCore:
         self._validators = {spec.name: Draft202012Validator(spec.input_schema) for spec in specs}
         self._empty_ok = {name: validator.is_valid({}) for name, validator in self._validators.items()}
         self._inflight: dict[tuple[str, str], asyncio.Task[ToolResult]] = {}
+        self._prompts = server if isinstance(server, PromptProvider) else None
+        self._prompt_list = [p.to_mcp() for p in self._prompts.prompts()] if self._prompts else []
         self._methods: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
             "initialize": self._initialize,
             "ping": self._ping,
             "tools/list": self._list_tools,
             "tools/call": self._call_tool,
             "logging/setLevel": self._set_level,
+            **({"prompts/list": self._list_prompts, "prompts/get": self._get_prompt} if self._prompts else {}),
             "server/discover": self._discover,
         }
 
     @property
     def capabilities(self) -> dict[str, Any]:
-        return {"tools": {"listChanged": False}, "logging": {}}
+        caps: dict[str, Any] = {"tools": {"listChanged": False}, "logging": {}}
+        if self._prompts is not None:
+            caps["prompts"] = {"listChanged": False}
+        return caps
 
     @property
     def server_info(self) -> dict[str, Any]:
@@ -190,6 +196,31 @@ class McpCore:
             raise RpcError(INVALID_PARAMS, "tools/list: unknown cursor (this server returns every tool in one page)")
         return {"tools": self._tool_list}
 
+    async def _list_prompts(self, params: Mapping[str, Any], *_: Any) -> dict[str, Any]:
+        if params.get("cursor") is not None:
+            raise RpcError(INVALID_PARAMS, "prompts/list: unknown cursor (this server returns every prompt in one "
+                                           "page)")
+        return {"prompts": self._prompt_list}
+
+    async def _get_prompt(self, params: Mapping[str, Any], *_: Any) -> dict[str, Any]:
+        name = params.get("name")
+        if not isinstance(name, str):
+            raise RpcError(INVALID_PARAMS, "prompts/get needs params.name, the name of a prompt from prompts/list")
+        arguments = params.get("arguments") or {}
+        if not isinstance(arguments, dict) or not all(isinstance(v, str) for v in arguments.values()):
+            raise RpcError(INVALID_PARAMS, f"prompts/get {_clip(name, 100)}: params.arguments must be an object of "
+                                           "strings")
+        assert self._prompts is not None
+        try:
+            messages = self._prompts.get_prompt(name, arguments)
+        except KeyError:
+            raise RpcError(INVALID_PARAMS, f"Unknown prompt: {_clip(name, 100)!r}; prompts/list names the "
+                                           f"{len(self._prompt_list)} prompts of this server") from None
+        except ValueError as exc:
+            raise RpcError(INVALID_PARAMS, _clip(str(exc))) from None
+        spec = next(p for p in self._prompt_list if p["name"] == name)
+        return {"description": spec["description"], "messages": messages}
+
     async def _set_level(self, params: Mapping[str, Any], record: SessionRecord, *_: Any) -> dict[str, Any]:
         level = params.get("level")
         if level not in _LEVEL_RANK:
@@ -286,7 +317,7 @@ class McpCore:
     def _decorate(self, method: str, value: dict[str, Any]) -> None:
         """2026-07-28 results carry resultType, list/discover results caching hints, and who answered."""
         value.setdefault("resultType", "complete")
-        if method in ("tools/list", "server/discover"):
+        if method in ("tools/list", "prompts/list", "server/discover"):
             value.setdefault("ttlMs", _LIST_TTL_MS)
             value.setdefault("cacheScope", "public")
         meta = value.get("_meta")

@@ -61,6 +61,32 @@ class ToolResult:
         return result
 
 
+@dataclass(frozen=True)
+class PromptArgument:
+    name: str
+    description: str
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    """What prompts/list shows for one prompt (MCP `Prompt`): a playbook the client fills in and hands to
+    its model."""
+
+    name: str
+    description: str
+    arguments: Sequence[PromptArgument] = ()
+    title: str | None = None
+
+    def to_mcp(self) -> dict[str, Any]:
+        prompt: dict[str, Any] = {"name": self.name, "description": self.description,
+                                  "arguments": [{"name": a.name, "description": a.description,
+                                                 "required": a.required} for a in self.arguments]}
+        if self.title:
+            prompt["title"] = self.title
+        return prompt
+
+
 LogFn = Callable[[str, Any], Awaitable[None]]  # (level, data) -> sends notifications/message if enabled
 
 
@@ -110,6 +136,20 @@ class McpServer(Protocol):
 
     # Optional: `async def session_target(self) -> str | None`, asked once at initialize. Its answer is kept in
     # the session record and comes back as CallContext.target on every call of that session, on any replica.
+
+
+@runtime_checkable
+class PromptProvider(Protocol):
+    """A server that also offers prompts (optional: a tools-only server does not implement this)."""
+
+    def prompts(self) -> Sequence[PromptSpec]:
+        """Prompts in a stable order."""
+        ...
+
+    def get_prompt(self, name: str, arguments: Mapping[str, str]) -> list[dict[str, Any]]:
+        """The prompt's messages (MCP `PromptMessage`s). Raise KeyError for an unknown name and ValueError,
+        with a message for the client, for missing or bad arguments."""
+        ...
 
 
 ServerFactory = Callable[["ServerEntry"], McpServer]

@@ -9,7 +9,6 @@ from pathlib import Path
 from tests.support.envoy import Envoy, http_listener, static_cluster
 from tests.support.procs import free_port
 
-
 HEALTH_CHECK = {"timeout": "1s", "interval": "60s", "unhealthy_threshold": 1, "healthy_threshold": 1,
                 "tcp_health_check": {}}
 

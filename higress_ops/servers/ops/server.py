@@ -10,8 +10,8 @@ from typing import Any
 
 from higress_ops import __version__
 from higress_ops.config.model import ServerEntry
-from higress_ops.servers.base import CallContext, ToolResult, ToolSpec
-from higress_ops.servers.ops import gateway_pods, handler
+from higress_ops.servers.base import CallContext, PromptSpec, ToolResult, ToolSpec
+from higress_ops.servers.ops import gateway_pods, handler, prompts
 from higress_ops.servers.ops.catalog import CATALOG, Entry
 from higress_ops.servers.ops.targets import Target, with_pod_parameter
 from higress_ops.servers.ops.upstream import UpstreamError, Upstreams
@@ -58,6 +58,12 @@ class OpsServer:
     async def session_target(self) -> str | None:
         """A new session's Envoy, fixed for its lifetime so every replica serving it reads the same one."""
         return await self.upstreams.gateways.default_name()
+
+    def prompts(self) -> Sequence[PromptSpec]:
+        return prompts.specs()
+
+    def get_prompt(self, name: str, arguments: Mapping[str, str]) -> list[dict[str, Any]]:
+        return prompts.messages(name, arguments)
 
     async def call_tool(self, name: str, arguments: Mapping[str, Any], ctx: CallContext) -> ToolResult:
         fleet_tool = self._fleet.get(name)

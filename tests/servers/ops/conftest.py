@@ -13,6 +13,7 @@ from higress_ops.config.model import ServerEntry
 from higress_ops.servers.ops import OpsServer
 from tests.support.istio_envoy import IstioGateway, istio_gateway
 from tests.support.istiod import IstiodDouble, istiod_double
+from tests.support.serve import ServeProcess, serving
 
 
 @pytest.fixture(scope="module")
@@ -50,3 +51,14 @@ async def make_server() -> AsyncIterator[Callable[..., OpsServer]]:
     yield make
     for server in made:
         await server.aclose()
+
+
+@pytest.fixture(scope="module")
+def server(gateway: IstioGateway, istiod: IstiodDouble,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    """A real `higress-ops serve` in front of the module's gateway Envoy and istiod double."""
+    config = {"mcpServer": {"enable": True, "sse_path_suffix": "/sse", "servers": [
+        {"name": "higress-ops-mcp-server", "path": "/higress-ops", "type": "higress-ops",
+         "config": {"istiodURL": istiod.url, "envoyAdminURL": gateway.admin_url}}]}}
+    with serving(config, tmp_path_factory.mktemp("ops-serve")) as process:
+        yield process

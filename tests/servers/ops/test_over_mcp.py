@@ -4,23 +4,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from mcp import Client
-from mcp.client.sse import sse_client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 
-from tests.support.istio_envoy import IstioGateway
-from tests.support.istiod import IstiodDouble
-from tests.support.serve import ServeProcess, serving
+from tests.support.sdk_clients import TRANSPORTS
+from tests.support.serve import ServeProcess
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
-HEADERS = {"X-Istiod-Token": "good-token"}
 CALLS: list[tuple[str, dict[str, Any], str]] = [
     ("get-istiod-configz", {}, "VirtualService"),
     ("get-istiod-endpointz", {}, "httpbin.default.svc.cluster.local"),
@@ -49,42 +43,6 @@ CALLS: list[tuple[str, dict[str, Any], str]] = [
     ("find-route", {"host": "httpbin.example.com", "path": "/get"}, "verdict: 200 routed"),
     ("get-gateway-health", {}, "Gateway health: Envoy LIVE"),
 ]
-
-
-@pytest.fixture(scope="module")
-def server(gateway: IstioGateway, istiod: IstiodDouble,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    config = {"mcpServer": {"enable": True, "sse_path_suffix": "/sse", "servers": [
-        {"name": "higress-ops-mcp-server", "path": "/higress-ops", "type": "higress-ops",
-         "config": {"istiodURL": istiod.url, "envoyAdminURL": gateway.admin_url}}]}}
-    with serving(config, tmp_path_factory.mktemp("ops-serve")) as process:
-        yield process
-
-
-def legacy_sse(server: ServeProcess) -> AbstractAsyncContextManager[Client]:
-    return Client(sse_client(server.url("/higress-ops/sse"), headers=HEADERS), mode="legacy")
-
-
-class _WithHttp:
-    def __init__(self, server: ServeProcess, mode: str) -> None:
-        self.server, self.mode = server, mode
-
-    async def __aenter__(self) -> Client:
-        self.http = await create_mcp_http_client(headers=HEADERS).__aenter__()
-        self.client = Client(streamable_http_client(self.server.url("/higress-ops"), http_client=self.http),
-                             mode=self.mode)  # type: ignore[arg-type]
-        return await self.client.__aenter__()
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.client.__aexit__(*exc)
-        await self.http.__aexit__(*exc)
-
-
-TRANSPORTS: dict[str, Callable[[ServeProcess], AbstractAsyncContextManager[Client]]] = {
-    "legacy-sse": legacy_sse,
-    "streamable": lambda server: _WithHttp(server, "legacy"),
-    "2026-07-28": lambda server: _WithHttp(server, "2026-07-28"),
-}
 
 
 async def _all_results(client: Client) -> AsyncIterator[tuple[str, Any, str]]:
