@@ -56,7 +56,7 @@ class TestCert:
 
 
 def make_cert(cn: str, *, days_valid: int = 90, days_ago: int = 1, sans: tuple[str, ...] = (), is_ca: bool = False,
-              serial: int | None = None) -> TestCert:
+              serial: int | None = None, uris: tuple[str, ...] = ()) -> TestCert:
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     not_before = now - dt.timedelta(days=days_ago)
@@ -67,8 +67,9 @@ def make_cert(cn: str, *, days_valid: int = 90, days_ago: int = 1, sans: tuple[s
     builder = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
                .serial_number(serial).not_valid_before(not_before).not_valid_after(not_after)
                .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True))
-    if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(s) for s in sans]), critical=False)
+    if sans or uris:
+        names = [x509.DNSName(s) for s in sans] + [x509.UniformResourceIdentifier(u) for u in uris]
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     cert = builder.sign(key, hashes.SHA256())
     return TestCert(
         cert_pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
@@ -78,7 +79,7 @@ def make_cert(cn: str, *, days_valid: int = 90, days_ago: int = 1, sans: tuple[s
     )
 
 
-def _b64(text: str) -> str:
+def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
@@ -247,13 +248,13 @@ def istio_gateway(workdir: Path) -> Iterator[IstioGateway]:
 
         def tls_secret(name: str) -> dict[str, Any]:
             return {"name": name, "tls_certificate": {
-                "certificate_chain": {"inline_bytes": _b64(certs[name].cert_pem)},
-                "private_key": {"inline_bytes": _b64(certs[name].key_pem)}}}
+                "certificate_chain": {"inline_bytes": b64(certs[name].cert_pem)},
+                "private_key": {"inline_bytes": b64(certs[name].key_pem)}}}
 
         ca_name = "kubernetes://httpbin-credential-cacert"
         sds_files = {
             name: write_xds(workdir / f"sds-{i}.json", secret_type, [
-                {"name": name, "validation_context": {"trusted_ca": {"inline_bytes": _b64(certs[name].cert_pem)}}}
+                {"name": name, "validation_context": {"trusted_ca": {"inline_bytes": b64(certs[name].cert_pem)}}}
                 if name == ca_name else tls_secret(name)])
             for i, name in enumerate(certs)
         }

@@ -19,7 +19,19 @@ from typing import Any
 import requests
 
 from tests.support.envoy import Envoy
-from tests.support.istio_envoy import HCM, ROUTER, TCP, T, Upstream, path_source, upstreams, write_xds
+from tests.support.istio_envoy import (
+    HCM,
+    ROUTER,
+    TCP,
+    T,
+    TestCert,
+    Upstream,
+    b64,
+    make_cert,
+    path_source,
+    upstreams,
+    write_xds,
+)
 from tests.support.procs import free_port
 
 BACKENDS = ("ok", "sick-a", "sick-b", "half-good", "half-sick", "eds-down", "slow", "tcp")
@@ -96,12 +108,39 @@ def _ecds_listener(workdir: Path, port: int) -> dict[str, Any]:
         discovered("higress-system.key-auth", bad, WASM), ROUTER])
 
 
+SECRET = T + "envoy.extensions.transport_sockets.tls.v3.Secret"
+
+
+def _spiffe_listener(workdir: Path, port: int) -> tuple[dict[str, Any], dict[str, TestCert]]:
+    """A TLS listener whose SDS secrets are a SPIFFE workload certificate and a SPIFFE validation context
+    with two trust domains (as SPIRE-fed Istio proxies have), and the certificates behind them."""
+    certs = {"default": make_cert("workload", serial=0x1234, uris=("spiffe://east.local/ns/a/sa/b",)),
+             "east.local": make_cert("East Root CA", days_valid=3650, is_ca=True),
+             "west.local": make_cert("West Root CA", days_valid=3650, is_ca=True)}
+    chain = write_xds(workdir / "sds-default.json", SECRET, [{"name": "default", "tls_certificate": {
+        "certificate_chain": {"inline_bytes": b64(certs["default"].cert_pem)},
+        "private_key": {"inline_bytes": b64(certs["default"].key_pem)}}}])
+    roots = write_xds(workdir / "sds-rootca.json", SECRET, [{"name": "ROOTCA", "validation_context": {
+        "custom_validator_config": {"name": "envoy.tls.cert_validator.spiffe", "typed_config": {
+            "@type": T + "envoy.extensions.transport_sockets.tls.v3.SPIFFECertValidatorConfig",
+            "trust_domains": [{"name": td, "trust_bundle": {"inline_bytes": b64(certs[td].cert_pem)}}
+                              for td in ("east.local", "west.local")]}}}}])
+    listener = _hcm_listener("spiffe", port)
+    listener["filter_chains"][0]["transport_socket"] = {"name": "envoy.transport_sockets.tls", "typed_config": {
+        "@type": T + "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+        "common_tls_context": {
+            "tls_certificate_sds_secret_configs": [{"name": "default", "sds_config": path_source(chain)}],
+            "validation_context_sds_secret_config": {"name": "ROOTCA", "sds_config": path_source(roots)}}}}
+    return listener, certs
+
+
 @dataclass
 class VerdictGateway:
     envoy: Envoy
     ports: dict[str, int]  # listener name -> port: plain, strip_any, strip_matching, tcp
     backends: dict[str, Upstream]
     closed_port: int
+    certs: dict[str, TestCert]  # the SPIFFE listener's: "default", and a root CA per trust domain
 
     @property
     def admin_url(self) -> str:
@@ -126,7 +165,8 @@ def verdict_gateway(workdir: Path) -> Iterator[VerdictGateway]:
     healthz = {"sick-a": 503, "sick-b": 503, "half-sick": 503}
     with upstreams(*BACKENDS, healthz=healthz, delay={"slow": 2.0}) as ups:
         closed = free_port()
-        ports = {name: free_port() for name in ("plain", "strip_any", "strip_matching", "tcp", "ecds")}
+        ports = {name: free_port() for name in ("plain", "strip_any", "strip_matching", "tcp", "ecds", "spiffe")}
+        spiffe, certs = _spiffe_listener(workdir, ports["spiffe"])
         sick = (_ep(ups["sick-a"].port), _ep(ups["sick-b"].port))
         clusters = [
             _cluster("ok", _ep(ups["ok"].port)),
@@ -153,6 +193,7 @@ def verdict_gateway(workdir: Path) -> Iterator[VerdictGateway]:
              "filter_chains": [{"filters": [{"name": "envoy.filters.network.tcp_proxy", "typed_config": {
                  "@type": TCP, "stat_prefix": "tcp", "cluster": "tcp"}}]}]},
             _ecds_listener(workdir, ports["ecds"]),
+            spiffe,
         ]
         bootstrap = {"node": {"id": "verdicts", "cluster": "verdicts"},
                      "bootstrap_extensions": [{"name": "envoy.bootstrap.internal_listener", "typed_config": {
@@ -164,6 +205,6 @@ def verdict_gateway(workdir: Path) -> Iterator[VerdictGateway]:
             deadline = time.monotonic() + 15
             while not _settled(envoy.admin_url) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            yield VerdictGateway(envoy, ports, ups, closed)
+            yield VerdictGateway(envoy, ports, ups, closed, certs)
         finally:
             envoy.stop()

@@ -53,6 +53,8 @@ class Table:
         return [_fmt(row.get(h, "")) for h in self.headers]
 
     def render(self, rows: Sequence[dict[str, Any]] | None = None) -> str:
+        if not self.headers:  # a table that is only its note, as istioctl prints an empty secret list
+            return self.note + "\n" if self.note else ""
         body = [list(self.headers)] + [self.cells(r) for r in (self.rows if rows is None else rows)]
         return (self.note + "\n" if self.note else "") + tabwrite(body, self.padding)
 

@@ -85,7 +85,7 @@ def test_secrets_table_reads_the_certificates_themselves(dump, gateway):
         row = got[name]
         assert row["STATUS"] == "ACTIVE"
         assert row["TYPE"] == ("CA" if cert.is_ca else "Cert Chain")
-        assert row["SERIAL NUMBER"] == format(cert.serial, "x")
+        assert row["SERIAL NUMBER"] == format(cert.serial, "032x")
         assert row["NOT AFTER"] == rfc3339(cert.not_after) and row["NOT BEFORE"] == rfc3339(cert.not_before)
         assert row["VALID CERT"] is (cert.not_before < now < cert.not_after)
     assert "private_key" not in str(secrets.matching(dump))
