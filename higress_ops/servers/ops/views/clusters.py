@@ -43,9 +43,9 @@ def table(dump: cd.Json, flt: ClusterFilter = ClusterFilter()) -> Table:
         mgmt = cd.describe_management(c.get("metadata"))
         if len(name.split("|")) > 3:
             direction, port, subset, fqdn = cd.parse_subset_key(name)
-            t.rows.append({"SERVICE FQDN": fqdn, "PORT": port, "SUBSET": subset or "-", "DIRECTION": direction,
-                           "TYPE": ctype, "DESTINATION RULE": mgmt})
+            t.rows.append({"NAME": name, "SERVICE FQDN": fqdn, "PORT": port, "SUBSET": subset or "-",
+                           "DIRECTION": direction, "TYPE": ctype, "DESTINATION RULE": mgmt})
         else:
-            t.rows.append({"SERVICE FQDN": name, "PORT": "-", "SUBSET": "-", "DIRECTION": "-",
+            t.rows.append({"NAME": name, "SERVICE FQDN": name, "PORT": "-", "SUBSET": "-", "DIRECTION": "-",
                            "TYPE": ctype, "DESTINATION RULE": mgmt})
     return t

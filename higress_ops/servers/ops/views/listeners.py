@@ -153,6 +153,6 @@ def table(dump: cd.Json, flt: ListenerFilter = ListenerFilter()) -> Table:
         rows = [(describe_chain_match(c.get("filter_chain_match")), destination(c)) for c in filter_chains(lst)]
         rows.sort(key=lambda r: r[1], reverse=True)
         for match, dest in rows:
-            t.rows.append({"ADDRESSES": ",".join(addresses(lst)), "PORT": port(lst), "MATCH": match,
-                           "DESTINATION": dest})
+            t.rows.append({"NAME": str(lst.get("name", "")), "ADDRESSES": ",".join(addresses(lst)),
+                           "PORT": port(lst), "MATCH": match, "DESTINATION": dest})
     return t

@@ -63,3 +63,20 @@ def _fmt(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return "" if value is None else str(value)
+
+
+# `istioctl proxy-config all` names each row's resource in a NAME column: <type>/<name>.
+_NAME_FROM = {"clusters": ("cluster/", "NAME", ""), "listeners": ("listener/", "NAME", ""),
+              "routes": ("route/", "NAME", "NAME"), "secrets": ("secret/", "RESOURCE NAME", "RESOURCE NAME"),
+              "endpoints": ("endpoint/", "ENDPOINT", "ENDPOINT")}
+
+
+def with_config_type(kind: str, t: Table) -> Table:
+    """The table as `proxy-config all` prints it: NAME first, holding `<type>/<resource name>`, in place of
+    the column that named the resource (routes, secrets, endpoints) or ahead of the others."""
+    if kind not in _NAME_FROM or not t.headers:
+        return t
+    prefix, source, replaced = _NAME_FROM[kind]
+    headers = ("NAME", *(h for h in t.headers if h != replaced))
+    rows = [{**r, "NAME": prefix + str(r.get(source, ""))} for r in t.rows]
+    return Table(headers, rows, t.padding, t.note)

@@ -34,7 +34,7 @@ from higress_ops.servers.ops.views.configdump import DumpError
 from higress_ops.servers.ops.views.matching import Request
 from higress_ops.servers.ops.views.paging import DEFAULT_LIMIT, fit, page, structured_rows
 from higress_ops.servers.ops.views.source import Source, UpstreamError, as_source
-from higress_ops.servers.ops.views.table import Table
+from higress_ops.servers.ops.views.table import Table, with_config_type
 
 Run = Callable[[Mapping[str, Any], Source, CallContext], Awaitable[ToolResult]]
 _SECTION_FIELDS = {
@@ -143,7 +143,7 @@ async def _proxy_config(args: Mapping[str, Any], src: Source, ctx: CallContext) 
                                    "use a filter, offset/limit, or output=short"))
     if len(kinds) == 1:
         return _paged_result(built[kind][0], args, src)
-    text = "".join(f"--- {k} ---\n{t.render()}\n" for k, (t, _) in built.items())
+    text = "".join(f"--- {k} ---\n{with_config_type(k, t).render()}\n" for k, (t, _) in built.items())
     return ToolResult.text(fit(text, src.max_bytes, "ask for one type with offset/limit"),
                            structured={k: {"total": len(t.rows)} for k, (t, _) in built.items()})
 

@@ -20,6 +20,7 @@ from higress_ops.servers.ops.views.matching import Request
 from higress_ops.servers.ops.views.paging import structured_rows
 from higress_ops.servers.ops.views.proxy_status import rows as status_rows
 from higress_ops.servers.ops.views.source import http_source
+from tests.support import istio_envoy as ie
 from tests.support.procs import free_port
 
 TOOLS = {t.spec.name: t for t in VIEW_TOOLS}
@@ -98,6 +99,14 @@ async def test_proxy_config_tool_pages_and_filters(gateway, istiod, src_of):
     assert names == ["outbound|9080|v1|reviews.bookinfo.svc.cluster.local"]
     res = await TOOLS["get-envoy-proxy-config"].run({"type": "all"}, src, CTX)
     assert all(f"--- {k} ---" in res.content[0]["text"] for k in ("clusters", "listeners", "routes", "secrets"))
+    sections = dict(part.split(" ---\n", 1) for part in res.content[0]["text"].split("--- ")[1:])
+    first = {k: [line.split()[0] for line in v.strip().splitlines()] for k, v in sections.items()}
+    prefix = {"clusters": "cluster/", "listeners": "listener/", "routes": "route/", "secrets": "secret/",
+              "endpoints": "endpoint/"}
+    for kind, cells in first.items():  # istioctl proxy-config all: NAME first, as <type>/<name>
+        assert cells[0] == "NAME" and len(cells) > 1 and all(c.startswith(prefix[kind]) for c in cells[1:]), kind
+    assert f"cluster/{ie.REVIEWS_V1}" in first["clusters"] and "listener/0.0.0.0_80" in first["listeners"]
+    assert f"endpoint/127.0.0.1:{gateway.ups['reviews-v1'].port}" in first["endpoints"]
 
 
 @pytest.mark.anyio
