@@ -17,7 +17,7 @@ from typing import Any
 from higress_ops.config import ConfigError, McpServerConfig, load_file
 from higress_ops.mcp.core import McpCore
 from higress_ops.registry import RegistryError, default_registry
-from higress_ops.servers.base import CallContext, McpServer
+from higress_ops.servers.base import CallContext, McpServer, ToolSpec
 from higress_ops.sessions.base import SessionRecord
 
 
@@ -25,21 +25,25 @@ def register(subparsers: Any) -> None:
     tools = subparsers.add_parser("tools", help="list a server's tools, one line each",
                                   description="List the tools of one configured server with one-line descriptions.")
     _common(tools)
+    tools.add_argument("--verbose", "-v", action="store_true", help="also list each tool's parameters")
     tools.set_defaults(handler=run_tools)
     call = subparsers.add_parser(
-        "call", help="run one tool and print its result",
+        "call", help="run one tool and print its result", add_help=False,
         description="Run one tool of a configured server and print its result (exit 1 when the result is an "
         "error, 2 when the arguments are invalid). Tool arguments follow the tool name as --name=value or "
-        "--name value; a bare --flag means true.")
-    _common(call)
+        "--name value; a bare --flag means true. `call TOOL --help` lists the tool's parameters. A JSON result "
+        "goes to stdout alone (notes about paging or cuts go to stderr), so it can be piped to jq.")
+    call.add_argument("-h", "--help", action="store_true", help="show this help, or with TOOL the tool's own")
+    _common(call, config_required=False)  # checked in run_call, so `call --help` needs no config
     call.add_argument("--istiod-token", default=None, help="sent to istiod as a bearer token (as X-Istiod-Token)")
     call.add_argument("--raw", action="store_true", help="print the MCP result object as JSON")
-    call.add_argument("tool", metavar="TOOL")
-    call.set_defaults(handler=run_call, accepts_extra=True)
+    call.add_argument("tool", metavar="TOOL", nargs="?")
+    call.set_defaults(handler=run_call, accepts_extra=True, parser=call)
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, metavar="PATH", help="higress-config manifest or its YAML")
+def _common(parser: argparse.ArgumentParser, *, config_required: bool = True) -> None:
+    parser.add_argument("--config", required=config_required, metavar="PATH",
+                        help="higress-config manifest or its YAML")
     parser.add_argument("--server", default=None, metavar="NAME", help="servers[] entry (default: the first)")
 
 
@@ -75,8 +79,41 @@ def run_tools(args: argparse.Namespace) -> int:
     for spec in specs:
         first = spec.description.split(". ")[0].rstrip(".")
         print(f"{spec.name:<{width}}  {first}")
+        if args.verbose:
+            for line in parameter_lines(spec.input_schema):
+                print(f"    {line}")
     asyncio.run(server.aclose())
     return 0
+
+
+def parameter_lines(schema: Mapping[str, Any]) -> list[str]:
+    """One line per parameter from a tool's input schema: --name=TYPE, required or default, description."""
+    props: Mapping[str, Any] = schema.get("properties", {})
+    required = set(schema.get("required", []))
+    rows = []
+    for name, prop in props.items():
+        kind = "|".join(str(v) for v in prop["enum"] if v != "") if prop.get("enum") else str(
+            prop.get("type", "value")).upper()
+        flag = f"--{name}" if prop.get("type") == "boolean" else f"--{name}={kind}"
+        if name in required:
+            when = "required"
+        elif "default" in prop:
+            when = f"default {json.dumps(prop['default'])}"
+        else:
+            when = "optional"
+        bounds = (f", {prop['minimum']}..{prop['maximum']}" if "minimum" in prop and "maximum" in prop else "")
+        rows.append((flag, f"{when}{bounds}", str(prop.get("description", ""))))
+    if not rows:
+        return ["(no parameters)"]
+    width = max(len(flag) for flag, _, _ in rows)
+    return [f"{flag:<{width}}  {when}" + (f": {text}" if text else "") for flag, when, text in rows]
+
+
+def _tool_help(spec: ToolSpec) -> str:
+    required = [f"--{n}=..." for n in spec.input_schema.get("required", [])]
+    usage = " ".join(["usage: higress-ops call --config PATH", spec.name, *required, "[--name=value ...]"])
+    return "\n".join([usage, "", spec.description, "", "parameters:",
+                      *(f"  {line}" for line in parameter_lines(spec.input_schema))]) + "\n"
 
 
 def parse_tool_args(extra: Sequence[str], schema: Mapping[str, Any]) -> dict[str, Any]:
@@ -119,6 +156,15 @@ def _coerce(name: str, value: str, kind: str | None) -> Any:
 
 
 def run_call(args: argparse.Namespace) -> int:
+    if args.help and not args.tool:
+        args.parser.print_help()
+        return 0
+    if args.tool is None or args.config is None:
+        args.parser.print_usage(sys.stderr)
+        missing = "--config PATH" if args.config is None else "TOOL"
+        print(f"higress-ops call: {missing} is required (`higress-ops tools --config PATH` lists the tools)",
+              file=sys.stderr)
+        return 2
     try:
         server = _server(args)
     except (ConfigError, RegistryError, ValueError) as exc:
@@ -134,6 +180,9 @@ async def _call(server: McpServer, args: argparse.Namespace) -> int:
             print(f"higress-ops: unknown tool {args.tool!r}; `higress-ops tools --config ...` lists them",
                   file=sys.stderr)
             return 2
+        if args.help or "--help" in args.extra or "-h" in args.extra:
+            print(_tool_help(spec), end="")
+            return 0
         try:
             arguments = parse_tool_args(args.extra, spec.input_schema)
         except ValueError as exc:
@@ -154,16 +203,21 @@ async def _call(server: McpServer, args: argparse.Namespace) -> int:
     result = reply["result"]
     if args.raw:
         print(json.dumps(result, indent=2, ensure_ascii=False))
-    else:
-        for part in result.get("content", []):
-            print(_pretty(part.get("text", "")))
+        return 1 if result.get("isError") else 0
+    parts = [(part.get("text", ""), _as_json(part.get("text", ""))) for part in result.get("content", [])]
+    has_json = any(value is not None for _, value in parts)
+    for text, value in parts:
+        if value is not None:
+            print(json.dumps(value, indent=2, ensure_ascii=False))
+        else:  # beside JSON, notes (paging, cuts) go to stderr so stdout stays one JSON document
+            print(text, file=sys.stderr if has_json else sys.stdout)
     return 1 if result.get("isError") else 0
 
 
-def _pretty(text: str) -> str:
+def _as_json(text: str) -> Any:
     if text[:1] in "[{":
         try:
-            return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+            return json.loads(text)
         except ValueError:
             pass
-    return text
+    return None

@@ -62,3 +62,38 @@ def test_errors_have_exit_codes(config: Path) -> None:
     assert unknown.returncode == 2 and "unknown tool" in unknown.stderr
     loose = cli("call", "--config", str(config), "get-envoy-ready", "stray")
     assert loose.returncode == 2 and "--name=value" in loose.stderr
+
+
+def test_call_tool_help_prints_its_parameters(config: Path) -> None:
+    run = cli("call", "--config", str(config), "find-route", "--help")
+    assert run.returncode == 0, run.stderr
+    out = run.stdout
+    assert out.startswith("usage: higress-ops call --config PATH find-route --host=...")
+    host = next(line for line in out.splitlines() if line.strip().startswith("--host="))
+    assert host.split() == ["--host=STRING", "required:", "Host", "header"]
+    assert '--path=STRING' in out and 'default "/"' in out
+    plain = cli("call", "--help")
+    assert plain.returncode == 0 and "`call TOOL --help` lists the tool's parameters" in " ".join(plain.stdout.split())
+
+
+def test_tools_verbose_lists_parameters(config: Path) -> None:
+    run = cli("tools", "--config", str(config), "--verbose")
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("get-envoy-proxy-config "))
+    params = [line.strip() for line in lines[start + 1:] if line.startswith("    ")][:3]
+    assert params[0].startswith("--type=clusters|listeners|routes|endpoints|secrets|ecds|all") and \
+        'default "all"' in params[0]
+    assert any(line.strip().startswith("--usedonly ") for line in lines)  # a boolean is a bare flag
+
+
+def test_a_cut_json_result_is_still_json_on_stdout(tmp_path: Path, config: Path) -> None:
+    small = tmp_path / "small.yaml"
+    doc = json.loads(config.read_text())
+    doc["mcpServer"]["servers"][0]["config"]["maxResponseBytes"] = 4096
+    small.write_text(json.dumps(doc))
+    for args in (["get-envoy-config-dump"], ["get-envoy-proxy-config", "--type=clusters", "--output=json"]):
+        run = cli("call", "--config", str(small), *args)
+        assert run.returncode == 0, run.stderr
+        json.loads(run.stdout)  # what jq would read
+        assert "[cut to the 4,096-byte budget" in run.stderr

@@ -162,7 +162,12 @@ CATALOG: tuple[Entry, ...] = (
                     as_is("name_regex"), compiles),
               Param("include_eds", {"type": "boolean", "default": False,
                                     "description": "Add EDS endpoints to the dump."}, presence("include_eds")),
-          ), narrow="resource=<section or field>, name_regex=<names>, mask=<fields>"),
+              Param("extensions", {"type": "string", "enum": list(server_info.MODES), "default": "names",
+                                   "description": "How to show the bootstrap's node.extensions: names by category "
+                                                  "(default), counts by category, or Envoy's full entries."},
+                    not_sent),
+          ), parse=server_info.parse_config_dump,
+          narrow="resource=<section or field>, name_regex=<names>, mask=<fields>"),
     Entry("get-envoy-listeners", "Envoy listeners",
           "Envoy's listeners with their addresses (/listeners); format=json gives listener_statuses.",
           "envoy", "/listeners", params=(Param("format", TEXT_OR_JSON, json_format),), kind="by-format"),

@@ -225,6 +225,23 @@ async def test_server_info_shows_extensions_by_name_unless_asked_for_all(ops: Op
     assert counts == {category: len(v) for category, v in names.items()}
 
 
+async def test_config_dump_summarises_the_bootstrap_extensions_unless_asked_for_all(make_server: Any,
+                                                                                     gateway: IstioGateway,
+                                                                                     istiod: IstiodDouble) -> None:
+    ops = make_server(gateway.admin_url, istiod.url, maxResponseBytes=1 << 20)
+    default = await call(ops, "get-envoy-config-dump")
+    full = await call(ops, "get-envoy-config-dump", extensions="full")
+    node = body(default)["configs"][0]["bootstrap"]["node"]
+    entries = body(full)["configs"][0]["bootstrap"]["node"]["extensions"]
+    assert isinstance(entries, list) and len(entries) > 300
+    assert sum(len(v) for v in node["extensions"].values()) == len(entries)
+    assert "envoy.filters.http.router" in node["extensions"]["envoy.filters.http"]
+    note = default.content[-1]["text"]
+    assert "bootstrap node.extensions" in note and "extensions=full" in note
+    assert len(default.content[0]["text"]) * 2 < len(full.content[0]["text"])  # the list was most of the answer
+    assert body(default)["configs"][1:] == body(full)["configs"][1:]  # every other section as Envoy sent it
+
+
 async def test_every_result_fits_the_budget(make_server: Any, gateway: IstioGateway, istiod: IstiodDouble) -> None:
     ops = make_server(gateway.admin_url, istiod.url, maxResponseBytes=4096)
     for name, args in (("get-envoy-config-dump", {}), ("get-envoy-server-info", {}), ("get-envoy-stats", {}),

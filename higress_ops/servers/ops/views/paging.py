@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
+from higress_ops.servers.ops.budget import fit_json_text
+
 T = TypeVar("T")
 
 DEFAULT_LIMIT = 100
@@ -38,3 +40,16 @@ def fit(text: str, max_bytes: int, hint: str = "narrow it with a filter or a sma
 
 def structured_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k.lower().replace(" ", "_"): v for k, v in r.items()} for r in rows]
+
+
+def json_content(value: Any, max_bytes: int, hint: str, footer: str = "") -> list[dict[str, str]]:
+    """JSON cut to the budget at item boundaries, so it stays valid JSON (jq works on it); the paging footer
+    and the note about any cut travel in content items of their own."""
+    _, text, cuts = fit_json_text(value, max(max_bytes - 400, 256))
+    content = [{"type": "text", "text": text}]
+    if footer:
+        content.append({"type": "text", "text": footer})
+    if cuts:
+        content.append({"type": "text", "text": f"[cut to the {max_bytes:,}-byte budget (maxResponseBytes): "
+                                                f"{cuts.describe()}; {hint}]"})
+    return content

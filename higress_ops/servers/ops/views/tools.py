@@ -6,7 +6,6 @@ megabytes. Results are text tables within the size budget, with rows as structur
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from higress_ops.servers.ops.views import find_route as fr
 from higress_ops.servers.ops.views import gateway_health as gh
 from higress_ops.servers.ops.views.configdump import DumpError
 from higress_ops.servers.ops.views.matching import Request
-from higress_ops.servers.ops.views.paging import DEFAULT_LIMIT, fit, page, structured_rows
+from higress_ops.servers.ops.views.paging import DEFAULT_LIMIT, fit, json_content, page, structured_rows
 from higress_ops.servers.ops.views.source import Source, UpstreamError, as_source
 from higress_ops.servers.ops.views.table import Table, with_config_type
 
@@ -138,9 +137,8 @@ async def _proxy_config(args: Mapping[str, Any], src: Source, ctx: CallContext) 
         raw = {k: v[1] for k, v in built.items()} if kind == "all" else built[kind][1]
         items, footer = page(raw if isinstance(raw, list) else list(raw.items()),
                              _int(args, "offset", 0), _int(args, "limit", DEFAULT_LIMIT, 1, 1000))
-        body = json.dumps(items if isinstance(raw, list) else dict(items), indent=1)
-        return ToolResult.text(fit(body + ("\n" + footer if footer else ""), src.max_bytes,
-                                   "use a filter, offset/limit, or output=short"))
+        return ToolResult(content=json_content(items if isinstance(raw, list) else dict(items), src.max_bytes,
+                                               "use a filter, offset/limit, or output=short", footer))
     if len(kinds) == 1:
         return _paged_result(built[kind][0], args, src)
     text = "".join(f"--- {k} ---\n{with_config_type(k, t).render()}\n" for k, (t, _) in built.items())
@@ -164,8 +162,7 @@ async def _ecds(args: Mapping[str, Any], output: str, src: Source) -> ToolResult
     dump, stats = await _ecds_inputs(src)
     if output == "json":
         items, footer = page(ecds.entries(dump), _int(args, "offset", 0), _int(args, "limit", DEFAULT_LIMIT, 1, 1000))
-        return ToolResult.text(fit(json.dumps(items, indent=1) + ("\n" + footer if footer else ""), src.max_bytes,
-                                   "use offset/limit, or output=short"))
+        return ToolResult(content=json_content(items, src.max_bytes, "use offset/limit, or output=short", footer))
     wasm = Table(ecds.WASM_HEADERS, ecds.wasm_rows(dump, stats))
     extra = "\nWasm plugins:\n" + wasm.render() if wasm.rows else ""
     result = _paged_result(ecds.table(dump), args, src, extra=extra)
@@ -207,8 +204,9 @@ async def _istiod_config_dump(args: Mapping[str, Any], src: Source, ctx: CallCon
         result = await anyio.to_thread.run_sync(compare.compare, istiod_dump, envoy_dump)
         text = f"istiod ({proxy_id}) vs this Envoy:\n" + compare.render(result)
         return ToolResult.text(fit(text, src.max_bytes), structured=result)
-    body = await anyio.to_thread.run_sync(partial(json.dumps, istiod_dump, indent=1))
-    return ToolResult.text(fit(body, src.max_bytes, "pass types= to fetch fewer sections, or use compare=true"))
+    content = await anyio.to_thread.run_sync(partial(
+        json_content, istiod_dump, src.max_bytes, "pass types= to fetch fewer sections, or use compare=true"))
+    return ToolResult(content=content)
 
 
 # ---------------------------------------------------------------- find-route, check-certs
