@@ -65,6 +65,7 @@ ROUTES: list[dict[str, Any]] = [
     _route("closed-hc", "closed-hc"),  # closed port with active HC, threshold 0: 503 no healthy upstream
     _route("slow", "slow", timeout="0.3s"),  # the backend takes 2 s: 504
     _route("missing", "missing"),  # no such cluster: 503
+    _route("outlier", "outlier", prefix_rewrite="/healthz"),  # the host answers 503: ejected, and still 503
     {"name": "redirect", "match": {"path": "/redirect"},
      "redirect": {"path_redirect": "/ok", "response_code": "FOUND"}},
     {"name": "https", "match": {"path": "/https"}, "redirect": {"https_redirect": True}},
@@ -180,6 +181,8 @@ def verdict_gateway(workdir: Path) -> Iterator[VerdictGateway]:
                      common_lb_config={"healthy_panic_threshold": {"value": 0}}),
             _cluster("slow", _ep(ups["slow"].port)),
             _cluster("tcp", _ep(ups["tcp"].port)),
+            _cluster("outlier", _ep(ups["sick-a"].port), outlier_detection={
+                "consecutive_5xx": 1, "base_ejection_time": "300s", "max_ejection_percent": 100}),
             # Addresses istioctl prints its own way: an Envoy internal listener and a unix socket.
             {**_cluster("internal", {"endpoint": {"address": {"envoy_internal_address": {
                 "server_listener_name": "inner", "endpoint_id": "ep-1"}}}})},

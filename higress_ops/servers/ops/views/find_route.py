@@ -166,7 +166,15 @@ def _cluster_entry(health: hh.ClusterHealth, weight: int, statuses: Mapping[str,
             "endpoints": [{**h, "status": s} for h, s in zip(health.hosts, eds, strict=False)]}
 
 
-def judge(results: list[dict[str, Any]], clusters_json: Any, configs: Mapping[str, cd.Json]) -> None:
+def response_codes(stats: Mapping[str, int], cluster: str) -> dict[int, int]:
+    """code -> count from `cluster.<name>.upstream_rq_<code>` stats."""
+    prefix = f"cluster.{cluster}.upstream_rq_"
+    return {int(name[len(prefix):]): value for name, value in stats.items()
+            if name.startswith(prefix) and name[len(prefix):].isdigit() and value}
+
+
+def judge(results: list[dict[str, Any]], clusters_json: Any, configs: Mapping[str, cd.Json],
+          stats: Mapping[str, int] | None = None) -> None:
     """Settle the routed results in place from the hosts' health and counters."""
     statuses = {str(c.get("name", "")): c for c in eps.cluster_statuses(clusters_json)}
     for res in results:
@@ -174,6 +182,8 @@ def judge(results: list[dict[str, Any]], clusters_json: Any, configs: Mapping[st
         if not targets:
             continue
         healths = [(hh.cluster_health(statuses.get(n), n, configs.get(n)), w) for n, w in targets]
+        for health, _ in healths:
+            health.codes = response_codes(stats or {}, health.name)
         res["clusters"] = [_cluster_entry(h, w, statuses) for h, w in healths]
         main = max(healths, key=lambda e: e[1])[0]  # the heaviest cluster decides most requests
         status, reason, why = main.verdict()
@@ -195,13 +205,14 @@ def _likelihood(res: dict[str, Any]) -> tuple[int, int, int]:
 
 
 def find_route(dump: cd.Json, clusters_json: Any, req: Request, port: int | None = None,
-               configs: Mapping[str, cd.Json] | None = None) -> dict[str, Any]:
+               configs: Mapping[str, cd.Json] | None = None, stats: Mapping[str, int] | None = None) -> dict[str, Any]:
     """The structured answer: one entry per listener port, the likely one first. Cluster configs (for the
-    panic threshold) come from `configs`, else from the dump's clusters section when it has one."""
+    panic threshold) come from `configs`, else from the dump's clusters section when it has one; `stats`
+    (the routed clusters' upstream_rq_<code> counters) name the status of hosts that answer with errors."""
     results = match(dump, req, port)
     if configs is None:
         configs = {str(c.get("name", "")): c for c in cd.clusters(dump)}
-    judge(results, clusters_json, configs)
+    judge(results, clusters_json, configs, stats)
     results.sort(key=_likelihood)
     return {"request": {"host": req.host, "path": req.path, "method": req.method, "headers": sorted(req.headers),
                         "port": port}, "matches": results}

@@ -68,13 +68,16 @@ def health_word(host: cd.Json) -> str:
 
 
 def failing(host: cd.Json) -> str:
-    """'' or what the counters show: `connect_failure` (every connection attempt failed) or `timeout`."""
+    """'' or what the counters show: `connect_failure` (every connection attempt failed), `timeout` (no request
+    answered, some timed out) or `5xx` (no request answered, some failed: the host answers with errors)."""
     fails, total = stat(host, "cx_connect_fail"), stat(host, "cx_total")
     if fails and fails >= total:
         return "connect_failure"
     timeouts, success = stat(host, "rq_timeout"), stat(host, "rq_success")
     if timeouts and not success:
         return "timeout"
+    if stat(host, "rq_error") and not success:
+        return "5xx"
     return ""
 
 
@@ -114,6 +117,7 @@ class ClusterHealth:
     found: bool
     hosts: list[dict[str, Any]] = field(default_factory=list)  # address, state, flags, failing, counters
     threshold: float = DEFAULT_PANIC_THRESHOLD
+    codes: dict[int, int] = field(default_factory=dict)  # upstream response code -> count (cluster stats)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -157,6 +161,12 @@ class ClusterHealth:
             if all(h["failing"] == "timeout" for h in failed):
                 n, total = sum(h["rq_timeout"] for h in failed), sum(h["rq_total"] for h in failed)
                 return 504, "upstream_timeout", f"504 likely: requests to {where} time out ({n} of {total})"
+            if all(h["failing"] == "5xx" for h in failed):
+                errors = {code: n for code, n in self.codes.items() if code >= 500}
+                code = max(errors, key=lambda k: errors[k]) if errors else 503
+                n, total = sum(h["rq_error"] for h in failed), sum(h["rq_total"] for h in failed)
+                return code, "upstream_5xx", (f"{code} likely: {where} answer with errors ({n} of {total} "
+                                              f"requests; codes {errors or 'not counted'})")
             n, total = sum(h["cx_connect_fail"] for h in failed), sum(h["cx_total"] for h in failed)
             return 503, "upstream_connect_failure", f"503 likely: connections to {where} failing ({n} of {total})"
         if self.panic:

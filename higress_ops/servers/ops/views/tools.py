@@ -227,14 +227,24 @@ async def _find_route(args: Mapping[str, Any], src: Source, ctx: CallContext) ->
     dump = await _sections(src, ctx, "listeners", "routes")
     names = await anyio.to_thread.run_sync(lambda: fr.routed_clusters(fr.match(dump, req, port)))
     configs = await _cluster_configs(src, names)
+    codes = await _response_codes(src, names)
     clusters_json = await src.envoy_json("/clusters", {"format": "json"}, ctx)
-    answer = await anyio.to_thread.run_sync(fr.find_route, dump, clusters_json, req, port, configs)
+    answer = await anyio.to_thread.run_sync(fr.find_route, dump, clusters_json, req, port, configs, codes)
     text = fr.render(answer)
     last = fr.verdict_line(answer)
     # The verdict line survives any cut: a client or a test reads it from the end.
     body = fit(text.removesuffix(last + "\n"), max(src.max_bytes - len(last) - 1, 256), "pass port= to look at one "
                "listener")
     return ToolResult.text(body.rstrip("\n") + "\n" + last + "\n", structured=answer)
+
+
+async def _response_codes(src: Source, names: list[str]) -> dict[str, int]:
+    """The routed clusters' `upstream_rq_<code>` counters, one short filter per cluster (RE2 size limit)."""
+    found: dict[str, int] = {}
+    for name in names[:10]:
+        regex = r"^cluster\." + re.escape(name[:40]) + r".*\.upstream_rq_[0-9]+$"
+        found.update(gh.stat_values(await src.envoy_json("/stats", {"format": "json", "filter": regex})))
+    return found
 
 
 async def _cluster_configs(src: Source, names: list[str]) -> dict[str, Any]:
@@ -272,10 +282,10 @@ async def _check_certs(args: Mapping[str, Any], src: Source, ctx: CallContext) -
 async def _gateway_health(args: Mapping[str, Any], src: Source, ctx: CallContext) -> ToolResult:
     offset, limit = _int(args, "offset", 0), _int(args, "limit", 10, 1, 100)
     days = _int(args, "days", 30, 0, 3650)
-    clusters_json = await src.envoy_json("/clusters", {"format": "json"})
-    stats = await src.envoy_json("/stats", {"format": "json", "usedonly": "", "filter": gh.STATS_FILTER})
-    certs_json = await src.envoy_json("/certs", None)
-    dump = await _sections(src, "listeners", "secrets")
+    clusters_json = await src.envoy_json("/clusters", {"format": "json"}, ctx)
+    stats = await src.envoy_json("/stats", {"format": "json", "usedonly": "", "filter": gh.STATS_FILTER}, ctx)
+    certs_json = await src.envoy_json("/certs", None, ctx)
+    dump = await _sections(src, ctx, "listeners", "secrets")
     nacks, note = await _istiod_nacks(src, ctx)
     ecds_errors = await _ecds_errors(src)
     cert_rows = await anyio.to_thread.run_sync(lambda: certs.table(certs_json, dump, days).rows)
@@ -289,7 +299,7 @@ async def _gateway_health(args: Mapping[str, Any], src: Source, ctx: CallContext
 
 async def _istiod_nacks(src: Source, ctx: CallContext) -> tuple[list[str] | None, str]:
     """This proxy's NACKs as istiod recorded them, or None and why istiod was not asked or did not answer."""
-    node = await src.envoy_json("/config_dump", {"mask": "bootstrap.node.id"})
+    node = await src.envoy_json("/config_dump", {"mask": "bootstrap.node.id"}, ctx)
     node_id = str(cd.section(node, "BootstrapConfigDump").get("bootstrap", {}).get("node", {}).get("id", ""))
     parts = node_id.split("~")
     proxy = parts[2] if len(parts) == 4 else node_id

@@ -43,6 +43,7 @@ CASES = [
     ("plain", "app.example.com", "/closed-hc", "no_healthy_upstream"),
     ("plain", "app.example.com", "/slow", "upstream_timeout"),
     ("plain", "app.example.com", "/missing", "cluster_not_found"),
+    ("plain", "app.example.com", "/outlier", "upstream_5xx"),  # the host's own 503, ejected or not
     ("plain", "app.example.com", "/redirect", "redirect"),
     ("plain", "app.example.com", "/https", "redirect"),
     ("plain", "app.example.com", "/direct", "direct_response"),
@@ -85,3 +86,14 @@ async def test_without_port_one_verdict_per_listener_port_the_likely_one_first(v
     assert sorted(ports) == sorted(vgw.ports.values())
     assert answer["matches"][0]["port"] == vgw.ports["strip_any"]  # the only one whose virtual host matches
     assert answer["text"].rstrip().endswith("verdict: 200 routed")
+
+
+async def test_an_ejected_host_says_so_and_panic_mode_still_reaches_it(vgw, make_server):
+    for _ in range(2):
+        assert vgw.send("plain", "app.example.com", "/outlier") == 503
+    status, reason, answer = await ask(make_server, vgw, host="app.example.com", path="/outlier",
+                                       port=vgw.ports["plain"])
+    assert (status, reason) == ("503", "upstream_5xx")
+    [cluster] = answer["matches"][0]["clusters"]
+    assert cluster["panic"] and cluster["endpoints"][0]["flags"] == ["outlier_ejected"]
+    assert "outlier_ejected" in answer["text"] and "codes {503: " in answer["text"]
