@@ -98,11 +98,10 @@ def _match_http(res: dict[str, Any], hcm: cd.Json, rc: cd.Json | None, req: Requ
     vh, domain = select_virtual_host(rc, host)
     if vh is None:
         domains = sorted({str(d) for v in rc.get("virtual_hosts") or [] for d in v.get("domains") or []})
-        stripped = "" if host != req.host else " (the port is part of the host: this connection manager strips " \
-                                                "no port)" if host_port(req.host)[1] is not None else ""
+        kept_port = host == req.host and host_port(req.host)[1] is not None
+        why = " (the port is part of the host: this connection manager strips no port)" if kept_port else ""
         res.update(status=404, reason="no_virtual_host", known_domains=domains[:20],
-                   more_domains=max(len(domains) - 20, 0),
-                   verdict=f"no virtual host matches host {host!r}{stripped}")
+                   more_domains=max(len(domains) - 20, 0), verdict=f"no virtual host matches host {host!r}{why}")
         return
     res.update(virtual_host=str(vh.get("name", "")), matched_domain=domain)
     index, route, skipped = select_route(vh, req)
@@ -231,11 +230,12 @@ def _render_cluster(c: dict[str, Any]) -> list[str]:
         return [f"  cluster {c['cluster']}: NOT FOUND on this proxy"]
     panic = f", PANIC MODE (below {c['panic_threshold']:g}%): Envoy uses every host" if c["panic"] else ""
     lines = [f"  cluster {c['cluster']} (weight {c['weight']}): {c['healthy']}/{c['total']} hosts healthy{panic}"]
-    for e in c["endpoints"][:10]:
-        health = ",".join(e["flags"]) if e["state"] != "healthy" else "healthy"
+    for e in c["endpoints"][:10]:  # the state Envoy acts on; EDS's own word is in its flags when it matters
+        flags = f" ({', '.join(e['flags'])})" if e["flags"] else ""
         counters = f", connect failures {e['cx_connect_fail']} of {e['cx_total']}" if e["cx_connect_fail"] else ""
         counters += f", timeouts {e['rq_timeout']} of {e['rq_total']} requests" if e["rq_timeout"] else ""
-        lines.append(f"    {e['address']} EDS {e['status']}, {health}{counters}")
+        counters += f", errors {e['rq_error']} of {e['rq_total']} requests" if e["failing"] == "5xx" else ""
+        lines.append(f"    {e['address']} {e['state']}{flags}{counters}")
     if len(c["endpoints"]) > 10:
         lines.append(f"    ... {len(c['endpoints']) - 10} more (get-envoy-proxy-config type=endpoints "
                      f"cluster={c['cluster']})")

@@ -73,24 +73,20 @@ def _rank(health: hh.ClusterHealth) -> tuple[float, str]:
     return ((c["healthy"] + c["degraded"]) / len(health.hosts) if health.hosts else 0.0), health.name
 
 
-def troubled_clusters(clusters_json: Any) -> list[str]:
-    """Names of the clusters the report lists, in its order, so the caller can fetch the configs (panic
-    threshold) of just the page it shows."""
+def troubled_clusters(clusters_json: Any) -> list[hh.ClusterHealth]:
+    """The clusters the report lists, worst first, so the caller can fetch the configs (panic threshold) of
+    just the page it shows; their health is computed once, here."""
     healths = [hh.cluster_health(cs, str(cs.get("name", ""))) for cs in eps.cluster_statuses(clusters_json)]
-    return [h.name for h in sorted((h for h in healths if _troubled(h)), key=_rank)]
+    return sorted((h for h in healths if _troubled(h)), key=_rank)
 
 
-def _unhealthy_clusters(clusters_json: Any, configs: Mapping[str, cd.Json]) -> Section:
+def _unhealthy_clusters(troubled: list[hh.ClusterHealth], configs: Mapping[str, cd.Json]) -> Section:
     sec = Section("Clusters with unhealthy or failing hosts",
                   next_tool="get-envoy-proxy-config type=endpoints cluster=<name>")
-    found = []
-    for cs in eps.cluster_statuses(clusters_json):
-        name = str(cs.get("name", ""))
-        health = hh.cluster_health(cs, name, configs.get(name))
-        if not _troubled(health):
-            continue
+    for health in troubled:
+        if health.name in configs:
+            health.threshold = hh.panic_threshold(configs[health.name])
         c = health.counts
-        ok = c["healthy"] + c["degraded"]
         reasons: dict[str, int] = {}
         for h in health.hosts:
             for f in h["flags"]:
@@ -98,9 +94,8 @@ def _unhealthy_clusters(clusters_json: Any, configs: Mapping[str, cd.Json]) -> S
             if h["failing"]:
                 reasons[h["failing"]] = reasons.get(h["failing"], 0) + 1
         why = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())) or "no endpoints"
-        found.append((_rank(health), f"{health.name}: {ok}/{len(health.hosts)} healthy ({why})"
-                      + (", PANIC" if health.hosts and health.panic else "")))
-    sec.lines = [line for _, line in sorted(found)]
+        sec.lines.append(f"{health.name}: {c['healthy'] + c['degraded']}/{len(health.hosts)} healthy ({why})"
+                         + (", PANIC" if health.hosts and health.panic else ""))
     return sec
 
 
@@ -197,13 +192,14 @@ def server_line(stats: Mapping[str, int]) -> str:
             f"{stats.get('server.hot_restart_epoch', 0)} (details: get-envoy-server-info, get-envoy-memory)")
 
 
-def report(clusters_json: Any, configs: Mapping[str, cd.Json], stats_json: Any, cert_rows: list[dict[str, Any]],
+def report(troubled: list[hh.ClusterHealth], configs: Mapping[str, cd.Json], stats_json: Any,
+           cert_rows: list[dict[str, Any]],
            listeners_dump: cd.Json, nacks: list[str] | None, istiod_note: str, ecds_errors: list[str], *,
            offset: int = 0, limit: int = 10, days: int = 30, budget: int = BUDGET_BYTES) -> tuple[str, dict[str, Any]]:
     """(text within `budget` bytes, structured counts and the lines shown)."""
     stats = stat_values(stats_json)
     upstream, downstream = _errors(stats)
-    sections = [_unhealthy_clusters(clusters_json, configs), upstream, downstream, _rejected(stats, nacks, istiod_note),
+    sections = [_unhealthy_clusters(troubled, configs), upstream, downstream, _rejected(stats, nacks, istiod_note),
                 _extensions(stats, ecds_errors), _certificates(cert_rows, secret_servers(listeners_dump), days)]
     for n in range(limit, 0, -1):  # fewer lines per list until the answer fits, rather than cutting lists off
         text, shown = _render(stats, sections, offset, n)

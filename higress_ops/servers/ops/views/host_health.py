@@ -18,20 +18,22 @@ from typing import Any
 from higress_ops.servers.ops.views import configdump as cd
 
 DEFAULT_PANIC_THRESHOLD = 50.0
+_SHOWN = ("cx_connect_fail", "cx_total", "rq_total", "rq_error", "rq_timeout")  # counters kept per host
 _EDS_UNHEALTHY = {"UNHEALTHY": "eds_unhealthy", "DRAINING": "eds_draining", "TIMEOUT": "eds_timeout"}
 _UNHEALTHY_FLAGS = (("failed_active_health_check", "failed_active_hc"), ("active_hc_timeout", "active_hc_timeout"),
                     ("failed_outlier_check", "outlier_ejected"))
 
 
-def stat(host: cd.Json, name: str) -> int:
-    """A host counter from /clusters JSON (values are strings; a zero counter has no value at all)."""
+def counters(host: cd.Json) -> dict[str, int]:
+    """A host's counters from /clusters JSON (values are strings; a zero counter has no value at all)."""
+    out: dict[str, int] = {}
     for s in host.get("stats") or []:
-        if isinstance(s, Mapping) and s.get("name") == name:
+        if isinstance(s, Mapping) and s.get("value"):
             try:
-                return int(s.get("value") or 0)
+                out[str(s.get("name"))] = int(s["value"])
             except (TypeError, ValueError):
-                return 0
-    return 0
+                continue
+    return out
 
 
 def flags(host: cd.Json) -> list[str]:
@@ -67,16 +69,16 @@ def health_word(host: cd.Json) -> str:
     return ",".join(flags(host)) or "healthy"
 
 
-def failing(host: cd.Json) -> str:
-    """'' or what the counters show: `connect_failure` (every connection attempt failed), `timeout` (no request
-    answered, some timed out) or `5xx` (no request answered, some failed: the host answers with errors)."""
-    fails, total = stat(host, "cx_connect_fail"), stat(host, "cx_total")
+def failing(c: Mapping[str, int]) -> str:
+    """'' or what a host's counters show: `connect_failure` (every connection attempt failed), `timeout` (no
+    request answered, some timed out) or `5xx` (no request answered, some failed: the host answers with errors)."""
+    fails, total = c.get("cx_connect_fail", 0), c.get("cx_total", 0)
     if fails and fails >= total:
         return "connect_failure"
-    timeouts, success = stat(host, "rq_timeout"), stat(host, "rq_success")
-    if timeouts and not success:
+    success = c.get("rq_success", 0)
+    if c.get("rq_timeout", 0) and not success:
         return "timeout"
-    if stat(host, "rq_error") and not success:
+    if c.get("rq_error", 0) and not success:
         return "5xx"
     return ""
 
@@ -184,8 +186,7 @@ def cluster_health(status: cd.Json | None, name: str, config: cd.Json | None = N
     for h in status.get("host_statuses") or []:
         if not isinstance(h, Mapping):
             continue
-        hosts.append({"address": endpoint(h), "state": state(h), "flags": flags(h), "failing": failing(h),
-                      "cx_connect_fail": stat(h, "cx_connect_fail"), "cx_total": stat(h, "cx_total"),
-                      "rq_total": stat(h, "rq_total"), "rq_error": stat(h, "rq_error"),
-                      "rq_timeout": stat(h, "rq_timeout")})
+        c = counters(h)
+        hosts.append({"address": endpoint(h), "state": state(h), "flags": flags(h), "failing": failing(c),
+                      **{k: c.get(k, 0) for k in _SHOWN}})
     return ClusterHealth(name, True, hosts, panic_threshold(config))

@@ -227,9 +227,11 @@ async def _find_route(args: Mapping[str, Any], src: Source, ctx: CallContext) ->
     dump = await _sections(src, ctx, "listeners", "routes")
     names = await anyio.to_thread.run_sync(lambda: fr.routed_clusters(fr.match(dump, req, port)))
     configs = await _cluster_configs(src, names)
-    codes = await _response_codes(src, names)
     clusters_json = await src.envoy_json("/clusters", {"format": "json"}, ctx)
-    answer = await anyio.to_thread.run_sync(fr.find_route, dump, clusters_json, req, port, configs, codes)
+    answer = await anyio.to_thread.run_sync(fr.find_route, dump, clusters_json, req, port, configs)
+    if any(m.get("reason") == "upstream_5xx" for m in answer["matches"]):  # which 5xx: the clusters' own stats
+        codes = await _response_codes(src, names)
+        answer = await anyio.to_thread.run_sync(fr.find_route, dump, clusters_json, req, port, configs, codes)
     text = fr.render(answer)
     last = fr.verdict_line(answer)
     # The verdict line survives any cut: a client or a test reads it from the end.
@@ -243,7 +245,8 @@ async def _response_codes(src: Source, names: list[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     for name in names[:10]:
         regex = r"^cluster\." + re.escape(name[:40]) + r".*\.upstream_rq_[0-9]+$"
-        found.update(gh.stat_values(await src.envoy_json("/stats", {"format": "json", "filter": regex})))
+        found.update(gh.stat_values(await src.envoy_json("/stats", {"format": "json", "usedonly": "",
+                                                                    "filter": regex})))
     return found
 
 
@@ -290,9 +293,10 @@ async def _gateway_health(args: Mapping[str, Any], src: Source, ctx: CallContext
     ecds_errors = await _ecds_errors(src)
     cert_rows = await anyio.to_thread.run_sync(lambda: certs.table(certs_json, dump, days).rows)
     troubled = await anyio.to_thread.run_sync(gh.troubled_clusters, clusters_json)
-    configs = await _cluster_configs(src, troubled[offset:offset + limit] if len(troubled) > 20 else troubled)
+    # Panic thresholds of the clusters on the page shown (two small requests each), never of all of them.
+    configs = await _cluster_configs(src, [h.name for h in troubled[offset:offset + min(limit, 25)]])
     text, structured = await anyio.to_thread.run_sync(lambda: gh.report(
-        clusters_json, configs, stats, cert_rows, dump, nacks, note, ecds_errors, offset=offset, limit=limit,
+        troubled, configs, stats, cert_rows, dump, nacks, note, ecds_errors, offset=offset, limit=limit,
         days=days, budget=min(src.max_bytes, gh.BUDGET_BYTES)))
     return ToolResult.text(text, structured=structured)
 

@@ -71,7 +71,9 @@ async def test_endpoint_lines_never_say_healthy_for_a_host_envoy_will_not_pick(v
     [cluster] = answer["matches"][0]["clusters"]
     assert cluster["healthy"] == 0 and cluster["total"] == 2
     assert [e["flags"] for e in cluster["endpoints"]] == [["failed_active_hc"]] * 2
-    assert "0/2 hosts healthy" in answer["text"] and ", healthy" not in answer["text"]
+    assert "0/2 hosts healthy" in answer["text"] and "HEALTHY" not in answer["text"]
+    lines = [line.strip() for line in answer["text"].splitlines() if line.startswith("    127.0.0.1:")]
+    assert len(lines) == 2 and all(line.endswith(" unhealthy (failed_active_hc)") for line in lines)
 
 
 async def test_slow_route_shows_its_timeout(vgw, make_server):

@@ -6,6 +6,7 @@ import pytest
 
 from higress_ops.servers.base import CallContext
 from tests.support.istio_envoy import IstioGateway
+from tests.support.istiod import CDS, istiod_double
 from tests.support.verdict_envoy import VerdictGateway
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
@@ -58,3 +59,15 @@ async def test_expiring_certificate_names_the_listener_and_sni(gateway: IstioGat
     certs = section(structured, "Certificates")["shown"]
     assert any("expiring.example.com" in line and "0.0.0.0_443 (httpbin.example.com)" in line for line in certs)
     assert "check-certs" in text
+
+
+async def test_istiods_nacks_for_this_proxy(vgw: VerdictGateway, make_server) -> None:
+    with istiod_double() as istiod:
+        istiod.state["/debug/syncz"].append(
+            {"cluster_id": "Kubernetes", "proxy": "verdicts", "proxy_type": "router", "istio_version": "1.27.0",
+             "resources": {CDS: {"sent": "n5", "acked": "n4", "lastError": "cluster x: unknown field"}}})
+        server = make_server(vgw.admin_url, istiod.url)
+        result = await server.call_tool("get-gateway-health", {}, CallContext(headers={"x-istiod-token": "good-token"}))
+        rejected = section(result.structured, "xDS updates rejected")["shown"]
+        assert "istiod NACK: CDS: cluster x: unknown field" in rejected
+        assert not any("other-gw" in line for line in rejected)  # another proxy's NACK is not this gateway's
