@@ -10,13 +10,15 @@ from typing import Any
 import pytest
 
 from higress_ops.config.model import ServerEntry
+from higress_ops.mcp import stateless
 from higress_ops.mcp.core import McpCore
-from higress_ops.mcp.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND
+from higress_ops.mcp.jsonrpc import HEADER_MISMATCH, INVALID_PARAMS, METHOD_NOT_FOUND
 from higress_ops.mcp.versions import STATELESS
 from higress_ops.servers.base import CallContext
 from higress_ops.servers.ops import OpsServer
 from higress_ops.sessions.base import SessionRecord
 from tests.mcp.test_core import make_core, record, request
+from tests.mcp.test_stateless import headers, message
 
 pytestmark = pytest.mark.anyio
 PLAYBOOKS = ["diagnose-404", "diagnose-503", "check-cert-expiry", "check-config-sync", "gateway-health"]
@@ -85,3 +87,14 @@ async def test_a_server_without_prompts_has_no_prompt_methods() -> None:
     core = make_core()
     assert "prompts" not in core.capabilities
     assert (await call(core, "prompts/list"))["error"]["code"] == METHOD_NOT_FOUND
+
+
+async def test_prompts_get_through_the_stateless_envelope(ops_core: McpCore) -> None:
+    args = {"name": "diagnose-404", "arguments": {"host": "a.example.com"}}
+    status, body = await stateless.handle(ops_core, message("prompts/get", args),
+                                          headers("prompts/get", "diagnose-404"), CallContext())
+    assert status == 200 and body is not None and body["result"]["resultType"] == "complete"
+    assert "a.example.com" in body["result"]["messages"][0]["content"]["text"]
+    status, body = await stateless.handle(ops_core, message("prompts/get", args),
+                                          headers("prompts/get", "diagnose-503"), CallContext())
+    assert status == 400 and body is not None and body["error"]["code"] == HEADER_MISMATCH
