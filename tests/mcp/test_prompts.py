@@ -3,11 +3,14 @@ server that has none."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from higress_ops.config.model import ServerEntry
 from higress_ops.mcp import stateless
@@ -98,3 +101,26 @@ async def test_prompts_get_through_the_stateless_envelope(ops_core: McpCore) -> 
     status, body = await stateless.handle(ops_core, message("prompts/get", args),
                                           headers("prompts/get", "diagnose-503"), CallContext())
     assert status == 400 and body is not None and body["error"]["code"] == HEADER_MISMATCH
+
+
+@settings(deadline=None, derandomize=True, max_examples=300, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(params=st.fixed_dictionaries({}, optional={
+    "name": st.sampled_from([*PLAYBOOKS, "", "nope"]) | st.text(max_size=8) | st.integers(),
+    "arguments": st.dictionaries(st.sampled_from(["host", "path", "method", "port", "days", "namespace", "x"]),
+                                 st.text(max_size=600) | st.integers() | st.none(), max_size=4)
+    | st.none() | st.integers()}))
+def test_any_prompts_get_is_a_result_or_invalid_params(params: dict[str, Any]) -> None:
+    async def run() -> dict[str, Any]:
+        server = OpsServer(ServerEntry(name="ops", path="/o", type="higress-ops", config={
+            "istiodURL": "http://127.0.0.1:9", "envoyAdminURL": "http://127.0.0.1:9"}))
+        try:
+            return await call(McpCore(server), "prompts/get", params)
+        finally:
+            await server.aclose()
+
+    reply = asyncio.run(run())
+    if "error" in reply:
+        assert reply["error"]["code"] == INVALID_PARAMS and reply["error"]["message"]
+    else:
+        assert reply["result"]["messages"][0]["content"]["text"]

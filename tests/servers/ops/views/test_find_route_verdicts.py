@@ -10,8 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from higress_ops.servers.base import CallContext
+from higress_ops.servers.ops.views.find_route import find_route, render, verdict_line
+from higress_ops.servers.ops.views.matching import Request
 from tests.support.verdict_envoy import VerdictGateway
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
@@ -99,3 +104,24 @@ async def test_an_ejected_host_says_so_and_panic_mode_still_reaches_it(vgw, make
     [cluster] = answer["matches"][0]["clusters"]
     assert cluster["panic"] and cluster["endpoints"][0]["flags"] == ["outlier_ejected"]
     assert "outlier_ejected" in answer["text"] and "codes {503: " in answer["text"]
+
+
+@pytest.fixture(scope="module")
+def vgw_inputs(vgw: VerdictGateway) -> tuple[Any, Any]:
+    admin = vgw.admin_url
+    return requests.get(f"{admin}/config_dump", timeout=10).json(), \
+        requests.get(f"{admin}/clusters?format=json", timeout=10).json()
+
+
+@settings(deadline=None, derandomize=True, max_examples=400, database=None, suppress_health_check=list(HealthCheck))
+@given(host=st.sampled_from(["app.example.com", "app.example.com:9999", "[::1]:80", "", ":", "a:99999"])
+       | st.text(max_size=30),
+       path=st.sampled_from(["/ok", "/panic", "/closed", "/redirect", "/"]) | st.text(max_size=20),
+       headers=st.dictionaries(st.text(max_size=10), st.text(max_size=10), max_size=3),
+       port=st.none() | st.integers(0, 65535))
+def test_any_request_gets_one_verdict_line(vgw_inputs: tuple[Any, Any], host: str, path: str,
+                                           headers: dict[str, str], port: int | None) -> None:
+    dump, clusters_json = vgw_inputs
+    answer = find_route(dump, clusters_json, Request(host, path, "GET", headers), port or None)
+    last = render(answer).rstrip("\n").splitlines()[-1]
+    assert last == verdict_line(answer) and last.startswith("verdict: ")
