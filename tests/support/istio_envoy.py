@@ -143,6 +143,9 @@ def _ep(port: int, health: str | None = None, host: str = "127.0.0.1") -> dict[s
     return ep
 
 
+lb_endpoint = _ep  # public names for other gateways built from the same parts (verdict_envoy.py)
+
+
 def path_source(path: Path) -> dict[str, Any]:
     return {"path_config_source": {"path": str(path)}, "resource_api_version": "V3"}
 
@@ -229,6 +232,9 @@ def _cluster(name: str, endpoints: list[dict[str, Any]], metadata: dict[str, Any
     if metadata:
         c["metadata"] = metadata
     return c
+
+
+cluster_of = _cluster
 
 
 @contextmanager

@@ -27,6 +27,8 @@ from tests.support.istio_envoy import (
     TestCert,
     Upstream,
     b64,
+    cluster_of,
+    lb_endpoint,
     make_cert,
     path_source,
     upstreams,
@@ -40,15 +42,11 @@ HC = {"timeout": "1s", "interval": "1s", "no_traffic_interval": "1s", "unhealthy
 
 
 def _ep(port: int, health: str | None = None) -> dict[str, Any]:
-    ep: dict[str, Any] = {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}
-    if health:
-        ep["health_status"] = health
-    return ep
+    return lb_endpoint(port, health)
 
 
 def _cluster(name: str, *endpoints: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"name": name, "type": "STATIC", "connect_timeout": "0.5s",
-            "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": list(endpoints)}]}, **extra}
+    return cluster_of(name, list(endpoints), connect_timeout="0.5s", **extra)
 
 
 def _route(case: str, cluster: str, **action: Any) -> dict[str, Any]:
