@@ -86,13 +86,16 @@ def b64(text: str) -> str:
 # ---------------------------------------------------------------- upstreams
 
 class _Named(BaseHTTPRequestHandler):
-    """Answers with the server's name; `/healthz` with the server's `healthz` status; `delay` seconds late."""
+    """Answers with the server's name; `/healthz` with the server's `healthz` status (and Envoy's immediate
+    health-check failure header when `draining`); `delay` seconds late."""
 
     def do_GET(self) -> None:
         body = self.server.name.encode()  # type: ignore[attr-defined]
         status = getattr(self.server, "healthz", 200) if self.path == "/healthz" else 200
         time.sleep(getattr(self.server, "delay", 0.0) if self.path != "/healthz" else 0.0)
         self.send_response(status)
+        if self.path == "/healthz" and getattr(self.server, "draining", False):
+            self.send_header("x-envoy-immediate-health-check-fail", "true")
         self.send_header("content-type", "text/plain")
         self.send_header("content-length", str(len(body)))
         self.end_headers()
@@ -113,8 +116,8 @@ class Upstream:
 
 
 @contextmanager
-def upstreams(*names: str, healthz: Mapping[str, int] | None = None,
-              delay: Mapping[str, float] | None = None) -> Iterator[dict[str, Upstream]]:
+def upstreams(*names: str, healthz: Mapping[str, int] | None = None, delay: Mapping[str, float] | None = None,
+              draining: tuple[str, ...] = ()) -> Iterator[dict[str, Upstream]]:
     """HTTP servers on loopback, each answering every request with its own name (and `/healthz` with the
     status `healthz` gives it, 200 by default; `delay` holds answers back, for timeouts)."""
     started: dict[str, Upstream] = {}
@@ -125,6 +128,7 @@ def upstreams(*names: str, healthz: Mapping[str, int] | None = None,
             server.name = name  # type: ignore[attr-defined]
             server.healthz = (healthz or {}).get(name, 200)  # type: ignore[attr-defined]
             server.delay = (delay or {}).get(name, 0.0)  # type: ignore[attr-defined]
+            server.draining = name in draining  # type: ignore[attr-defined]
             threading.Thread(target=server.serve_forever, daemon=True).start()
             started[name] = Upstream(name, server.server_address[1], server)
         yield started

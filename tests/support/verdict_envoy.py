@@ -36,7 +36,7 @@ from tests.support.istio_envoy import (
 )
 from tests.support.procs import free_port
 
-BACKENDS = ("ok", "sick-a", "sick-b", "half-good", "half-sick", "eds-down", "slow", "tcp")
+BACKENDS = ("ok", "sick-a", "sick-b", "half-good", "half-sick", "eds-down", "slow", "tcp", "drain-a", "drain-b")
 HC = {"timeout": "1s", "interval": "1s", "no_traffic_interval": "1s", "unhealthy_threshold": 1,
       "healthy_threshold": 1, "http_health_check": {"path": "/healthz"}}
 
@@ -64,6 +64,7 @@ ROUTES: list[dict[str, Any]] = [
     _route("slow", "slow", timeout="0.3s"),  # the backend takes 2 s: 504
     _route("missing", "missing"),  # no such cluster: 503
     _route("outlier", "outlier", prefix_rewrite="/healthz"),  # the host answers 503: ejected, and still 503
+    _route("excluded", "excluded"),  # both hosts fail HC with the immediate-fail header: excluded
     {"name": "redirect", "match": {"path": "/redirect"},
      "redirect": {"path_redirect": "/ok", "response_code": "FOUND"}},
     {"name": "https", "match": {"path": "/https"}, "redirect": {"https_redirect": True}},
@@ -162,7 +163,8 @@ def _settled(admin_url: str) -> bool:
 def verdict_gateway(workdir: Path) -> Iterator[VerdictGateway]:
     workdir.mkdir(parents=True, exist_ok=True)
     healthz = {"sick-a": 503, "sick-b": 503, "half-sick": 503}
-    with upstreams(*BACKENDS, healthz=healthz, delay={"slow": 2.0}) as ups:
+    healthz.update({"drain-a": 503, "drain-b": 503})
+    with upstreams(*BACKENDS, healthz=healthz, delay={"slow": 2.0}, draining=("drain-a", "drain-b")) as ups:
         closed = free_port()
         ports = {name: free_port() for name in ("plain", "strip_any", "strip_matching", "tcp", "ecds", "spiffe")}
         spiffe, certs = _spiffe_listener(workdir, ports["spiffe"])
@@ -179,6 +181,7 @@ def verdict_gateway(workdir: Path) -> Iterator[VerdictGateway]:
                      common_lb_config={"healthy_panic_threshold": {"value": 0}}),
             _cluster("slow", _ep(ups["slow"].port)),
             _cluster("tcp", _ep(ups["tcp"].port)),
+            _cluster("excluded", _ep(ups["drain-a"].port), _ep(ups["drain-b"].port), health_checks=[HC]),
             _cluster("outlier", _ep(ups["sick-a"].port), outlier_detection={
                 "consecutive_5xx": 1, "base_ejection_time": "300s", "max_ejection_percent": 100}),
             # Addresses istioctl prints its own way: an Envoy internal listener and a unix socket.

@@ -49,7 +49,7 @@ class EndpointFilter:
         if self.cluster and cluster.lower() != self.cluster.lower():
             return False
         wanted = self.status.lower()
-        return not wanted or wanted in (host_status(host).lower(), hh.state(host), *hh.flags(host))
+        return not wanted or wanted == host_status(host).lower() or wanted in hh.words(host)
 
 
 def rows(clusters_json: Any, flt: EndpointFilter = EndpointFilter()) -> list[dict[str, Any]]:

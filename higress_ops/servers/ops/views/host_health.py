@@ -2,9 +2,10 @@
 
 Envoy's rules (source/common/upstream/load_balancer_impl.cc `isHostSetInPanic`, upstream_impl.cc health
 flags): a host is unhealthy when active health checking failed or timed out, outlier detection ejected it,
-or EDS says UNHEALTHY, DRAINING or TIMEOUT; excluded hosts (`excluded_via_immediate_hc_fail`) never take
-traffic. When (healthy + degraded) / (hosts - excluded) falls below the cluster's `healthy_panic_threshold`
-(50% unless configured; 0 turns panic off) Envoy balances over every non-excluded host. Counters then tell
+or EDS says UNHEALTHY, DRAINING or TIMEOUT; excluded hosts (`excluded_via_immediate_hc_fail`) do not count
+toward the healthy share. When (healthy + degraded) / (hosts - excluded) falls below the cluster's
+`healthy_panic_threshold` (50% unless configured; 0 turns panic off) Envoy balances over every host, excluded
+ones included (checked against a real Envoy). Counters then tell
 whether the hosts Envoy would pick actually answer: a host whose every connection attempt failed is
 refusing connections; one whose every request timed out is timing out.
 """
@@ -54,14 +55,24 @@ def flags(host: cd.Json) -> list[str]:
     return out
 
 
+_UNHEALTHY = ("failed_active_hc", "active_hc_timeout", "outlier_ejected", *_EDS_UNHEALTHY.values())
+
+
 def state(host: cd.Json) -> str:
     """healthy | degraded | unhealthy | excluded: the set Envoy's load balancer puts the host in."""
     f = flags(host)
     if "excluded" in f:
         return "excluded"
-    if any(w in f for w in ("failed_active_hc", "active_hc_timeout", "outlier_ejected", *_EDS_UNHEALTHY.values())):
+    if any(w in f for w in _UNHEALTHY):
         return "unhealthy"
     return "degraded" if "degraded" in f else "healthy"
+
+
+def words(host: cd.Json) -> set[str]:
+    """Every word a status filter may use for this host: its state, its flags, and `unhealthy` for any
+    unhealthy flag (an excluded host that failed its health check is unhealthy too)."""
+    f = flags(host)
+    return {state(host), *f} | ({"unhealthy"} if any(w in f for w in _UNHEALTHY) else set())
 
 
 def health_word(host: cd.Json) -> str:
@@ -136,9 +147,10 @@ class ClusterHealth:
         return pct < min(self.threshold, 100.0)
 
     def candidates(self) -> list[dict[str, Any]]:
-        """The hosts Envoy would pick from: healthy (and degraded) ones, or every eligible one in panic."""
+        """The hosts Envoy would pick from: healthy (and degraded) ones, or in panic every host, excluded ones
+        too (a real Envoy 1.40 routes to a cluster whose hosts are all excluded)."""
         if self.panic:
-            return [h for h in self.hosts if h["state"] != "excluded"]
+            return list(self.hosts)
         return [h for h in self.hosts if h["state"] in ("healthy", "degraded")]
 
     def verdict(self) -> tuple[int, str, str]:
@@ -149,10 +161,9 @@ class ClusterHealth:
             return 503, "no_healthy_upstream", f"cluster {self.name!r} has no endpoints"
         picks = self.candidates()
         c = self.counts
-        if not picks:
-            why = "panic mode is off (healthy_panic_threshold 0)" if self.threshold <= 0 else "all are excluded"
+        if not picks:  # only without panic mode: in panic every host is a candidate
             return 503, "no_healthy_upstream", (f"cluster {self.name!r}: 0/{len(self.hosts)} hosts healthy and "
-                                                f"{why}")
+                                                "panic mode is off (healthy_panic_threshold 0)")
         # Counters are the evidence: when no host Envoy picks from has answered and some have failed, the
         # next request most likely fails the same way (hosts nobody has tried yet are no evidence either way).
         tried = [h for h in picks if h["cx_total"] or h["rq_total"]]

@@ -27,9 +27,12 @@ async def test_hosts_failing_active_health_checks_are_not_shown_healthy(vgw, mak
 
 async def test_status_filter_matches_the_eds_status_or_the_health(vgw, make_server):
     unhealthy = await table(make_server, vgw, status="UNHEALTHY", limit=100)
-    assert {r["cluster"] for r in unhealthy} == {"panic", "nopanic", "half", "eds-unhealthy", "closed-hc"}
+    assert {r["cluster"] for r in unhealthy} == {"panic", "nopanic", "half", "eds-unhealthy", "closed-hc",
+                                                 "excluded"}
     assert {r["cluster"] for r in await table(make_server, vgw, status="failed_active_hc")} == \
-        {"panic", "nopanic", "half", "closed-hc"}
+        {"panic", "nopanic", "half", "closed-hc", "excluded"}
+    excluded = await table(make_server, vgw, status="excluded")
+    assert [(r["cluster"], r["health"]) for r in excluded] == [("excluded", "failed_active_hc,excluded")] * 2
     eds = await table(make_server, vgw, status="unhealthy", cluster="eds-unhealthy")
     assert [(r["status"], r["health"]) for r in eds] == [("UNHEALTHY", "eds_unhealthy")]
 
