@@ -124,7 +124,7 @@ async def _proxy_config(args: Mapping[str, Any], src: Source, ctx: CallContext) 
     kind = _str(args, "type", "all", RESOURCE_TYPES)
     output = _str(args, "output", "short", ("short", "json"))
     if kind == "ecds":
-        return await _ecds(args, output, src)
+        return await _ecds(args, output, src, ctx)
     kinds = ["clusters", "listeners", "routes", "endpoints", "secrets"] if kind == "all" else [kind]
     # One section only: ask Envoy for just its fields (a FieldMask keeps the section's @type), so a 12 MB dump
     # of a big gateway shrinks to the part the table needs before it is parsed.
@@ -146,20 +146,20 @@ async def _proxy_config(args: Mapping[str, Any], src: Source, ctx: CallContext) 
                            structured={k: {"total": len(t.rows)} for k, (t, _) in built.items()})
 
 
-async def _ecds_inputs(src: Source) -> tuple[Any, dict[str, int]]:
+async def _ecds_inputs(src: Source, ctx: CallContext) -> tuple[Any, dict[str, int]]:
     try:
-        dump = await src.envoy_json("/config_dump", {"mask": _SECTION_FIELDS["ecds"]})
+        dump = await src.envoy_json("/config_dump", {"mask": _SECTION_FIELDS["ecds"]}, ctx)
     except UpstreamError as exc:  # Envoy answers 400 to the mask when no listener uses ECDS at all
         if "HTTP 400" not in str(exc):
             raise
         dump = {"configs": []}
-    stats = await src.envoy_json("/stats", {"format": "json", "filter": ecds.STATS_FILTER})
+    stats = await src.envoy_json("/stats", {"format": "json", "filter": ecds.STATS_FILTER}, ctx)
     return dump, gh.stat_values(stats)
 
 
-async def _ecds(args: Mapping[str, Any], output: str, src: Source) -> ToolResult:
+async def _ecds(args: Mapping[str, Any], output: str, src: Source, ctx: CallContext) -> ToolResult:
     """istioctl's ECDS table, then the Wasm plugins with their VM, code source and load state."""
-    dump, stats = await _ecds_inputs(src)
+    dump, stats = await _ecds_inputs(src, ctx)
     if output == "json":
         items, footer = page(ecds.entries(dump), _int(args, "offset", 0), _int(args, "limit", DEFAULT_LIMIT, 1, 1000))
         return ToolResult(content=json_content(items, src.max_bytes, "use offset/limit, or output=short", footer))
@@ -170,8 +170,8 @@ async def _ecds(args: Mapping[str, Any], output: str, src: Source) -> ToolResult
                                                           "wasm": structured_rows(wasm.rows)})
 
 
-async def _ecds_errors(src: Source) -> list[str]:
-    dump, stats = await _ecds_inputs(src)
+async def _ecds_errors(src: Source, ctx: CallContext) -> list[str]:
+    dump, stats = await _ecds_inputs(src, ctx)
     return ecds.failures(dump, stats)
 
 
@@ -226,11 +226,11 @@ async def _find_route(args: Mapping[str, Any], src: Source, ctx: CallContext) ->
     port = _int(args, "port", 0, 0, 65535) or None
     dump = await _sections(src, ctx, "listeners", "routes")
     names = await anyio.to_thread.run_sync(lambda: fr.routed_clusters(fr.match(dump, req, port)))
-    configs = await _cluster_configs(src, names)
+    configs = await _cluster_configs(src, ctx, names)
     clusters_json = await src.envoy_json("/clusters", {"format": "json"}, ctx)
     answer = await anyio.to_thread.run_sync(fr.find_route, dump, clusters_json, req, port, configs)
     if any(m.get("reason") == "upstream_5xx" for m in answer["matches"]):  # which 5xx: the clusters' own stats
-        codes = await _response_codes(src, names)
+        codes = await _response_codes(src, ctx, names)
         answer = await anyio.to_thread.run_sync(fr.find_route, dump, clusters_json, req, port, configs, codes)
     text = fr.render(answer)
     last = fr.verdict_line(answer)
@@ -240,17 +240,17 @@ async def _find_route(args: Mapping[str, Any], src: Source, ctx: CallContext) ->
     return ToolResult.text(body.rstrip("\n") + "\n" + last + "\n", structured=answer)
 
 
-async def _response_codes(src: Source, names: list[str]) -> dict[str, int]:
+async def _response_codes(src: Source, ctx: CallContext, names: list[str]) -> dict[str, int]:
     """The routed clusters' `upstream_rq_<code>` counters, one short filter per cluster (RE2 size limit)."""
     found: dict[str, int] = {}
     for name in names[:10]:
         regex = r"^cluster\." + re.escape(name[:40]) + r".*\.upstream_rq_[0-9]+$"
         found.update(gh.stat_values(await src.envoy_json("/stats", {"format": "json", "usedonly": "",
-                                                                    "filter": regex})))
+                                                                    "filter": regex}, ctx)))
     return found
 
 
-async def _cluster_configs(src: Source, names: list[str]) -> dict[str, Any]:
+async def _cluster_configs(src: Source, ctx: CallContext, names: list[str]) -> dict[str, Any]:
     """Just the named clusters' configs (their panic threshold), never the whole clusters section.
 
     One anchored name_regex per name and section: Envoy compiles it with RE2's default program size limit
@@ -261,7 +261,7 @@ async def _cluster_configs(src: Source, names: list[str]) -> dict[str, Any]:
     for name in sorted(wanted):
         regex = re.escape(name) if len(name) <= 60 else re.escape(name[:60]) + ".*"
         for field in ("static_clusters", "dynamic_active_clusters"):
-            part = await src.envoy_json("/config_dump", {"resource": field, "name_regex": regex})
+            part = await src.envoy_json("/config_dump", {"resource": field, "name_regex": regex}, ctx)
             for entry in part.get("configs", []) if isinstance(part, dict) else []:
                 cluster = entry.get("cluster") if isinstance(entry, dict) else None
                 if isinstance(cluster, dict) and cluster.get("name") in wanted:
@@ -290,11 +290,11 @@ async def _gateway_health(args: Mapping[str, Any], src: Source, ctx: CallContext
     certs_json = await src.envoy_json("/certs", None, ctx)
     dump = await _sections(src, ctx, "listeners", "secrets")
     nacks, note = await _istiod_nacks(src, ctx)
-    ecds_errors = await _ecds_errors(src)
+    ecds_errors = await _ecds_errors(src, ctx)
     cert_rows = await anyio.to_thread.run_sync(lambda: certs.table(certs_json, dump, days).rows)
     troubled = await anyio.to_thread.run_sync(gh.troubled_clusters, clusters_json)
     # Panic thresholds of the clusters on the page shown (two small requests each), never of all of them.
-    configs = await _cluster_configs(src, [h.name for h in troubled[offset:offset + min(limit, 25)]])
+    configs = await _cluster_configs(src, ctx, [h.name for h in troubled[offset:offset + min(limit, 25)]])
     text, structured = await anyio.to_thread.run_sync(lambda: gh.report(
         troubled, configs, stats, cert_rows, dump, nacks, note, ecds_errors, offset=offset, limit=limit,
         days=days, budget=min(src.max_bytes, gh.BUDGET_BYTES)))
