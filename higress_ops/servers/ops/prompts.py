@@ -63,6 +63,8 @@ A request {method} {host}{path} through the Higress gateway answers 503 (or 504)
 3. If no endpoints exist, call `get-istiod-endpointz` and look for the service: no endpoints there means no ready
    pods; endpoints there but not in Envoy means EDS did not sync (`get-istiod-proxy-status`, EDS column).
 4. For the overall picture, `get-gateway-health` lists every cluster with unhealthy hosts and the top 5xx flags.
+   If only some requests fail, the gateway may have several pods that differ: `list-gateway-pods`, then the
+   steps above with pod=<name> for each.
 Answer with the cause, the evidence (quote the verdict line and the endpoint lines), and the fix."""),
     Playbook(PromptSpec(
         "check-cert-expiry", "Find certificates on the gateway that expired or expire soon, and which listener "
@@ -99,6 +101,8 @@ Report: synced or not, each NACK or rejected update with the resource it names, 
         (), "Gateway health check"), """\
 Find out what is broken on the Higress gateway right now:
 
+0. With several gateway pods, `list-gateway-pods` names them: pass pod=<name> to the tools below to look at one
+   (each answer ends naming the pod that answered), and `compare-gateway-pods` shows where pods differ.
 1. Call `get-gateway-health`. Each section counts one kind of problem and names the tool to call next: clusters
    with unhealthy or failing hosts, clusters and listeners by 5xx and response flag (UF connect failure, UH no
    healthy host, UT timeout, NR no route, NC no cluster), rejected xDS updates and istiod NACKs, failed extension
