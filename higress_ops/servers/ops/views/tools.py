@@ -6,6 +6,7 @@ megabytes. Results are text tables within the size budget, with rows as structur
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -307,10 +308,13 @@ async def _istiod_nacks(src: Source, ctx: CallContext) -> tuple[list[str] | None
     node_id = str(cd.section(node, "BootstrapConfigDump").get("bootstrap", {}).get("node", {}).get("id", ""))
     parts = node_id.split("~")
     proxy = parts[2] if len(parts) == 4 else node_id
-    try:
-        syncz = await src.istiod_json("/debug/syncz", None, ctx)
-        found = proxy_status.rows(syncz)
-    except (UpstreamError, DumpError):
+    found, answered = [], False
+    for name, answer in await src.istiod_json_each("/debug/syncz", None, ctx):  # every istiod pod
+        if not isinstance(answer, UpstreamError):
+            with contextlib.suppress(DumpError):
+                found += proxy_status.rows(answer, name)
+                answered = True
+    if not answered:
         return None, "istiod did not answer syncz: get-istiod-proxy-status says why"
     mine = [r for r in found if r["NAME"] == proxy]
     return [f"{col}: {err}" for r in mine for col, err in r["errors"].items()], ("" if mine else
