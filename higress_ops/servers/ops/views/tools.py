@@ -6,7 +6,6 @@ megabytes. Results are text tables within the size budget, with rows as structur
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -22,12 +21,12 @@ from higress_ops.servers.ops.views import (
     compare,
     ecds,
     endpoints,
+    evidence,
     listeners,
     proxy_status,
     routes,
     secrets,
 )
-from higress_ops.servers.ops.views import configdump as cd
 from higress_ops.servers.ops.views import find_route as fr
 from higress_ops.servers.ops.views import gateway_health as gh
 from higress_ops.servers.ops.views.configdump import DumpError
@@ -42,7 +41,6 @@ _SECTION_FIELDS = {
     "listeners": "static_listeners,dynamic_listeners",
     "routes": "static_route_configs,dynamic_route_configs",
     "secrets": "static_secrets,dynamic_active_secrets,dynamic_warming_secrets",
-    "ecds": "ecds_filters",
 }
 RESOURCE_TYPES = ("clusters", "listeners", "routes", "endpoints", "secrets", "ecds", "all")
 _PAGING = {
@@ -147,20 +145,9 @@ async def _proxy_config(args: Mapping[str, Any], src: Source, ctx: CallContext) 
                            structured={k: {"total": len(t.rows)} for k, (t, _) in built.items()})
 
 
-async def _ecds_inputs(src: Source, ctx: CallContext) -> tuple[Any, dict[str, int]]:
-    try:
-        dump = await src.envoy_json("/config_dump", {"mask": _SECTION_FIELDS["ecds"]}, ctx)
-    except UpstreamError as exc:  # Envoy answers 400 to the mask when no listener uses ECDS at all
-        if "HTTP 400" not in str(exc):
-            raise
-        dump = {"configs": []}
-    stats = await src.envoy_json("/stats", {"format": "json", "filter": ecds.STATS_FILTER}, ctx)
-    return dump, gh.stat_values(stats)
-
-
 async def _ecds(args: Mapping[str, Any], output: str, src: Source, ctx: CallContext) -> ToolResult:
     """istioctl's ECDS table, then the Wasm plugins with their VM, code source and load state."""
-    dump, stats = await _ecds_inputs(src, ctx)
+    dump, stats = await evidence.ecds_inputs(src, ctx)
     if output == "json":
         items, footer = page(ecds.entries(dump), _int(args, "offset", 0), _int(args, "limit", DEFAULT_LIMIT, 1, 1000))
         return ToolResult(content=json_content(items, src.max_bytes, "use offset/limit, or output=short", footer))
@@ -169,11 +156,6 @@ async def _ecds(args: Mapping[str, Any], output: str, src: Source, ctx: CallCont
     result = _paged_result(ecds.table(dump), args, src, extra=extra)
     return ToolResult(content=result.content, structured={**(result.structured or {}),
                                                           "wasm": structured_rows(wasm.rows)})
-
-
-async def _ecds_errors(src: Source, ctx: CallContext) -> list[str]:
-    dump, stats = await _ecds_inputs(src, ctx)
-    return ecds.failures(dump, stats)
 
 
 # ---------------------------------------------------------------- istiod views
@@ -227,11 +209,11 @@ async def _find_route(args: Mapping[str, Any], src: Source, ctx: CallContext) ->
     port = _int(args, "port", 0, 0, 65535) or None
     dump = await _sections(src, ctx, "listeners", "routes")
     names = await anyio.to_thread.run_sync(lambda: fr.routed_clusters(fr.match(dump, req, port)))
-    configs = await _cluster_configs(src, ctx, names)
+    configs = await evidence.cluster_configs(src, ctx, names)
     clusters_json = await src.envoy_json("/clusters", {"format": "json"}, ctx)
     answer = await anyio.to_thread.run_sync(fr.find_route, dump, clusters_json, req, port, configs)
     if any(m.get("reason") == "upstream_5xx" for m in answer["matches"]):  # which 5xx: the clusters' own stats
-        codes = await _response_codes(src, ctx, names)
+        codes = await evidence.response_codes(src, ctx, names)
         answer = await anyio.to_thread.run_sync(fr.find_route, dump, clusters_json, req, port, configs, codes)
     text = fr.render(answer)
     last = fr.verdict_line(answer)
@@ -239,37 +221,6 @@ async def _find_route(args: Mapping[str, Any], src: Source, ctx: CallContext) ->
     body = fit(text.removesuffix(last + "\n"), max(src.max_bytes - len(last) - 1, 256), "pass port= to look at one "
                "listener")
     return ToolResult.text(body.rstrip("\n") + "\n" + last + "\n", structured=answer)
-
-
-async def _response_codes(src: Source, ctx: CallContext, names: list[str]) -> dict[str, int]:
-    """The routed clusters' `upstream_rq_<code>` counters, one short filter per cluster (RE2 size limit)."""
-    found: dict[str, int] = {}
-    for name in names[:10]:
-        regex = r"^cluster\." + re.escape(name[:40]) + r".*\.upstream_rq_[0-9]+$"
-        found.update(gh.stat_values(await src.envoy_json("/stats", {"format": "json", "usedonly": "",
-                                                                    "filter": regex}, ctx)))
-    return found
-
-
-async def _cluster_configs(src: Source, ctx: CallContext, names: list[str]) -> dict[str, Any]:
-    """Just the named clusters' configs (their panic threshold), never the whole clusters section.
-
-    One anchored name_regex per name and section: Envoy compiles it with RE2's default program size limit
-    of 100, which two escaped names already exceed, so a long name is matched on its first 60 characters
-    and the answer filtered here."""
-    wanted = set(names[:50])
-    found: dict[str, Any] = {}
-    for name in sorted(wanted):
-        regex = re.escape(name) if len(name) <= 60 else re.escape(name[:60]) + ".*"
-        for field in ("static_clusters", "dynamic_active_clusters"):
-            part = await src.envoy_json("/config_dump", {"resource": field, "name_regex": regex}, ctx)
-            for entry in part.get("configs", []) if isinstance(part, dict) else []:
-                cluster = entry.get("cluster") if isinstance(entry, dict) else None
-                if isinstance(cluster, dict) and cluster.get("name") in wanted:
-                    found[str(cluster["name"])] = cluster
-            if name in found:
-                break
-    return found
 
 
 async def _check_certs(args: Mapping[str, Any], src: Source, ctx: CallContext) -> ToolResult:
@@ -290,35 +241,16 @@ async def _gateway_health(args: Mapping[str, Any], src: Source, ctx: CallContext
     stats = await src.envoy_json("/stats", {"format": "json", "usedonly": "", "filter": gh.STATS_FILTER}, ctx)
     certs_json = await src.envoy_json("/certs", None, ctx)
     dump = await _sections(src, ctx, "listeners", "secrets")
-    nacks, note = await _istiod_nacks(src, ctx)
-    ecds_errors = await _ecds_errors(src, ctx)
+    nacks, note = await evidence.istiod_nacks(src, ctx)
+    ecds_errors = await evidence.ecds_errors(src, ctx)
     cert_rows = await anyio.to_thread.run_sync(lambda: certs.table(certs_json, dump, days).rows)
     troubled = await anyio.to_thread.run_sync(gh.troubled_clusters, clusters_json)
     # Panic thresholds of the clusters on the page shown (two small requests each), never of all of them.
-    configs = await _cluster_configs(src, ctx, [h.name for h in troubled[offset:offset + min(limit, 25)]])
+    configs = await evidence.cluster_configs(src, ctx, [h.name for h in troubled[offset:offset + min(limit, 25)]])
     text, structured = await anyio.to_thread.run_sync(lambda: gh.report(
         troubled, configs, stats, cert_rows, dump, nacks, note, ecds_errors, offset=offset, limit=limit,
         days=days, budget=min(src.max_bytes, gh.BUDGET_BYTES)))
     return ToolResult.text(text, structured=structured)
-
-
-async def _istiod_nacks(src: Source, ctx: CallContext) -> tuple[list[str] | None, str]:
-    """This proxy's NACKs as istiod recorded them, or None and why istiod was not asked or did not answer."""
-    node = await src.envoy_json("/config_dump", {"mask": "bootstrap.node.id"}, ctx)
-    node_id = str(cd.section(node, "BootstrapConfigDump").get("bootstrap", {}).get("node", {}).get("id", ""))
-    parts = node_id.split("~")
-    proxy = parts[2] if len(parts) == 4 else node_id
-    found, answered = [], False
-    for name, answer in await src.istiod_json_each("/debug/syncz", None, ctx):  # every istiod pod
-        if not isinstance(answer, UpstreamError):
-            with contextlib.suppress(DumpError):
-                found += proxy_status.rows(answer, name)
-                answered = True
-    if not answered:
-        return None, "istiod did not answer syncz: get-istiod-proxy-status says why"
-    mine = [r for r in found if r["NAME"] == proxy]
-    return [f"{col}: {err}" for r in mine for col, err in r["errors"].items()], ("" if mine else
-                                                                                "istiod does not list this proxy")
 
 
 def _spec(name: str, description: str, props: dict[str, Any], required: tuple[str, ...] = ()) -> ToolSpec:
