@@ -69,6 +69,8 @@ ROUTES: list[dict[str, Any]] = [
      "redirect": {"path_redirect": "/ok", "response_code": "FOUND"}},
     {"name": "https", "match": {"path": "/https"}, "redirect": {"https_redirect": True}},
     {"name": "direct", "match": {"path": "/direct"}, "direct_response": {"status": 418}},
+    # RE2 (Envoy's safe_regex): a pattern that would make a backtracking engine run for years on a long path
+    {"name": "regex", "match": {"safe_regex": {"regex": "/re/(a+)+b"}}, "direct_response": {"status": 201}},
 ]
 
 

@@ -54,6 +54,8 @@ CASES = [
     ("plain", "app.example.com", "/https", "redirect"),
     ("plain", "app.example.com", "/direct", "direct_response"),
     ("plain", "other.example.com", "/ok", "no_virtual_host"),
+    ("plain", "app.example.com", "/re/aaab", "direct_response"),  # safe_regex, full match
+    ("plain", "app.example.com", "/re/" + "a" * 900 + "c", "no_route"),  # linear in RE2; years in Python's re
     ("tcp", "anything", "/x", "tcp_proxy"),
 ]
 
