@@ -17,10 +17,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Protocol
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from higress_ops.config.model import McpServerConfig, RateLimit
+from higress_ops.sessions.redis_client import CommandClient, RedisClients, target_from_config
 
 logger = logging.getLogger(__name__)
 
@@ -103,9 +103,10 @@ class MemoryRateLimiter:
 class RedisRateLimiter:
     """Several replicas: the window lives in Redis, so the limit holds across them."""
 
-    def __init__(self, rule: RateLimit, client: aioredis.Redis) -> None:
+    def __init__(self, rule: RateLimit, client: CommandClient, clients: RedisClients | None = None) -> None:
         self.rule = rule
         self._client = client
+        self._clients = clients
         self._script = client.register_script(_SCRIPT)
         self._warned = 0.0
 
@@ -125,6 +126,8 @@ class RedisRateLimiter:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        if self._clients is not None:
+            await self._clients.aclose()
 
 
 def make_limiter(config: McpServerConfig, redis_password: str | None = None) -> RateLimiter | None:
@@ -133,9 +136,5 @@ def make_limiter(config: McpServerConfig, redis_password: str | None = None) -> 
         return None
     if config.redis is None:
         return MemoryRateLimiter(rule)
-    from higress_ops.sessions.redis import target_from_config
-
-    target = target_from_config(config.redis, redis_password)
-    client = aioredis.Redis(host=target.host, port=target.port, db=target.db, username=target.username,
-                            password=target.password, socket_timeout=0.5, socket_connect_timeout=0.5)
-    return RedisRateLimiter(rule, client)
+    clients = RedisClients(target_from_config(config.redis, redis_password), name="higress-ops:rate-limit")
+    return RedisRateLimiter(rule, clients.commands(max_connections=16), clients)

@@ -16,12 +16,14 @@ import yaml
 
 from higress_ops.config import yamltext
 from higress_ops.config.errors import ConfigError, Problem, pointer
+from higress_ops.config.hostport import AddressError, parse_host_port
 from higress_ops.config.model import (
     MatchRule,
     McpServerConfig,
     RateLimit,
     RedisConfig,
     SecretRef,
+    SentinelAuth,
     ServerEntry,
 )
 from higress_ops.config.schema import load_schema, validate
@@ -187,21 +189,58 @@ def _check_block(block: dict[str, Any]) -> list[Problem]:
         if rule.get("enable_path_rewrite") is True and rule.get("upstream_type", "rest") != "sse":
             problems.append(Problem(pointer((*base, "enable_path_rewrite")),
                                     "enable_path_rewrite is only allowed with upstream_type: sse"))
+    if isinstance(block.get("redis"), dict):
+        problems += _check_redis(block["redis"])
     if block.get("enable_user_level_server") is True and not block.get("redis"):
         problems.append(Problem("/mcpServer/enable_user_level_server",
                                 "enable_user_level_server needs a redis block (sessions are per user in Redis)"))
     return problems
 
 
+REDIS_MODES = ("address", "sentinel", "cluster")
+
+
+def _check_redis(redis: dict[str, Any]) -> list[Problem]:
+    """What the schema cannot say: one mode only, ports in range, db 0 on a cluster, a CA only with TLS."""
+    base = ("mcpServer", "redis")
+    given = [mode for mode in REDIS_MODES if mode in redis]
+    if len(given) != 1:
+        found = f"found {' and '.join(given)}" if given else "found none"
+        return [Problem(pointer(base), f"give exactly one of address (one server), sentinel or cluster; {found}")]
+    problems: list[Problem] = []
+    mode = given[0]
+    addresses = [((*base, "address"), redis["address"])] if mode == "address" else [
+        ((*base, mode, "addresses", i), a) for i, a in enumerate(redis[mode].get("addresses") or [])]
+    for where, address in addresses:
+        if isinstance(address, str):
+            try:
+                parse_host_port(address, pointer(where))
+            except AddressError as exc:
+                problems.append(Problem(pointer(where), str(exc).split(": ", 1)[1]))
+    if mode == "cluster" and redis.get("db", 0) != 0:
+        problems.append(Problem(pointer((*base, "db")), "must be 0 with cluster: Redis Cluster has only db 0"))
+    if "caFile" in redis and redis.get("tls") is not True:
+        problems.append(Problem(pointer((*base, "caFile")), "caFile is only used with tls: true"))
+    return problems
+
+
+def _redis(r: dict[str, Any]) -> RedisConfig:
+    secret = r.get("passwordSecret")
+    common: dict[str, Any] = dict(
+        username=r["username"], password=r["password"], db=r["db"], tls=r["tls"], ca_file=r.get("caFile", ""),
+        password_secret=SecretRef(name=secret["name"], key=secret["key"], namespace=secret["namespace"])
+        if secret else None)
+    if "sentinel" in r:
+        s = r["sentinel"]
+        return RedisConfig(mode="sentinel", addresses=tuple(s["addresses"]), master_name=s["masterName"],
+                           sentinel_auth=SentinelAuth(username=s["username"], password=s["password"]), **common)
+    if "cluster" in r:
+        return RedisConfig(mode="cluster", addresses=tuple(r["cluster"]["addresses"]), **common)
+    return RedisConfig(address=r["address"], **common)
+
+
 def _build(block: dict[str, Any]) -> McpServerConfig:
-    redis = None
-    if r := block.get("redis"):
-        secret = r.get("passwordSecret")
-        redis = RedisConfig(
-            address=r["address"], username=r["username"], password=r["password"], db=r["db"],
-            password_secret=SecretRef(name=secret["name"], key=secret["key"], namespace=secret["namespace"])
-            if secret else None,
-        )
+    redis = _redis(block["redis"]) if block.get("redis") else None
     rate = block.get("rate_limit") or {}
     return McpServerConfig(
         enable=block["enable"],

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 MatchRuleType = Literal["exact", "prefix", "suffix", "contains", "regex"]
+RedisMode = Literal["single", "sentinel", "cluster"]
 UpstreamType = Literal["rest", "sse", "streamable"]
 
 
@@ -22,12 +23,35 @@ class SecretRef:
 
 
 @dataclass(frozen=True)
+class SentinelAuth:
+    """Credentials of the Sentinel processes themselves, which may differ from the data nodes'."""
+
+    username: str = ""
+    password: str = field(default="", repr=False)  # never printed
+
+
+@dataclass(frozen=True)
 class RedisConfig:
-    address: str  # host:port
+    """`mcpServer.redis`: exactly one of `address` (single), `sentinel` or `cluster` was given.
+
+    `addresses` is what to dial first in every mode: the one server, the Sentinels, or the cluster's
+    seed nodes (`host:port` or `[v6]:port`)."""
+
+    address: str = ""  # the single-address form, Higress's own; empty in the other modes
     username: str = ""
     password: str = field(default="", repr=False)  # never printed
     db: int = 0
     password_secret: SecretRef | None = None
+    mode: RedisMode = "single"
+    addresses: tuple[str, ...] = ()
+    master_name: str = ""  # sentinel mode: the monitored master's name
+    sentinel_auth: SentinelAuth = SentinelAuth()
+    tls: bool = False
+    ca_file: str = ""  # PEM bundle to verify the server with; empty: the system's CAs
+
+    def __post_init__(self) -> None:
+        if not self.addresses and self.address:  # the single form built directly (tests, Higress shape)
+            object.__setattr__(self, "addresses", (self.address,))
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,11 @@
 
 Records live in a hash `higress-ops:session:<id>` (fields `record` JSON, `owner`, `last_seen`)
 whose TTL every read refreshes; stream frames travel on Higress's channel `mcp-server-sse:<id>`
-in Higress's SSE framing, so a Higress gateway can share the Redis. Short socket timeouts and no
-retry backoff make calls fail fast with `StoreUnavailable` while Redis is down.
+in Higress's SSE framing, so a Higress gateway can share the Redis. In a Redis Cluster both names
+put the id in a hash tag (`higress-ops:session:{<id>}`, `mcp-server-sse:{<id>}`), so a session's
+record and channel share a slot, and frames go by SPUBLISH, within that slot's shard.
+Clients come from `RedisClients`: the same short timeouts in every mode, failing fast with
+`StoreUnavailable` while Redis is down.
 """
 
 from __future__ import annotations
@@ -15,14 +18,11 @@ import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from higress_ops.config.model import RedisConfig
 from higress_ops.sessions.base import (
@@ -33,11 +33,22 @@ from higress_ops.sessions.base import (
     StoreUnavailable,
 )
 from higress_ops.sessions.pubsub import ChannelHub, redact
+from higress_ops.sessions.redis_client import (
+    RedisClients,
+    RedisSettingsError,
+    RedisTarget,
+    parse_address,
+    target_from_config,
+)
+from higress_ops.sessions.topology import ClusterShards, OneShard, Topology
+
+__all__ = ["RedisSessionStore", "RedisSettingsError", "RedisTarget", "parse_address", "target_from_config"]
 
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "higress-ops:session:"
 _SESSION_ID = re.compile(r"[\x21-\x7e]{1,256}")  # visible ASCII, as Mcp-Session-Id requires
+REDELIVERY_WINDOW = 2.0  # seconds a frame for a held stream is retried while its subscription moves
 
 # Each script acts only on an existing key: a late save or read never resurrects a deleted session.
 _CREATE = """
@@ -64,56 +75,17 @@ return 0
 """
 
 
-class RedisSettingsError(ValueError):
-    """`mcpServer.redis` cannot be used as given; the message names the config pointer."""
+def channel_of(session_id: str, clustered: bool = False) -> str:
+    """Higress's channel name; in a cluster the id is a hash tag, so channel and record share a slot."""
+    return SSE_CHANNEL_PREFIX + ("{" + session_id + "}" if clustered else session_id)
 
 
-@dataclass(frozen=True)
-class RedisTarget:
-    host: str
-    port: int
-    username: str | None
-    password: str | None
-    db: int
-
-    def __repr__(self) -> str:  # the password never reaches a log line
-        return f"RedisTarget({self.host}:{self.port}, db={self.db})"
-
-
-def parse_address(address: str) -> tuple[str, int]:
-    """`host:port` or `[v6]:port`, as Higress's redis address."""
-    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([A-Za-z0-9.\-_]+):(\d{1,5})", address.strip())
-    if not match:
-        raise RedisSettingsError(f"/mcpServer/redis/address: expected host:port, got {address!r}")
-    host = match.group(1) or match.group(3)
-    port = int(match.group(2) or match.group(4))
-    if not 0 < port < 65536:
-        raise RedisSettingsError(f"/mcpServer/redis/address: port {port} is out of range 1-65535")
-    return host, port
-
-
-def target_from_config(config: RedisConfig, password: str | None = None) -> RedisTarget:
-    """`password` is the value already read from `passwordSecret` (the Kubernetes source does that)."""
-    host, port = parse_address(config.address)
-    if config.db < 0:
-        raise RedisSettingsError(f"/mcpServer/redis/db: must be >= 0, got {config.db}")
-    if config.password_secret is not None and password is None:
-        ref = config.password_secret
-        raise RedisSettingsError(
-            "/mcpServer/redis/passwordSecret: the password lives in Secret "
-            f"{ref.namespace + '/' if ref.namespace else ''}{ref.name} key {ref.key!r}, which needs the "
-            "Kubernetes config source to resolve; run with it, or set /mcpServer/redis/password instead")
-    chosen = password if password is not None else config.password
-    return RedisTarget(host=host, port=port, username=config.username or None, password=chosen or None,
-                       db=config.db)
-
-
-def channel_of(session_id: str) -> str:
-    return SSE_CHANNEL_PREFIX + session_id
+def key_of(session_id: str, clustered: bool = False) -> str:
+    return KEY_PREFIX + ("{" + session_id + "}" if clustered else session_id)
 
 
 class RedisSessionStore:
-    """SessionStore over Redis: records with a sliding TTL, frames over one multiplexed subscription."""
+    """SessionStore over Redis: records with a sliding TTL, frames over one subscription per shard."""
 
     def __init__(
         self,
@@ -132,16 +104,19 @@ class RedisSessionStore:
         self.replica_id = replica_id
         self.ttl_seconds = ttl_seconds
         self._socket_timeout = socket_timeout
-        self._connect_timeout = connect_timeout
-        self._client = self._new_client(max_connections=64)
+        self.clients = RedisClients(target, name=f"higress-ops:{replica_id}", socket_timeout=socket_timeout,
+                                    connect_timeout=connect_timeout)
+        self.clustered = self.clients.clustered
+        self._client = self.clients.commands(max_connections=64)
         self._create = self._client.register_script(_CREATE)
         self._touch = self._client.register_script(_TOUCH)
         self._save = self._client.register_script(_SAVE)
         self._release = self._client.register_script(_RELEASE)
         self._held: dict[str, SessionRecord] = {}  # records of sessions whose stream is held here
-        self.hub = ChannelHub(lambda: self._new_client(max_connections=1), replica_id=replica_id,
-                              channel_of=channel_of, subscribe_timeout=socket_timeout, backoff_max=backoff_max,
-                              queue_bytes=queue_bytes)
+        topology: Topology = ClusterShards(self.clients, self._client) if isinstance(self._client, RedisCluster) \
+            else OneShard(self.clients)
+        self.hub = ChannelHub(topology, replica_id=replica_id, channel_of=self.channel_of,
+                              subscribe_timeout=socket_timeout, backoff_max=backoff_max, queue_bytes=queue_bytes)
         self.hub.on_reconnect = self._restore_held
 
     @classmethod
@@ -149,28 +124,23 @@ class RedisSessionStore:
                     password: str | None = None, **options: Any) -> RedisSessionStore:
         return cls(target_from_config(config, password), replica_id=replica_id, ttl_seconds=ttl_seconds, **options)
 
-    def _new_client(self, *, max_connections: int) -> aioredis.Redis:
-        t = self.target
-        return aioredis.Redis(
-            host=t.host, port=t.port, db=t.db, username=t.username, password=t.password,
-            socket_timeout=self._socket_timeout, socket_connect_timeout=self._connect_timeout,
-            # One immediate retry covers a pooled connection that went stale across a Redis restart;
-            # a timeout is not retried, so a hung Redis costs one socket timeout, not two.
-            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)), max_connections=max_connections,
-            client_name=f"higress-ops:{self.replica_id}"[:100].replace(" ", "_"),
-        )
-
     @property
     def where(self) -> str:
-        return f"redis {self.target.host}:{self.target.port} db {self.target.db}"
+        return self.target.where
+
+    def channel_of(self, session_id: str) -> str:
+        return channel_of(session_id, self.clustered)
+
+    def key_of(self, session_id: str) -> str:
+        return key_of(session_id, self.clustered)
 
     async def start(self) -> None:
-        """Begin the subscription; a Redis that is down is waited for in the background, but
+        """Begin the subscriptions; a Redis that is down is waited for in the background, but
         credentials or a db Redis refuses are configuration errors and fail here."""
         try:
             await self._client.ping()
         except (AuthenticationError, ResponseError) as exc:
-            await self._client.aclose()
+            await self._close_clients()
             raise StoreUnavailable(
                 f"{self.where} refused replica {self.replica_id}: {_reason(exc)}; "
                 "check /mcpServer/redis username, password and db") from None
@@ -181,19 +151,24 @@ class RedisSessionStore:
         logger.info("replica %s: sessions in %s", self.replica_id, self.where)
 
     async def aclose(self) -> None:
-        """Deregister this replica's streams: end them, release ownership, drop the subscription."""
+        """Deregister this replica's streams: end them, release ownership, drop the subscriptions."""
         held = self.hub.session_ids()
         await self.hub.aclose()
         if held:
             try:
                 async with asyncio.timeout(self._socket_timeout * 2):
                     for session_id in held:
-                        await self._release(keys=[_key(session_id)], args=[self.replica_id])
+                        await self._release(keys=[self.key_of(session_id)], args=[self.replica_id])
             except (RedisError, OSError, TimeoutError) as exc:
                 logger.warning("replica %s: could not release %d stream(s) in Redis (%s)",
                                self.replica_id, len(held), _reason(exc))
-        await self._client.aclose()
+        await self._close_clients()
         logger.info("replica %s: session store closed, %d stream(s) deregistered", self.replica_id, len(held))
+
+    async def _close_clients(self) -> None:
+        with suppress(RedisError, OSError):
+            await self._client.aclose()
+        await self.clients.aclose()
 
     async def create(self, record: SessionRecord) -> None:
         now = time.time()
@@ -241,13 +216,14 @@ class RedisSessionStore:
                            self.replica_id, redact(record.id))
 
     async def _restore_held(self) -> None:
-        """After an outage, write back the sessions whose streams live here: a restarted Redis lost them,
-        and POSTs landing on other replicas look them up there."""
+        """After an outage or a failover, write back the sessions whose streams live here: a restarted
+        Redis, or a promoted replica that missed the last writes, lost them, and POSTs landing on other
+        replicas look them up there."""
         now = repr(time.time())
         restored = 0
         for record in list(self._held.values()):
             if self.hub.holds(record.id):
-                restored += int(await self._create(keys=[_key(record.id)],
+                restored += int(await self._create(keys=[self.key_of(record.id)],
                                                    args=[_encode(record), self.replica_id, now, self._ttl_ms()]))
         if restored:
             logger.warning("replica %s: %d session(s) written back to %s after it returned", self.replica_id,
@@ -262,7 +238,7 @@ class RedisSessionStore:
             return
         self._held.pop(session_id, None)
         try:
-            await self._client.delete(_key(session_id))
+            await self._client.delete(self.key_of(session_id))
         except (RedisError, OSError) as exc:
             raise self._unavailable("delete", exc) from None
 
@@ -280,25 +256,53 @@ class RedisSessionStore:
                     self._held.pop(session_id, None)
 
     async def deliver(self, session_id: str, frame: bytes) -> bool:
+        """Local delivery skips Redis. A publish nobody received is retried for a short window while the
+        record names a replica holding the stream: that replica is re-subscribing (a failover, a slot that
+        moved), and the frame would otherwise be silently lost."""
         if self.hub.deliver_local(session_id, frame):
             return True
+        deadline = time.monotonic() + REDELIVERY_WINDOW
+        delay = 0.02
+        while True:
+            if await self._publish(session_id, frame) > 0:
+                return True
+            if time.monotonic() >= deadline or not await self._owned(session_id):
+                return False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+    async def _publish(self, session_id: str, frame: bytes) -> int:
+        channel = self.channel_of(session_id)
         try:
-            receivers = await self._client.publish(channel_of(session_id), frame)
+            if self.clustered:
+                return int(await self._client.spublish(channel, frame))  # type: ignore[union-attr]
+            return int(await self._client.publish(channel, frame))
         except (RedisError, OSError) as exc:
             raise self._unavailable("publish", exc) from None
-        return int(receivers) > 0
+
+    async def _owned(self, session_id: str) -> bool:
+        try:
+            return bool(await self._client.hget(self.key_of(session_id), "owner"))
+        except (RedisError, OSError) as exc:
+            raise self._unavailable("publish", exc) from None
 
     async def healthy(self) -> bool:
+        """Redis answers and every pub/sub shard is connected; in a cluster, every slot is served."""
         try:
             async with asyncio.timeout(self._socket_timeout):
-                await self._client.ping()
+                if isinstance(self._client, RedisCluster):
+                    info = await self._client.cluster_info(target_nodes=RedisCluster.RANDOM)
+                    if info.get("cluster_state") != "ok":
+                        return False
+                else:
+                    await self._client.ping()
         except (RedisError, OSError, TimeoutError):
             return False
         return self.hub.connected
 
     async def _call(self, action: str, script: Any, session_id: str, args: list[Any]) -> Any:
         try:
-            return await script(keys=[_key(session_id)], args=args)
+            return await script(keys=[self.key_of(session_id)], args=args)
         except (RedisError, OSError) as exc:
             raise self._unavailable(action, exc) from None
 
@@ -308,10 +312,6 @@ class RedisSessionStore:
 
     def _ttl_ms(self) -> int:
         return max(1, int(self.ttl_seconds * 1000))
-
-
-def _key(session_id: str) -> str:
-    return KEY_PREFIX + session_id
 
 
 def _encode(record: SessionRecord) -> str:

@@ -184,7 +184,7 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
      _edit(lambda d: _mcp(d).update(redis={"address": "r:6379", "passwordSecret": {"key": "k"}})),
      "/mcpServer/redis/passwordSecret/name", "'name' is a required property"),
     ("redis without address", _edit(lambda d: _mcp(d).update(redis={"db": 1})),
-     "/mcpServer/redis/address", "'address' is a required property"),
+     "/mcpServer/redis", "give exactly one of address (one server), sentinel or cluster; found none"),
     ("redis address without port", _edit(lambda d: _mcp(d).update(redis={"address": "redis"})),
      "/mcpServer/redis/address", "'redis' must be host:port"),
     ("negative redis db", _edit(lambda d: _mcp(d).update(redis={"address": "r:6379", "db": -1})),
