@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
+from redis.crc import key_slot
 from redis.exceptions import RedisError
 
 from higress_ops.sessions.base import STREAM_QUEUE_BYTES, FrameQueue, FrameStream
@@ -117,8 +118,15 @@ class Shard:
         self._client = self.hub.topology.connect(self.name)
         self._pubsub = self._client.pubsub()
         await self._pubsub.ping()  # opens the connection and authenticates, or raises
-        if self.channels:
-            await getattr(self._pubsub, self._verbs[0])(*self.channels)
+        subscribe = getattr(self._pubsub, self._verbs[0])
+        if self.hub.topology.sharded:  # one SSUBSCRIBE may only name channels of one slot
+            by_slot: dict[int, list[bytes]] = {}
+            for channel in self.channels:
+                by_slot.setdefault(key_slot(channel), []).append(channel)
+            for group in by_slot.values():
+                await subscribe(*group)
+        elif self.channels:
+            await subscribe(*self.channels)
         self.connected.set()
 
     async def _read(self) -> None:

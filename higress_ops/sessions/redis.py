@@ -16,7 +16,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import replace
 from typing import Any
@@ -104,6 +104,7 @@ class RedisSessionStore:
         self.replica_id = replica_id
         self.ttl_seconds = ttl_seconds
         self._socket_timeout = socket_timeout
+        self._call_timeout = socket_timeout + 2 * connect_timeout
         self.clients = RedisClients(target, name=f"higress-ops:{replica_id}", socket_timeout=socket_timeout,
                                     connect_timeout=connect_timeout)
         self.clustered = self.clients.clustered
@@ -237,10 +238,7 @@ class RedisSessionStore:
         if not _SESSION_ID.fullmatch(session_id):
             return
         self._held.pop(session_id, None)
-        try:
-            await self._client.delete(self.key_of(session_id))
-        except (RedisError, OSError) as exc:
-            raise self._unavailable("delete", exc) from None
+        await self._bounded("delete", self._client.delete(self.key_of(session_id)))
 
     @asynccontextmanager
     async def open_stream(self, session_id: str) -> AsyncIterator[FrameStream]:
@@ -273,18 +271,12 @@ class RedisSessionStore:
 
     async def _publish(self, session_id: str, frame: bytes) -> int:
         channel = self.channel_of(session_id)
-        try:
-            if self.clustered:
-                return int(await self._client.spublish(channel, frame))  # type: ignore[union-attr]
-            return int(await self._client.publish(channel, frame))
-        except (RedisError, OSError) as exc:
-            raise self._unavailable("publish", exc) from None
+        if self.clustered:
+            return int(await self._bounded("publish", self._client.spublish(channel, frame)))  # type: ignore[union-attr]
+        return int(await self._bounded("publish", self._client.publish(channel, frame)))
 
     async def _owned(self, session_id: str) -> bool:
-        try:
-            return bool(await self._client.hget(self.key_of(session_id), "owner"))
-        except (RedisError, OSError) as exc:
-            raise self._unavailable("publish", exc) from None
+        return bool(await self._bounded("publish", self._client.hget(self.key_of(session_id), "owner")))
 
     async def healthy(self) -> bool:
         """Redis answers and every pub/sub shard is connected; in a cluster, every slot is served."""
@@ -301,9 +293,15 @@ class RedisSessionStore:
         return self.hub.connected
 
     async def _call(self, action: str, script: Any, session_id: str, args: list[Any]) -> Any:
+        return await self._bounded(action, script(keys=[self.key_of(session_id)], args=args))
+
+    async def _bounded(self, action: str, call: Awaitable[Any]) -> Any:
+        """One Redis call, never longer than CALL_TIMEOUT: a cluster client retrying through a failover
+        (MOVED, reconnects, a slot-map refresh) could otherwise hold a request for several seconds."""
         try:
-            return await script(keys=[self.key_of(session_id)], args=args)
-        except (RedisError, OSError) as exc:
+            async with asyncio.timeout(self._call_timeout):
+                return await call
+        except (RedisError, OSError, TimeoutError) as exc:
             raise self._unavailable(action, exc) from None
 
     def _unavailable(self, action: str, exc: BaseException) -> StoreUnavailable:

@@ -12,7 +12,12 @@ from dataclasses import dataclass, field
 
 from higress_ops.config.model import RedisConfig
 from higress_ops.sessions.base import FrameStream, SessionRecord, StoreUnavailable
-from higress_ops.sessions.redis import RedisSessionStore
+from higress_ops.sessions.redis import REDELIVERY_WINDOW, RedisSessionStore
+from higress_ops.sessions.redis_client import CONNECT_TIMEOUT, SOCKET_TIMEOUT
+
+# The documented worst case of one store call during a failover: the redelivery window, then one last
+# publish bounded by the store's per-call timeout (a socket timeout and two connects). Longer is a hang.
+CALL_BOUND = REDELIVERY_WINDOW + SOCKET_TIMEOUT + 2 * CONNECT_TIMEOUT + 0.5
 
 
 def frame(payload: dict) -> bytes:
@@ -53,6 +58,7 @@ class DeliveryLoad:
     accepted: dict[str, list[int]] = field(default_factory=dict)
     received: dict[str, list[int]] = field(default_factory=dict)
     failed: int = 0
+    failed_by: dict[str, int] = field(default_factory=dict)
     dropped: int = 0
     slowest: float = 0.0
     failures_at: list[float] = field(default_factory=list)
@@ -86,6 +92,7 @@ class DeliveryLoad:
                         self.dropped += 1
                 except StoreUnavailable:
                     self.failed += 1
+                    self.failed_by[sid] = self.failed_by.get(sid, 0) + 1
                     self.failures_at.append(started)
                     await asyncio.sleep(0.02)
                 self.slowest = max(self.slowest, time.monotonic() - started)
@@ -94,13 +101,14 @@ class DeliveryLoad:
     def stop(self) -> None:
         self._stop.set()
 
-    async def delivered_since(self, moment: float, timeout: float) -> float:
-        """Seconds after `moment` until every stream received a frame accepted after it."""
-        marks = {sid: len(self.accepted[sid]) for sid in self.session_ids}
+    async def delivered_since(self, moment: float, timeout: float, among: list[str] | None = None) -> float:
+        """Seconds after `moment` until every stream (of `among`) received a frame accepted after it."""
+        watched = among or self.session_ids
+        marks = {sid: len(self.accepted[sid]) for sid in watched}
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if all(len(self.accepted[sid]) > marks[sid] and self.accepted[sid][-1] in self.received[sid]
-                   for sid in self.session_ids):
+                   for sid in watched):
                 return time.monotonic() - moment
             await asyncio.sleep(0.01)
         raise AssertionError(f"not every stream received a new frame within {timeout}s")

@@ -1,0 +1,130 @@
+"""RedisSessionStore on a real Redis Cluster (3 masters, 3 replicas, `redis-cli --cluster create`): hash-tagged
+keys, sharded pub/sub with one connection per shard, a master failover and a live resharding."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import pytest
+from redis.crc import key_slot
+
+from higress_ops.config.model import RedisConfig
+from tests.hardening.report import record
+from tests.sessions.stores import CALL_BOUND, DeliveryLoad, frame, new_record, next_frame, open_store
+from tests.support.redis import RedisClusterNodes, RedisServer, start_redis_cluster
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120), pytest.mark.redis_ha]
+
+
+@pytest.fixture
+def nodes(tmp_path: Path) -> Iterator[RedisClusterNodes]:
+    started = start_redis_cluster(tmp_path / "cluster")
+    yield started
+    started.stop()
+
+
+def cluster_config(nodes: RedisClusterNodes) -> RedisConfig:
+    return RedisConfig(mode="cluster", addresses=tuple(nodes.addresses[:2]))  # seeds: the rest is discovered
+
+
+def shard_of(nodes: RedisClusterNodes, sid: str) -> RedisServer:
+    return nodes.node_of_slot(key_slot(f"mcp-server-sse:{{{sid}}}".encode()))
+
+
+async def test_hash_tagged_keys_and_one_sharded_connection_per_master(nodes: RedisClusterNodes) -> None:
+    config = cluster_config(nodes)
+    sessions = [f"cl-{i}" for i in range(30)]
+    async with open_store(config, "a") as a, open_store(config, "b") as b, AsyncExitStack() as stack:
+        streams = {}
+        for sid in sessions:
+            await a.create(new_record(sid, owner="a"))
+            streams[sid] = await stack.enter_async_context(a.open_stream(sid))
+        for sid in sessions:  # record and channel share the session's slot
+            server = shard_of(nodes, sid)
+            assert server.client().exists(f"higress-ops:session:{{{sid}}}") == 1
+            assert await b.deliver(sid, frame({"to": sid})) is True
+            assert await next_frame(streams[sid]) == frame({"to": sid})
+        masters = nodes.masters()
+        assert len({shard_of(nodes, sid).port for sid in sessions}) == 3  # the sessions span every shard
+        for master in masters:
+            mine = [c for c in master.client().client_list() if c.get("name") == "higress-ops:a"
+                    and int(c.get("ssub", 0)) > 0]
+            held = sum(shard_of(nodes, sid).port == master.port for sid in sessions)
+            assert [int(c["ssub"]) for c in mine] == [held], (master.port, mine)  # one connection per shard
+            assert not any(int(c.get("sub", 0)) for c in master.client().client_list())  # no plain SUBSCRIBE
+        sid = sessions[7]  # what a foreign publisher on the same Redis does: SPUBLISH to the tagged channel
+        assert shard_of(nodes, sid).client().execute_command("SPUBLISH", f"mcp-server-sse:{{{sid}}}", b"x") == 1
+        assert await next_frame(streams[sid]) == b"x"
+        assert a.hub.shard_names() == sorted(f"127.0.0.1:{m.port}" for m in masters)
+        assert await a.healthy() and await b.healthy()
+
+
+async def test_master_killed_other_shards_unaffected(nodes: RedisClusterNodes) -> None:
+    config = cluster_config(nodes)
+    sessions = [f"kf-{i}" for i in range(15)]
+    async with open_store(config, "a") as a, open_store(config, "b") as b, AsyncExitStack() as stack:
+        load = DeliveryLoad(a, b, sessions)
+        tasks = await load.run(stack)
+        await asyncio.sleep(0.5)
+        victim = shard_of(nodes, sessions[0])
+        on_victim = [sid for sid in sessions if shard_of(nodes, sid).port == victim.port]
+        elsewhere = [sid for sid in sessions if sid not in on_victim]
+        assert elsewhere, "every session on one shard: the test would not show isolation"
+        victim.client().execute_command("WAIT", 1, 2000)
+        victim.kill()
+        killed = time.monotonic()
+        recovered = await load.delivered_since(killed, timeout=30, among=on_victim)
+        nodes.wait_ok()
+        await load.settle()
+        for task in tasks:
+            task.cancel()
+        assert load.failed_by.keys() <= set(on_victim), "a session on a healthy shard saw an error"
+        assert sum(load.failed_by.get(sid, 0) for sid in on_victim) > 0, "the kill was never noticed"
+        assert load.dropped == 0 and load.lost() == {} and load.in_order()
+        assert load.slowest < CALL_BOUND, f"a call took {load.slowest:.1f}s"
+        assert None not in [await b.get(sid) for sid in on_victim]  # records on the promoted replica
+        deadline = time.monotonic() + 10
+        while not (await a.healthy() and await b.healthy()):
+            assert time.monotonic() < deadline, "not healthy again after the promotion"
+            await asyncio.sleep(0.05)
+    record("Redis high availability", "Cluster: SIGKILL one master -> its shard's streams delivering again (s)",
+           f"{recovered:.2f}")
+    record("Redis high availability", "Cluster failover: calls failed on the other shards", "0")
+
+
+async def test_resharding_with_live_sessions_loses_no_frames(nodes: RedisClusterNodes) -> None:
+    """`redis-cli --cluster reshard` moves the slots of live sessions (MIGRATE of their records, SUNSUBSCRIBE
+    of their channels, MOVED/ASK for commands) while frames flow; every accepted frame arrives."""
+    config = cluster_config(nodes)
+    sessions = [f"rs-{i}" for i in range(15)]
+    async with open_store(config, "a") as a, open_store(config, "b") as b, AsyncExitStack() as stack:
+        load = DeliveryLoad(a, b, sessions)
+        tasks = await load.run(stack)
+        source = shard_of(nodes, sessions[0])
+        target = next(m for m in nodes.masters() if m.port != source.port)
+        moving = [sid for sid in sessions if shard_of(nodes, sid).port == source.port]
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        await asyncio.to_thread(
+            nodes.redis_cli, "--cluster", "reshard", source.address,
+            "--cluster-from", source.client().cluster("myid"), "--cluster-to", target.client().cluster("myid"),
+            "--cluster-slots", "5461", "--cluster-yes", "--cluster-pipeline", "100")
+        took = time.monotonic() - started
+        assert all(shard_of(nodes, sid).port == target.port for sid in moving)  # they really moved
+        await load.delivered_since(time.monotonic(), timeout=10)
+        await load.settle()
+        for task in tasks:
+            task.cancel()
+        assert load.dropped == 0 and load.lost() == {} and load.in_order()
+        assert load.failed == 0
+        accepted = sum(len(v) for v in load.accepted.values())
+        for sid in moving:
+            assert await b.get(sid) is not None
+        channels = [f"mcp-server-sse:{{{sid}}}" for sid in moving]  # resubscribed where they live now
+        assert dict(target.client().pubsub_shardnumsub(*channels)) == {c.encode(): 1 for c in channels}
+    record("Redis high availability", "Cluster reshard of a whole shard with live sessions: frames accepted / lost",
+           f"{accepted} / 0 in {took:.1f}s")
