@@ -1,4 +1,4 @@
-"""Several `higress-ops serve` processes sharing one redis-server, and the MCP wire bits the tests speak."""
+"""Several `higress-ops serve` processes sharing one Redis deployment, and the MCP wire bits the tests speak."""
 
 from __future__ import annotations
 
@@ -21,11 +21,11 @@ PATH = "/higress-ops"
 SERVER = "echo-server"
 
 
-def write_config(path: Path, redis_address: str, *, password: str = "", db: int = 0) -> Path:
-    """The product README's config shape, with the `echo` test server type."""
+def write_config(path: Path, redis: dict[str, Any]) -> Path:
+    """The product README's config shape, with the `echo` test server type and the given `redis` block."""
     block = {"mcpServer": {
         "enable": True, "sse_path_suffix": "/sse",
-        "redis": {"address": redis_address, "username": "", "password": password, "db": db},
+        "redis": {"username": "", "password": "", **redis},
         "match_list": [{"match_rule_domain": "*", "match_rule_path": PATH, "match_rule_type": "prefix"}],
         "servers": [{"name": SERVER, "path": PATH, "type": "echo", "config": {"greeting": "hi"}}],
     }}

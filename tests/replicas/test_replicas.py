@@ -1,4 +1,5 @@
-"""Several `higress-ops serve` replicas behind a real round-robin Envoy, sharing one redis-server."""
+"""Several `higress-ops serve` replicas behind a real round-robin Envoy, sharing one Redis deployment: a single
+redis-server, a Sentinel group or a Redis Cluster. The scenarios run on each; the faults fit each mode."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from typing import Any
 
 import httpx2 as httpx
 import pytest
-import redis.asyncio as aioredis
 from mcp import Client
 from mcp.client.sse import sse_client
 
+from tests.hardening.report import record
+from tests.replicas.backends import MODES, Backend, start_backend
 from tests.replicas.cluster import (
     INITIALIZE,
     PATH,
@@ -28,7 +30,6 @@ from tests.replicas.cluster import (
 )
 from tests.replicas.front import front_proxy, requests_per_replica
 from tests.support.envoy import Envoy
-from tests.support.redis import RedisServer, start_redis
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
@@ -37,7 +38,7 @@ STREAMABLE_HEADERS = {"Accept": "application/json, text/event-stream", "Content-
 
 @dataclass
 class Cluster:
-    redis: RedisServer
+    redis: Backend
     replicas: list[Replica]
     envoy: Envoy
     front_port: int
@@ -53,11 +54,11 @@ class Cluster:
         self.redis.stop()
 
 
-def make_cluster(workdir: Path, replicas: int) -> Cluster:
-    redis = start_redis(workdir / "redis")
+def make_cluster(workdir: Path, replicas: int, mode: str = "single") -> Cluster:
+    redis = start_backend(mode, workdir)
     started: list[Replica] = []
     try:
-        config = write_config(workdir / "higress.yaml", redis.address)
+        config = write_config(workdir / "higress.yaml", redis.redis_block())
         started = start_replicas(replicas, config, workdir)
         envoy, port = front_proxy([r.port for r in started], workdir / "envoy")
     except Exception:
@@ -68,9 +69,9 @@ def make_cluster(workdir: Path, replicas: int) -> Cluster:
     return Cluster(redis, started, envoy, port)
 
 
-@pytest.fixture(scope="module")
-def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    cluster = make_cluster(tmp_path_factory.mktemp("replicas"), 3)
+@pytest.fixture(scope="module", params=MODES)
+def shared_cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    cluster = make_cluster(tmp_path_factory.mktemp(f"replicas-{request.param}"), 3, request.param)
     yield cluster
     cluster.stop()
 
@@ -80,14 +81,6 @@ def own_cluster(tmp_path: Path) -> Iterator[Cluster]:
     cluster = make_cluster(tmp_path, 2)
     yield cluster
     cluster.stop()
-
-
-async def redis_client(cluster: Cluster) -> aioredis.Redis:
-    return aioredis.Redis(host="127.0.0.1", port=cluster.redis.port)
-
-
-async def publishes(r: aioredis.Redis) -> int:
-    return int((await r.info("commandstats")).get("cmdstat_publish", {}).get("calls", 0))
 
 
 async def next_message(events: AsyncIterator[tuple[str, str]], timeout: float = 5) -> dict[str, Any]:
@@ -102,7 +95,8 @@ async def next_message(events: AsyncIterator[tuple[str, str]], timeout: float = 
 
 async def test_legacy_sse_on_a_with_every_post_on_b(shared_cluster: Cluster) -> None:
     a, b = shared_cluster.replicas[:2]
-    r = await redis_client(shared_cluster)
+    backend = shared_cluster.redis
+    r = backend.client()
     async with httpx.AsyncClient(timeout=10) as http, \
             http.stream("GET", f"{a.url}{PATH}/sse", headers={"Accept": "text/event-stream"}) as stream:
         assert stream.status_code == 200
@@ -113,7 +107,7 @@ async def test_legacy_sse_on_a_with_every_post_on_b(shared_cluster: Cluster) -> 
         session_id = target.params["sessionId"]
         on_b = f"{b.url}{target.path}?{target.query.decode()}"
 
-        before = await publishes(r)
+        before = backend.publishes()
         reply = await http.post(on_b, json=rpc("initialize", INITIALIZE, id=1))
         assert reply.status_code == 202
         init = await next_message(events)
@@ -124,18 +118,18 @@ async def test_legacy_sse_on_a_with_every_post_on_b(shared_cluster: Cluster) -> 
             answer = await next_message(events)
             assert answer["id"] == i
             assert answer["result"]["content"][0]["text"] == f"hi m{i}"
-        assert await publishes(r) >= before + 31  # every answer crossed from b to a through Redis
+        assert backend.publishes() >= before + 31  # every answer crossed from b to a through Redis
 
-        record = await r.hgetall(f"higress-ops:session:{session_id}")
+        record = await r.hgetall(backend.key(session_id))
         assert record[b"owner"] == a.replica_id.encode()
         assert json.loads(record[b"record"])["protocol_version"] == init["result"]["protocolVersion"]
 
         # A POST landing on the stream's own replica skips Redis.
         on_a = f"{a.url}{target.path}?{target.query.decode()}"
-        before = await publishes(r)
+        before = backend.publishes()
         assert (await http.post(on_a, json=rpc("tools/call", echo_call("local"), id=99))).status_code == 202
         assert (await next_message(events))["result"]["content"][0]["text"] == "hi local"
-        assert await publishes(r) == before
+        assert backend.publishes() == before
 
         unknown = f"{b.url}{PATH}?sessionId=not-a-session"
         assert (await http.post(unknown, json=rpc("ping", id=1))).status_code == 404
@@ -146,7 +140,7 @@ async def test_sdk_sse_and_streamable_through_round_robin(shared_cluster: Cluste
     token = "tok-must-not-reach-redis"
     before = requests_per_replica(shared_cluster.envoy)
     failures = 0
-    r = await redis_client(shared_cluster)
+    r = shared_cluster.redis.client()
     stored: list[bytes] = []  # what Redis holds while the sessions are open: never the token
     async with Client(sse_client(f"{shared_cluster.front}/sse", headers={"X-Istiod-Token": token}),
                       mode="legacy") as client:
@@ -200,7 +194,8 @@ async def test_redis_killed_and_restarted_mid_run(own_cluster: Cluster) -> None:
         await next_message(events)
         assert (await http.post(on_b, json=rpc("notifications/initialized"))).status_code == 202
 
-        own_cluster.redis.kill()
+        assert own_cluster.redis.single is not None
+        own_cluster.redis.single.kill()
         started = time.monotonic()
         fresh = await http.post(f"{b.url}{PATH}", json=rpc("initialize", INITIALIZE, id=1), headers=STREAMABLE_HEADERS)
         assert fresh.status_code == 503 and "unavailable" in fresh.text.lower()
@@ -214,7 +209,7 @@ async def test_redis_killed_and_restarted_mid_run(own_cluster: Cluster) -> None:
         assert ready.status_code == 503
         assert a.alive and b.alive
 
-        own_cluster.redis.start()
+        own_cluster.redis.single.start()
         back = time.monotonic()
         while True:
             reply = await http.post(on_b, json=rpc("tools/call", echo_call("after"), id=4))
@@ -226,3 +221,73 @@ async def test_redis_killed_and_restarted_mid_run(own_cluster: Cluster) -> None:
         fresh = await http.post(f"{b.url}{PATH}", json=rpc("initialize", INITIALIZE, id=1), headers=STREAMABLE_HEADERS)
         assert fresh.status_code == 200
     assert a.alive and b.alive
+
+
+@pytest.mark.redis_ha
+@pytest.mark.parametrize("mode", ["sentinel", "cluster"])
+async def test_master_killed_mid_run(mode: str, tmp_path: Path) -> None:
+    """SIGKILL the master holding a legacy SSE session's record and channel while its POSTs flow through the
+    other replica: every POST is 202 (its answer arrives on the stream) or a clear 503, the stream survives,
+    a streamable session carries on, and both replicas are ready again after the promotion."""
+    cluster = make_cluster(tmp_path, 2, mode)
+    a, b = cluster.replicas
+    try:
+        async with httpx.AsyncClient(timeout=10) as http, \
+                http.stream("GET", f"{a.url}{PATH}/sse", headers={"Accept": "text/event-stream"}) as stream:
+            events = sse_events(stream)
+            _, endpoint = await asyncio.wait_for(anext(events), 5)
+            target = httpx.URL(endpoint)
+            on_b = f"{b.url}{target.path}?{target.query.decode()}"
+            assert (await http.post(on_b, json=rpc("initialize", INITIALIZE, id=1))).status_code == 202
+            await next_message(events)
+            assert (await http.post(on_b, json=rpc("notifications/initialized"))).status_code == 202
+            init = await http.post(f"{b.url}{PATH}", json=rpc("initialize", INITIALIZE, id=1),
+                                   headers=STREAMABLE_HEADERS)
+            session = {"Mcp-Session-Id": init.headers["mcp-session-id"], "MCP-Protocol-Version": "2025-06-18",
+                       **STREAMABLE_HEADERS}
+            assert (await http.post(f"{a.url}{PATH}", json=rpc("notifications/initialized"),
+                                    headers=session)).status_code == 202
+
+            master = cluster.redis.master_of(target.params["sessionId"])
+            await asyncio.sleep(0.3)  # let the records reach the replicas
+            master.kill()
+            killed = time.monotonic()
+            accepted: list[int] = []
+            statuses: set[int] = set()
+            recovered = None
+            call = 100
+            while recovered is None:
+                assert time.monotonic() - killed < 30, f"no delivery 30 s after the kill: {statuses}"
+                call += 1
+                started = time.monotonic()
+                reply = await http.post(on_b, json=rpc("tools/call", echo_call(f"c{call}"), id=call))
+                assert time.monotonic() - started < 6, "a POST hung"
+                statuses.add(reply.status_code)
+                if reply.status_code == 503:
+                    assert "unavailable" in reply.text.lower()
+                    await asyncio.sleep(0.05)
+                    continue
+                assert reply.status_code == 202, reply.text
+                accepted.append(call)
+                answer = await next_message(events, timeout=10)  # nothing accepted is silently lost
+                assert answer["id"] == call and answer["result"]["content"][0]["text"] == f"hi c{call}"
+                if 503 in statuses or len(accepted) > 3:
+                    recovered = time.monotonic() - killed if 503 in statuses else None
+                if len(accepted) > 200:
+                    break
+            cluster.redis.wait_recovered(master)
+            for i in range(5):
+                reply = await http.post(f"{b.url}{PATH}", json=rpc("tools/call", echo_call(f"s{i}"), id=300 + i),
+                                        headers=session)
+                assert reply.status_code == 200 and f"hi s{i}" in reply.text
+            deadline = time.monotonic() + 10
+            while (await http.get(f"{a.url}/readyz")).status_code != 200 or \
+                    (await http.get(f"{b.url}/readyz")).status_code != 200:
+                assert time.monotonic() < deadline, "a replica is not ready after the promotion"
+                await asyncio.sleep(0.1)
+        assert a.alive and b.alive
+        if recovered is not None:
+            record("Redis high availability", f"{mode}: serve replicas, SIGKILL master -> legacy SSE POSTs answered "
+                   "again (s)", f"{recovered:.2f}")
+    finally:
+        cluster.stop()

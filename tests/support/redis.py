@@ -37,7 +37,8 @@ class RedisServer:
         binary = _binary("redis-server")
         self.workdir.mkdir(parents=True, exist_ok=True)
         args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                "--dir", str(self.workdir), "--logfile", str(self.workdir / "redis.log"), *self.extra]
+                "--dir", str(self.workdir), "--logfile", str(self.workdir / "redis.log"),
+                "--repl-diskless-sync-delay", "0", *self.extra]  # replicas sync at once, not after 5 s
         if self.password:
             args += ["--requirepass", self.password, "--masterauth", self.password]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -96,8 +97,8 @@ class SentinelGroup:
         """Every replica linked to the master, and every sentinel sees them all and the other sentinels."""
         def ready() -> bool:
             master = self.master()
-            info = master.client().info("replication")
-            if info.get("connected_slaves", 0) < len(self.servers) - 1:
+            if any(s.client().info("replication").get("master_link_status") != "up"
+                   for s in self.servers if s.port != master.port):
                 return False
             for port in self.sentinel_ports:
                 state = redis.Redis(port=port, socket_timeout=1).sentinel_master(self.master_name)
@@ -179,8 +180,12 @@ class RedisClusterNodes:
         return [s for s in self.alive() if s.client().info("replication")["role"] == "master"]
 
     def wait_ok(self, timeout: float = 30) -> None:
-        """cluster_state:ok on every live node, and every live node agrees on all 16384 slots."""
+        """cluster_state:ok on every live node, and every replica in sync with its master."""
         def ok() -> bool:
+            for server in self.alive():
+                info = server.client().info("replication")
+                if info["role"] == "slave" and info.get("master_link_status") != "up":
+                    return False
             return all(s.client().cluster("info")["cluster_state"] == "ok" for s in self.alive())
         wait_until(ok, timeout, "redis cluster")
 
