@@ -42,7 +42,7 @@ class RedisServer:
         if self.password:
             args += ["--requirepass", self.password, "--masterauth", self.password]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(lambda: self.port == 0 or port_open(self.port), 10, "redis-server", self.proc)
+        wait_until(lambda: port_open(self.port), 10, "redis-server", self.proc)
         return self
 
     def client(self) -> redis.Redis:
