@@ -8,11 +8,12 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 import redis.asyncio as aioredis
+from redis.crc import key_slot
 
-from higress_ops.config.model import RateLimit
-from higress_ops.ratelimit import MemoryRateLimiter, RedisRateLimiter, key
+from higress_ops.config.model import McpServerConfig, RateLimit, RedisConfig
+from higress_ops.ratelimit import MemoryRateLimiter, RedisRateLimiter, key, make_limiter
 from tests.hardening.report import record
-from tests.support.redis import RedisServer, start_redis
+from tests.support.redis import RedisServer, start_redis, start_redis_cluster, start_sentinel_group
 from tests.support.serve import ServeProcess, echo_config, serving, write_config
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
@@ -56,6 +57,31 @@ async def test_redis_limit_is_shared_across_replicas(redis_server: RedisServer) 
     await raw.aclose()
     await a.aclose()
     await b.aclose()
+
+
+@pytest.mark.redis_ha
+@pytest.mark.parametrize("mode", ["sentinel", "cluster"])
+async def test_limit_shared_through_sentinel_and_cluster(mode: str, tmp_path: Path) -> None:
+    """The limiter gets its client from the same factory as the session store, so every mode works."""
+    if mode == "sentinel":
+        group = start_sentinel_group(tmp_path / "s")
+        redis = RedisConfig(mode="sentinel", addresses=tuple(group.sentinel_addresses), master_name=group.master_name)
+        stop, server = group.stop, group.master()
+    else:
+        nodes = start_redis_cluster(tmp_path / "c")
+        redis = RedisConfig(mode="cluster", addresses=tuple(nodes.addresses[:2]))
+        stop, server = nodes.stop, nodes.node_of_slot(key_slot(key(RULE, "ops", "10.2.0.1").encode()))
+    try:
+        config = McpServerConfig(redis=redis, rate_limit=RULE)
+        a, b = make_limiter(config), make_limiter(config)
+        assert isinstance(a, RedisRateLimiter) and isinstance(b, RedisRateLimiter)
+        results = [await (a if i % 2 else b).check("ops", "10.2.0.1") for i in range(4)]
+        assert [d.allowed for d in results] == [True, True, True, False]
+        assert server.client().ttl(key(RULE, "ops", "10.2.0.1")) in (1, 2)  # on the master owning the key
+        await a.aclose()
+        await b.aclose()
+    finally:
+        stop()
 
 
 async def test_redis_down_fails_open(tmp_path: Path) -> None:
