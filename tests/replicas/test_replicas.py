@@ -254,6 +254,7 @@ async def test_master_killed_mid_run(mode: str, tmp_path: Path) -> None:
             killed = time.monotonic()
             accepted: list[int] = []
             statuses: set[int] = set()
+            ready: set[int] = set()
             recovered = None
             call = 100
             while recovered is None:
@@ -263,6 +264,8 @@ async def test_master_killed_mid_run(mode: str, tmp_path: Path) -> None:
                 reply = await http.post(on_b, json=rpc("tools/call", echo_call(f"c{call}"), id=call))
                 assert time.monotonic() - started < 6, "a POST hung"
                 statuses.add(reply.status_code)
+                if recovered is None:  # /readyz reflects the outage while it lasts
+                    ready.add((await http.get(f"{b.url}/readyz")).status_code)
                 if reply.status_code == 503:
                     assert "unavailable" in reply.text.lower()
                     await asyncio.sleep(0.05)
@@ -275,6 +278,7 @@ async def test_master_killed_mid_run(mode: str, tmp_path: Path) -> None:
                     recovered = time.monotonic() - killed if 503 in statuses else None
                 if len(accepted) > 200:
                     break
+            assert 503 in ready, f"/readyz never showed the outage: {ready}"
             cluster.redis.wait_recovered(master)
             for i in range(5):
                 reply = await http.post(f"{b.url}{PATH}", json=rpc("tools/call", echo_call(f"s{i}"), id=300 + i),
