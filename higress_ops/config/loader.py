@@ -209,8 +209,12 @@ def _check_redis(redis: dict[str, Any]) -> list[Problem]:
         return [Problem(pointer(base), f"give exactly one of address (one server), sentinel or cluster; {found}")]
     problems: list[Problem] = []
     mode = given[0]
-    addresses = [((*base, "address"), redis["address"])] if mode == "address" else [
-        ((*base, mode, "addresses", i), a) for i, a in enumerate(redis[mode].get("addresses") or [])]
+    if mode == "address":
+        addresses = [((*base, "address"), redis["address"])]
+    else:  # a wrong shape (not an object, not a list) is the schema's to report
+        listed = redis[mode].get("addresses") if isinstance(redis[mode], dict) else None
+        addresses = [((*base, mode, "addresses", i), a) for i, a in enumerate(listed)] \
+            if isinstance(listed, list) else []
     for where, address in addresses:
         if isinstance(address, str):
             try:

@@ -72,6 +72,12 @@ def test_refused_with_a_pointer(block: dict[str, Any], expected: str) -> None:
     assert expected in problems(block)
 
 
+@pytest.mark.parametrize("block", [{"sentinel": "s:1"}, {"cluster": {"addresses": "n:1"}}, {"cluster": None},
+                                   {"sentinel": {"masterName": "m", "addresses": [7]}}])
+def test_wrong_shapes_are_problems_not_crashes(block: dict[str, Any]) -> None:
+    assert problems(block)
+
+
 def test_sentinel_password_never_echoed() -> None:
     found = problems({"sentinel": {"masterName": "m", "addresses": ["s:1"], "password": 4242424242}})
     assert found == ["/mcpServer/redis/sentinel/password: <hidden> is not of type 'string'"]
