@@ -15,6 +15,7 @@ import httpx2 as httpx
 import pytest
 from mcp import Client
 from mcp.client.sse import sse_client
+from redis.crc import key_slot
 
 from tests.hardening.report import record
 from tests.replicas.backends import MODES, Backend, start_backend
@@ -293,5 +294,53 @@ async def test_master_killed_mid_run(mode: str, tmp_path: Path) -> None:
         if recovered is not None:
             record("Redis high availability", f"{mode}: serve replicas, SIGKILL master -> legacy SSE POSTs answered "
                    "again (s)", f"{recovered:.2f}")
+    finally:
+        cluster.stop()
+
+
+@pytest.mark.redis_ha
+async def test_cluster_reshard_under_live_sdk_sessions(tmp_path: Path) -> None:
+    """`redis-cli --cluster reshard` moves every slot of the masters holding a legacy SSE and a streamable
+    session while the SDK clients call through the round-robin front: no call fails, no answer is lost."""
+    cluster = make_cluster(tmp_path, 2, "cluster")
+    nodes = cluster.redis.nodes
+    assert nodes is not None
+    counts = {"sse": 0, "streamable": 0}
+    wrong: list[str] = []
+    stop = asyncio.Event()
+
+    async def drive(name: str, client: Client) -> None:
+        while not stop.is_set():
+            counts[name] += 1
+            text = f"{name}{counts[name]}"
+            result = await client.call_tool("echo", {"text": text})
+            if result.is_error or result.content[0].text != f"hi {text}":
+                wrong.append(f"{text}: {result.content[0].text}")
+
+    try:
+        async with Client(sse_client(f"{cluster.front}/sse"), mode="legacy") as sse, \
+                Client(cluster.front, mode="legacy") as streamable:
+            drivers = [asyncio.create_task(drive("sse", sse)), asyncio.create_task(drive("streamable", streamable))]
+            await asyncio.sleep(0.5)
+            r = cluster.redis.client()
+            keys = [key async for key in r.scan_iter(match="higress-ops:session:*")]
+            await r.aclose()
+            assert len(keys) == 2, keys
+            holding = {nodes.node_of_slot(key_slot(k)).port for k in keys}
+            sources = [s for s in nodes.masters() if s.port in holding]
+            target = next(s for s in nodes.masters() if s.port not in holding)
+            before = dict(counts)
+            started = time.monotonic()
+            for source in sources:  # every slot it serves, so the sessions' slots surely move
+                await asyncio.to_thread(nodes.move_slots, source, target, nodes.slot_count(source))
+            took = time.monotonic() - started
+            assert {nodes.node_of_slot(key_slot(k)).port for k in keys} == {target.port}  # they moved
+            await asyncio.sleep(0.5)
+            stop.set()
+            await asyncio.gather(*drivers)
+        assert wrong == []
+        assert all(counts[name] - before[name] > 20 for name in counts), (before, counts)
+        record("Redis high availability", "Cluster reshard under SDK sessions via serve replicas: calls / failed",
+               f"{sum(counts.values())} / 0 while {len(sources)} shard(s) moved in {took:.1f}s")
     finally:
         cluster.stop()

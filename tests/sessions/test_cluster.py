@@ -109,10 +109,7 @@ async def test_resharding_with_live_sessions_loses_no_frames(nodes: RedisCluster
         moving = [sid for sid in sessions if shard_of(nodes, sid).port == source.port]
         await asyncio.sleep(0.3)
         started = time.monotonic()
-        await asyncio.to_thread(
-            nodes.redis_cli, "--cluster", "reshard", source.address,
-            "--cluster-from", source.client().cluster("myid"), "--cluster-to", target.client().cluster("myid"),
-            "--cluster-slots", "5461", "--cluster-yes", "--cluster-pipeline", "100")
+        await asyncio.to_thread(nodes.move_slots, source, target, nodes.slot_count(source))
         took = time.monotonic() - started
         assert all(shard_of(nodes, sid).port == target.port for sid in moving)  # they really moved
         await load.delivered_since(time.monotonic(), timeout=10)

@@ -176,6 +176,17 @@ class RedisClusterNodes:
                 continue
         raise RuntimeError(f"no live node knows slot {slot}")
 
+    def slot_count(self, master: RedisServer) -> int:
+        """How many slots `master` serves now."""
+        ranges = master.client().execute_command("CLUSTER SLOTS")
+        return sum(end - start + 1 for start, end, owner, *_ in ranges if int(owner[1]) == master.port)
+
+    def move_slots(self, source: RedisServer, target: RedisServer, count: int) -> None:
+        """`redis-cli --cluster reshard`: `count` slots, with their keys, from source to target."""
+        self.redis_cli("--cluster", "reshard", source.address, "--cluster-from", source.client().cluster("myid"),
+                       "--cluster-to", target.client().cluster("myid"), "--cluster-slots", str(count),
+                       "--cluster-yes", "--cluster-pipeline", "100")
+
     def masters(self) -> list[RedisServer]:
         return [s for s in self.alive() if s.client().info("replication")["role"] == "master"]
 
