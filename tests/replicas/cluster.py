@@ -1,7 +1,9 @@
-"""Several `higress-ops serve` processes sharing one Redis deployment, and the MCP wire bits the tests speak."""
+"""Several `higress-ops serve` processes sharing one Redis deployment behind a front Envoy, and the MCP wire bits
+the tests speak."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -15,6 +17,9 @@ from typing import Any
 import httpx2 as httpx
 import requests
 
+from tests.replicas.backends import Backend, start_backend
+from tests.replicas.front import front_proxy
+from tests.support.envoy import Envoy
 from tests.support.procs import free_port, log_tail, stop, wait_until
 
 PATH = "/higress-ops"
@@ -127,3 +132,49 @@ async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]
             event = line[6:].strip()
         elif line.startswith("data:"):
             data.append(line[5:].removeprefix(" "))
+
+
+STREAMABLE_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+async def next_message(events: AsyncIterator[tuple[str, str]], timeout: float = 5) -> dict[str, Any]:
+    while True:
+        kind, data = await asyncio.wait_for(anext(events), timeout)
+        if kind == "message":
+            message = json.loads(data)
+            if message.get("method") == "ping" and "id" in message:  # a server ping, not ours
+                continue
+            return message
+
+
+@dataclass
+class Cluster:
+    redis: Backend
+    replicas: list[Replica]
+    envoy: Envoy
+    front_port: int
+
+    @property
+    def front(self) -> str:
+        return f"http://127.0.0.1:{self.front_port}{PATH}"
+
+    def stop(self) -> None:
+        self.envoy.stop()
+        for replica in self.replicas:
+            replica.stop()
+        self.redis.stop()
+
+
+def make_cluster(workdir: Path, replicas: int, mode: str = "single") -> Cluster:
+    redis = start_backend(mode, workdir)
+    started: list[Replica] = []
+    try:
+        config = write_config(workdir / "higress.yaml", redis.redis_block())
+        started = start_replicas(replicas, config, workdir)
+        envoy, port = front_proxy([r.port for r in started], workdir / "envoy")
+    except Exception:
+        for replica in started:
+            replica.stop()
+        redis.stop()
+        raise
+    return Cluster(redis, started, envoy, port)
