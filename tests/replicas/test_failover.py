@@ -69,7 +69,7 @@ async def test_master_killed_mid_run(mode: str, tmp_path: Path) -> None:
                 assert time.monotonic() - started < 6, "a POST hung"
                 statuses.add(reply.status_code)
                 if recovered is None:  # /readyz reflects the outage while it lasts
-                    ready.add((await http.get(f"{b.url}/readyz")).status_code)
+                    ready.add((await http.get(f"{b.admin_url}/readyz")).status_code)
                 if reply.status_code == 503:
                     assert "unavailable" in reply.text.lower()
                     await asyncio.sleep(0.05)
@@ -89,8 +89,8 @@ async def test_master_killed_mid_run(mode: str, tmp_path: Path) -> None:
                                         headers=session)
                 assert reply.status_code == 200 and f"hi s{i}" in reply.text
             deadline = time.monotonic() + 10
-            while (await http.get(f"{a.url}/readyz")).status_code != 200 or \
-                    (await http.get(f"{b.url}/readyz")).status_code != 200:
+            while (await http.get(f"{a.admin_url}/readyz")).status_code != 200 or \
+                    (await http.get(f"{b.admin_url}/readyz")).status_code != 200:
                 assert time.monotonic() < deadline, "a replica is not ready after the promotion"
                 await asyncio.sleep(0.1)
         assert a.alive and b.alive

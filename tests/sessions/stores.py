@@ -24,14 +24,17 @@ def frame(payload: dict) -> bytes:
     return f"event: message\ndata: {json.dumps(payload)}\n\n".encode()
 
 
-def new_record(sid: str, owner: str | None = None) -> SessionRecord:
+def new_record(sid: str, stream_replica: str | None = None) -> SessionRecord:
     return SessionRecord(id=sid, server="higress-ops-mcp-server", transport="sse", protocol_version="2024-11-05",
-                         client_info={"name": "inspector", "version": "1.0", "extra": {}}, owner=owner)
+                         client_info={"name": "inspector", "version": "1.0", "extra": {}},
+                         stream_replica=stream_replica)
 
 
 @asynccontextmanager
-async def open_store(config: RedisConfig, replica: str, ttl: float = 30) -> AsyncIterator[RedisSessionStore]:
-    s = RedisSessionStore.from_config(config, replica_id=replica, ttl_seconds=ttl)
+async def open_store(config: RedisConfig, replica: str, ttl: float = 30,
+                     password: str | None = None) -> AsyncIterator[RedisSessionStore]:
+    """A started store whose pub/sub is connected; `password` as the Kubernetes source would resolve it."""
+    s = RedisSessionStore.from_config(config, replica_id=replica, ttl_seconds=ttl, password=password)
     await s.start()
     assert await s.hub.wait_connected(10), "pub/sub never connected"
     try:
@@ -68,7 +71,7 @@ class DeliveryLoad:
         """Create the records, open the streams on `a`, start the readers and the sender."""
         tasks: list[asyncio.Task[None]] = []
         for sid in self.session_ids:
-            await self.a.create(new_record(sid, owner=self.a.replica_id))
+            await self.a.create(new_record(sid, stream_replica=self.a.replica_id))
             stream = await stack.enter_async_context(self.a.open_stream(sid))
             self.accepted[sid], self.received[sid] = [], []
             tasks.append(asyncio.create_task(self._read(sid, stream)))

@@ -41,7 +41,7 @@ async def test_hash_tagged_keys_and_one_sharded_connection_per_master(nodes: Red
     async with open_store(config, "a") as a, open_store(config, "b") as b, AsyncExitStack() as stack:
         streams = {}
         for sid in sessions:
-            await a.create(new_record(sid, owner="a"))
+            await a.create(new_record(sid, stream_replica="a"))
             streams[sid] = await stack.enter_async_context(a.open_stream(sid))
         for sid in sessions:  # record and channel share the session's slot
             server = shard_of(nodes, sid)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import signal
@@ -16,28 +15,19 @@ import pytest
 import redis.asyncio as aioredis
 
 from higress_ops.config.model import RedisConfig, SecretRef
-from higress_ops.sessions.base import SessionRecord, StoreUnavailable
+from higress_ops.sessions.base import StoreUnavailable
 from higress_ops.sessions.redis import RedisSessionStore, RedisSettingsError, parse_address
+from tests.sessions.stores import frame, new_record, next_frame, open_store
 from tests.support.redis import RedisServer, start_redis
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
 
-def frame(payload: dict) -> bytes:
-    return f"event: message\ndata: {json.dumps(payload)}\n\n".encode()
-
-
 @asynccontextmanager
 async def store(address: str, replica: str, ttl: float = 30, **config: object) -> AsyncIterator[RedisSessionStore]:
     password = config.pop("resolved_password", None)
-    s = RedisSessionStore.from_config(RedisConfig(address=address, **config), replica_id=replica, ttl_seconds=ttl,
-                                      password=password)
-    await s.start()
-    assert await s.hub.wait_connected(5), "pub/sub never connected"
-    try:
+    async with open_store(RedisConfig(address=address, **config), replica, ttl, password=password) as s:  # type: ignore[arg-type]
         yield s
-    finally:
-        await s.aclose()
 
 
 @asynccontextmanager
@@ -47,16 +37,6 @@ async def raw(port: int, db: int = 0, password: str | None = None) -> AsyncItera
         yield client
     finally:
         await client.aclose()
-
-
-async def next_frame(stream: AsyncIterator[bytes], timeout: float = 3) -> bytes:
-    return await asyncio.wait_for(anext(stream), timeout)
-
-
-def new_record(sid: str, stream_replica: str | None = None) -> SessionRecord:
-    return SessionRecord(id=sid, server="higress-ops-mcp-server", transport="sse", protocol_version="2024-11-05",
-                         client_info={"name": "inspector", "version": "1.0", "extra": {}},
-                         stream_replica=stream_replica)
 
 
 async def test_record_round_trip_save_delete(redis_server: RedisServer) -> None:

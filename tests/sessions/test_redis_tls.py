@@ -36,7 +36,7 @@ async def test_sessions_over_tls(tls_redis: tuple[RedisServer, Path]) -> None:
     server, ca = tls_redis
     config = RedisConfig(address=f"localhost:{server.port}", tls=True, ca_file=str(ca))
     async with open_store(config, "a") as a, open_store(config, "b") as b:
-        await a.create(new_record("tls-1", owner="a"))
+        await a.create(new_record("tls-1", stream_replica="a"))
         assert (await b.get("tls-1")) is not None
         async with a.open_stream("tls-1") as stream:
             assert await b.deliver("tls-1", frame({"over": "tls"})) is True

@@ -36,9 +36,9 @@ def sentinel_config(group: SentinelGroup, **extra: object) -> RedisConfig:
 async def test_records_and_frames_go_through_the_master_sentinel_names(group: SentinelGroup) -> None:
     config = sentinel_config(group)
     async with open_store(config, "a") as a, open_store(config, "b") as b:
-        await a.create(new_record("sn-1", owner="a"))
+        await a.create(new_record("sn-1", stream_replica="a"))
         seen = await b.get("sn-1")
-        assert seen is not None and seen.owner == "a"
+        assert seen is not None and seen.stream_replica == "a"
         master = group.master().client()
         assert master.exists("higress-ops:session:sn-1") == 1  # Higress's key and channel names in this mode
         async with a.open_stream("sn-1") as stream:
