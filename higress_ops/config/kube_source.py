@@ -13,6 +13,7 @@ import base64
 import logging
 import random
 import threading
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from kubernetes import client, watch
@@ -21,7 +22,7 @@ from kubernetes.client.rest import ApiException
 from higress_ops import kube
 from higress_ops.config.errors import ConfigError
 from higress_ops.config.loader import load_text
-from higress_ops.config.model import McpServerConfig
+from higress_ops.config.model import McpServerConfig, SecretRef
 from higress_ops.config.sources import offer
 from higress_ops.kube import api_client as api_client  # the auth gate builds its own from the same choice
 
@@ -75,7 +76,7 @@ class KubeSource:
             return ConfigError.single(f"/data/{self.key}", "missing: the ConfigMap must hold the config with the "
                                                            f"mcpServer block under data.{self.key}", self.description)
         try:
-            config = load_text(text, source=self.description)
+            config = self._with_redis_secrets(load_text(text, source=self.description))
         except ConfigError as exc:
             return exc
         self._config = config
@@ -85,8 +86,25 @@ class KubeSource:
         ref = config.redis.password_secret if config.redis else None
         if ref is None:
             return None
+        self._password = self._secret_value(ref, "/mcpServer/redis/passwordSecret")
+        return self._password
+
+    def _with_redis_secrets(self, config: McpServerConfig) -> McpServerConfig:
+        """The Sentinels' password and the Redis CA, read from their Secrets into the config. (The data nodes'
+        password has its own path, `redis_password`, because it is polled and rotated without a restart.)"""
+        redis = config.redis
+        if redis is None:
+            return config
+        changes: dict[str, Any] = {}
+        if redis.sentinel_auth.password_secret is not None:
+            changes["sentinel_auth"] = replace(redis.sentinel_auth, password=self._secret_value(
+                redis.sentinel_auth.password_secret, "/mcpServer/redis/sentinel/passwordSecret"))
+        if redis.ca_secret is not None:
+            changes["ca_data"] = self._secret_value(redis.ca_secret, "/mcpServer/redis/caSecret")
+        return replace(config, redis=replace(redis, **changes)) if changes else config
+
+    def _secret_value(self, ref: SecretRef, pointer: str) -> str:
         namespace = ref.namespace or self.namespace
-        pointer = "/mcpServer/redis/passwordSecret"
         try:
             secret = self.api.read_namespaced_secret(ref.name, namespace, _request_timeout=15)
         except ApiException as exc:
@@ -96,8 +114,7 @@ class KubeSource:
         if value is None:
             raise ConfigError.single(pointer + "/key", f"Secret {namespace}/{ref.name} has no key {ref.key!r}",
                                      self.description)
-        self._password = base64.b64decode(value).decode()
-        return self._password
+        return base64.b64decode(value).decode()
 
     # -- following --------------------------------------------------------------------------------
 

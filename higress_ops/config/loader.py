@@ -223,21 +223,28 @@ def _check_redis(redis: dict[str, Any]) -> list[Problem]:
                 problems.append(Problem(pointer(where), str(exc).split(": ", 1)[1]))
     if mode == "cluster" and redis.get("db", 0) != 0:
         problems.append(Problem(pointer((*base, "db")), "must be 0 with cluster: Redis Cluster has only db 0"))
-    if "caFile" in redis and redis.get("tls") is not True:
-        problems.append(Problem(pointer((*base, "caFile")), "caFile is only used with tls: true"))
+    for ca in ("caFile", "caSecret"):
+        if ca in redis and redis.get("tls") is not True:
+            problems.append(Problem(pointer((*base, ca)), f"{ca} is only used with tls: true"))
+    if "caFile" in redis and "caSecret" in redis:
+        problems.append(Problem(pointer((*base, "caSecret")), "give caFile or caSecret, not both"))
     return problems
 
 
+def _secret(ref: dict[str, Any] | None) -> SecretRef | None:
+    return SecretRef(name=ref["name"], key=ref["key"], namespace=ref["namespace"]) if ref else None
+
+
 def _redis(r: dict[str, Any]) -> RedisConfig:
-    secret = r.get("passwordSecret")
     common: dict[str, Any] = dict(
         username=r["username"], password=r["password"], db=r["db"], tls=r["tls"], ca_file=r.get("caFile", ""),
-        password_secret=SecretRef(name=secret["name"], key=secret["key"], namespace=secret["namespace"])
-        if secret else None)
+        password_secret=_secret(r.get("passwordSecret")), ca_secret=_secret(r.get("caSecret")))
     if "sentinel" in r:
         s = r["sentinel"]
+        auth = SentinelAuth(username=s["username"], password=s["password"],
+                            password_secret=_secret(s.get("passwordSecret")))
         return RedisConfig(mode="sentinel", addresses=tuple(s["addresses"]), master_name=s["masterName"],
-                           sentinel_auth=SentinelAuth(username=s["username"], password=s["password"]), **common)
+                           sentinel_auth=auth, **common)
     if "cluster" in r:
         return RedisConfig(mode="cluster", addresses=tuple(r["cluster"]["addresses"]), **common)
     return RedisConfig(address=r["address"], **common)

@@ -27,7 +27,8 @@ class SentinelAuth:
     """Credentials of the Sentinel processes themselves, which may differ from the data nodes'."""
 
     username: str = ""
-    password: str = field(default="", repr=False)  # never printed
+    password: str = field(default="", repr=False)  # never printed; filled from password_secret by the kube source
+    password_secret: SecretRef | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class RedisConfig:
     sentinel_auth: SentinelAuth = SentinelAuth()
     tls: bool = False
     ca_file: str = ""  # PEM bundle to verify the server with; empty: the system's CAs
+    ca_secret: SecretRef | None = None  # or a Secret's key holding that PEM bundle
+    ca_data: str = field(default="", repr=False)  # the PEM read from ca_secret (the kube source fills it)
 
     def __post_init__(self) -> None:
         if not self.addresses and self.address:  # the single form built directly (tests, Higress shape)

@@ -25,7 +25,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from higress_ops.config.hostport import AddressError, parse_host_port
-from higress_ops.config.model import RedisConfig, RedisMode
+from higress_ops.config.model import RedisConfig, RedisMode, SecretRef
 
 SOCKET_TIMEOUT = 1.0  # seconds a command may take before the store counts as unavailable
 CONNECT_TIMEOUT = 0.5
@@ -51,6 +51,7 @@ class RedisTarget:
     sentinel_password: str | None = None
     tls: bool = False
     ca_file: str | None = None
+    ca_data: str | None = None  # PEM from caSecret
 
     def __repr__(self) -> str:
         return f"RedisTarget({self.where})"
@@ -91,12 +92,23 @@ def target_from_config(config: RedisConfig, password: str | None = None) -> Redi
             "/mcpServer/redis/passwordSecret: the password lives in Secret "
             f"{ref.namespace + '/' if ref.namespace else ''}{ref.name} key {ref.key!r}, which needs the "
             "Kubernetes config source to resolve; run with it, or set /mcpServer/redis/password instead")
+    sentinel = config.sentinel_auth
+    if sentinel.password_secret is not None and not sentinel.password:
+        raise RedisSettingsError(_needs_kube("/mcpServer/redis/sentinel/passwordSecret", sentinel.password_secret,
+                                             "/mcpServer/redis/sentinel/password"))
+    if config.ca_secret is not None and not config.ca_data:
+        raise RedisSettingsError(_needs_kube("/mcpServer/redis/caSecret", config.ca_secret, "/mcpServer/redis/caFile"))
     chosen = password if password is not None else config.password
     return RedisTarget(mode=config.mode, nodes=nodes, username=config.username or None, password=chosen or None,
                        db=config.db, master_name=config.master_name,
                        sentinel_username=config.sentinel_auth.username or None,
                        sentinel_password=config.sentinel_auth.password or None,
-                       tls=config.tls, ca_file=config.ca_file or None)
+                       tls=config.tls, ca_file=config.ca_file or None, ca_data=config.ca_data or None)
+
+
+def _needs_kube(where: str, ref: SecretRef, instead: str) -> str:
+    return (f"{where}: Secret {ref.namespace + '/' if ref.namespace else ''}{ref.name} key {ref.key!r} is read by "
+            f"the Kubernetes config source (serve --kube); from a file, set {instead} instead")
 
 
 class RedisClients:
@@ -117,7 +129,8 @@ class RedisClients:
     def _tls(self) -> dict[str, Any]:
         if not self.target.tls:
             return {}
-        return {"ssl": True, "ssl_ca_certs": self.target.ca_file, "ssl_cert_reqs": "required"}
+        return {"ssl": True, "ssl_ca_certs": self.target.ca_file, "ssl_ca_data": self.target.ca_data,
+                "ssl_cert_reqs": "required"}
 
     def _connection(self) -> dict[str, Any]:
         """What every data-node connection shares."""

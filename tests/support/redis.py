@@ -77,6 +77,10 @@ class SentinelGroup:
     sentinel_ports: list[int]
     workdir: Path
     sentinels: list[subprocess.Popen] = field(default_factory=list, repr=False)
+    sentinel_password: str | None = None  # the Sentinels' own `requirepass`
+
+    def sentinel(self, port: int) -> redis.Redis:
+        return redis.Redis(port=port, password=self.sentinel_password, socket_timeout=1)
 
     @property
     def sentinel_addresses(self) -> list[str]:
@@ -86,8 +90,7 @@ class SentinelGroup:
         """The server the sentinels name as master now."""
         for port in self.sentinel_ports:
             try:
-                _host, master_port = redis.Redis(port=port, socket_timeout=1).sentinel_get_master_addr_by_name(
-                    self.master_name)
+                _host, master_port = self.sentinel(port).sentinel_get_master_addr_by_name(self.master_name)
             except (redis.RedisError, OSError, TypeError):
                 continue
             return next(s for s in self.servers if s.port == int(master_port))
@@ -101,7 +104,7 @@ class SentinelGroup:
                    for s in self.servers if s.port != master.port):
                 return False
             for port in self.sentinel_ports:
-                state = redis.Redis(port=port, socket_timeout=1).sentinel_master(self.master_name)
+                state = self.sentinel(port).sentinel_master(self.master_name)
                 if int(state["num-slaves"]) < len(self.servers) - 1 or \
                         int(state["num-other-sentinels"]) < len(self.sentinel_ports) - 1:
                     return False
@@ -121,11 +124,11 @@ class SentinelGroup:
             server.stop()
 
 
-def start_sentinel_group(workdir: Path, *, replicas: int = 2, sentinels: int = 3,
-                         master_name: str = "mymaster") -> SentinelGroup:
+def start_sentinel_group(workdir: Path, *, replicas: int = 2, sentinels: int = 3, master_name: str = "mymaster",
+                         sentinel_password: str | None = None) -> SentinelGroup:
     master = RedisServer(free_port(), workdir / "r0").start()
     servers = [master]
-    group = SentinelGroup(master_name, servers, [], workdir)
+    group = SentinelGroup(master_name, servers, [], workdir, sentinel_password=sentinel_password)
     try:
         for i in range(replicas):
             servers.append(RedisServer(free_port(), workdir / f"r{i + 1}",
@@ -139,7 +142,8 @@ def start_sentinel_group(workdir: Path, *, replicas: int = 2, sentinels: int = 3
             conf.write_text(f"port {port}\nbind 127.0.0.1\ndir {home}\nlogfile {home / 'sentinel.log'}\n"
                             f"sentinel monitor {master_name} 127.0.0.1 {master.port} 2\n"
                             f"sentinel down-after-milliseconds {master_name} 1000\n"
-                            f"sentinel failover-timeout {master_name} 5000\n")
+                            f"sentinel failover-timeout {master_name} 5000\n"
+                            + (f"requirepass {sentinel_password}\n" if sentinel_password else ""))
             proc = subprocess.Popen([binary, str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             group.sentinels.append(proc)
             group.sentinel_ports.append(port)
