@@ -243,15 +243,20 @@ class RedisSessionStore:
     @asynccontextmanager
     async def open_stream(self, session_id: str) -> AsyncIterator[FrameStream]:
         """Works while Redis is down: local delivery goes on, and the subscription is restored on reconnect.
-        The session's record is kept here too, so its POSTs to this replica survive a Redis outage."""
-        async with self.hub.stream(session_id) as frames:
-            try:
+        The session's record is kept here too, so its POSTs to this replica survive a Redis outage. When the
+        last local stream of the session ends, the record stops naming this replica as its stream's holder, so
+        a later publish to it is not retried for a stream nobody holds."""
+        try:
+            async with self.hub.stream(session_id) as frames:
                 with suppress(StoreUnavailable):
                     await self.get(session_id)
                 yield frames
-            finally:
-                if not self.hub.holds(session_id):
-                    self._held.pop(session_id, None)
+        finally:
+            if not self.hub.holds(session_id):
+                self._held.pop(session_id, None)
+                with suppress(StoreUnavailable):
+                    await self._bounded("release", self._release(keys=[self.key_of(session_id)],
+                                                                 args=[self.replica_id]))
 
     async def deliver(self, session_id: str, frame: bytes) -> bool:
         """Local delivery skips Redis. A publish nobody received is retried for a short window while the

@@ -9,6 +9,7 @@ import signal
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ import redis.asyncio as aioredis
 
 from higress_ops.config.model import RedisConfig, SecretRef
 from higress_ops.sessions.base import StoreUnavailable
-from higress_ops.sessions.redis import RedisSessionStore, RedisSettingsError, parse_address
+from higress_ops.sessions.redis import REDELIVERY_WINDOW, RedisSessionStore, RedisSettingsError, parse_address
 from tests.sessions.stores import frame, new_record, next_frame, open_store
 from tests.support.redis import RedisServer, start_redis
 
@@ -254,6 +255,26 @@ async def test_close_deregisters_streams(redis_server: RedisServer) -> None:
         other = await b.get("dereg-2")
         assert other is not None and other.stream_replica == "b"
         assert await b.deliver("dereg-1", b"late") is False
+
+
+async def test_a_closed_stream_stops_naming_its_replica(redis_server: RedisServer) -> None:
+    """A publish nobody receives is retried only while the record names a holder: once the stream closed,
+    delivering to its session answers False at once instead of after the redelivery window."""
+    async with store(redis_server.address, "a") as a, store(redis_server.address, "b") as b:
+        await a.create(new_record("rel-1", stream_replica="a"))
+        async with a.open_stream("rel-1") as stream:
+            assert await b.deliver("rel-1", frame({"n": 1})) is True
+            assert await next_frame(stream) == frame({"n": 1})
+        seen = await b.get("rel-1")
+        assert seen is not None and seen.stream_replica is None
+        started = time.monotonic()
+        assert await b.deliver("rel-1", frame({"n": 2})) is False
+        assert time.monotonic() - started < 0.5
+        # While the record still names a holder whose subscription is gone, the publish is retried, then False.
+        await b.save(replace(seen, stream_replica="gone-replica"))
+        started = time.monotonic()
+        assert await b.deliver("rel-1", frame({"n": 3})) is False
+        assert REDELIVERY_WINDOW <= time.monotonic() - started < REDELIVERY_WINDOW + 1
 
 
 async def test_hung_redis_fails_within_one_socket_timeout(tmp_path: Path) -> None:
