@@ -11,16 +11,15 @@ the upstreams must never take the diagnosis tool down with Redis.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Protocol
 
-from redis.exceptions import RedisError
-
 from higress_ops.config.model import McpServerConfig, RateLimit
-from higress_ops.sessions.redis_client import CommandClient, RedisClients, target_from_config
+from higress_ops.sessions.redis_client import REDIS_FAILURES, CommandClient, RedisClients, target_from_config
 
 logger = logging.getLogger(__name__)
 
@@ -114,9 +113,10 @@ class RedisRateLimiter:
         if exempt(self.rule, caller, address):
             return ALLOW
         try:
-            remaining, ttl = await self._script(keys=[key(self.rule, server, caller)],
-                                                args=[self.rule.limit, self.rule.window])
-        except (RedisError, OSError) as exc:
+            async with asyncio.timeout(self._clients.call_timeout if self._clients else 2.0):
+                remaining, ttl = await self._script(keys=[key(self.rule, server, caller)],
+                                                    args=[self.rule.limit, self.rule.window])
+        except (TimeoutError, *REDIS_FAILURES) as exc:
             if time.monotonic() - self._warned > 30:
                 self._warned = time.monotonic()
                 logger.warning("rate limit not enforced while Redis is unreachable (%s)", type(exc).__name__)

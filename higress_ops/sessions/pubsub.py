@@ -18,9 +18,9 @@ from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from redis.crc import key_slot
-from redis.exceptions import RedisError
 
 from higress_ops.sessions.base import STREAM_QUEUE_BYTES, FrameQueue, FrameStream
+from higress_ops.sessions.redis_client import REDIS_FAILURES
 from higress_ops.sessions.topology import Topology
 
 logger = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class Shard:
         try:
             await getattr(self._pubsub, self._verbs[0])(channel)
             await asyncio.wait_for(asyncio.shield(waiter), self.hub.subscribe_timeout)
-        except (TimeoutError, RedisError, OSError, AttributeError) as exc:
+        except (TimeoutError, AttributeError, *REDIS_FAILURES) as exc:
             logger.warning("replica %s: subscribe on %s not confirmed (%s); it is restored on reconnect",
                            self.hub.replica_id, self.name, type(exc).__name__)
         finally:
@@ -70,7 +70,7 @@ class Shard:
         if self.connected.is_set() and not self._closing:
             try:
                 await getattr(self._pubsub, self._verbs[1])(channel)
-            except (RedisError, OSError, AttributeError) as exc:
+            except (AttributeError, *REDIS_FAILURES) as exc:
                 logger.debug("replica %s: unsubscribe failed (%s)", self.hub.replica_id, type(exc).__name__)
 
     async def aclose(self) -> None:
@@ -98,7 +98,7 @@ class Shard:
                 await self._read()
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError) as exc:
+            except REDIS_FAILURES as exc:
                 if not lost:
                     logger.warning("replica %s: redis pub/sub lost (%s: %s: %s); reconnecting with backoff",
                                    hub.replica_id, self.name, type(exc).__name__, exc)
@@ -343,6 +343,6 @@ class ChannelHub:
         if self.on_reconnect is not None:
             try:
                 await self.on_reconnect()
-            except (RedisError, OSError) as exc:
+            except REDIS_FAILURES as exc:
                 logger.warning("replica %s: restoring sessions after reconnect failed (%s)",
                                self.replica_id, type(exc).__name__)

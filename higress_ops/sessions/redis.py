@@ -22,7 +22,7 @@ from dataclasses import replace
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import AuthenticationError, RedisError, ResponseError
+from redis.exceptions import AuthenticationError, ResponseError
 
 from higress_ops.config.model import RedisConfig
 from higress_ops.sessions.base import (
@@ -34,6 +34,7 @@ from higress_ops.sessions.base import (
 )
 from higress_ops.sessions.pubsub import ChannelHub, redact
 from higress_ops.sessions.redis_client import (
+    REDIS_FAILURES,
     RedisClients,
     RedisSettingsError,
     RedisTarget,
@@ -104,7 +105,6 @@ class RedisSessionStore:
         self.replica_id = replica_id
         self.ttl_seconds = ttl_seconds
         self._socket_timeout = socket_timeout
-        self._call_timeout = socket_timeout + 2 * connect_timeout
         self.clients = RedisClients(target, name=f"higress-ops:{replica_id}", socket_timeout=socket_timeout,
                                     connect_timeout=connect_timeout)
         self.clustered = self.clients.clustered
@@ -145,7 +145,7 @@ class RedisSessionStore:
             raise StoreUnavailable(
                 f"{self.where} refused replica {self.replica_id}: {_reason(exc)}; "
                 "check /mcpServer/redis username, password and db") from None
-        except (RedisError, OSError) as exc:
+        except REDIS_FAILURES as exc:
             logger.warning("replica %s: %s not reachable at start (%s); serving what needs no Redis and "
                            "retrying in the background", self.replica_id, self.where, _reason(exc))
         await self.hub.start()
@@ -160,14 +160,14 @@ class RedisSessionStore:
                 async with asyncio.timeout(self._socket_timeout * 2):
                     for session_id in held:
                         await self._release(keys=[self.key_of(session_id)], args=[self.replica_id])
-            except (RedisError, OSError, TimeoutError) as exc:
+            except (TimeoutError, *REDIS_FAILURES) as exc:
                 logger.warning("replica %s: could not release %d stream(s) in Redis (%s)",
                                self.replica_id, len(held), _reason(exc))
         await self._close_clients()
         logger.info("replica %s: session store closed, %d stream(s) deregistered", self.replica_id, len(held))
 
     async def _close_clients(self) -> None:
-        with suppress(RedisError, OSError):
+        with suppress(*REDIS_FAILURES):
             await self._client.aclose()
         await self.clients.aclose()
 
@@ -293,7 +293,7 @@ class RedisSessionStore:
                         return False
                 else:
                     await self._client.ping()
-        except (RedisError, OSError, TimeoutError):
+        except (TimeoutError, *REDIS_FAILURES):
             return False
         return self.hub.connected
 
@@ -304,9 +304,9 @@ class RedisSessionStore:
         """One Redis call, never longer than CALL_TIMEOUT: a cluster client retrying through a failover
         (MOVED, reconnects, a slot-map refresh) could otherwise hold a request for several seconds."""
         try:
-            async with asyncio.timeout(self._call_timeout):
+            async with asyncio.timeout(self.clients.call_timeout):
                 return await call
-        except (RedisError, OSError, TimeoutError) as exc:
+        except (TimeoutError, *REDIS_FAILURES) as exc:
             raise self._unavailable(action, exc) from None
 
     def _unavailable(self, action: str, exc: BaseException) -> StoreUnavailable:

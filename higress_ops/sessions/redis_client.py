@@ -23,6 +23,7 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException, RedisError
 
 from higress_ops.config.hostport import AddressError, parse_host_port
 from higress_ops.config.model import RedisConfig, RedisMode, SecretRef
@@ -31,6 +32,10 @@ SOCKET_TIMEOUT = 1.0  # seconds a command may take before the store counts as un
 CONNECT_TIMEOUT = 0.5
 
 CommandClient = aioredis.Redis | RedisCluster
+
+# What a Redis call raises when Redis cannot serve it. redis-py's cluster errors (no reachable node, a slot no
+# master covers) do not derive from RedisError, so catching RedisError alone lets them through as crashes.
+REDIS_FAILURES: tuple[type[Exception], ...] = (RedisError, RedisClusterException, OSError)
 
 
 class RedisSettingsError(ValueError):
@@ -111,6 +116,13 @@ def _needs_kube(where: str, ref: SecretRef, instead: str) -> str:
             f"the Kubernetes config source (serve --kube); from a file, set {instead} instead")
 
 
+def _fail_fast() -> Retry:
+    """One immediate retry covers a pooled connection that went stale across a restart or a failover; a timeout
+    is not retried, so a hung Redis costs one socket timeout, not two. Every client gets it explicitly: redis-py's
+    default (3 retries, backoff up to 10 s) made asking three dead Sentinels for the master take 23 s."""
+    return Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
+
+
 class RedisClients:
     """Builds the clients for one target; every one gets the same timeouts, TLS settings and client name."""
 
@@ -121,6 +133,11 @@ class RedisClients:
         self.connect_timeout = connect_timeout
         self.client_name = name[:100].replace(" ", "_")
         self._sentinel: Sentinel | None = None
+
+    @property
+    def call_timeout(self) -> float:
+        """The longest one Redis call may take, retries and redirections included, before it counts as failed."""
+        return self.socket_timeout + 2 * self.connect_timeout
 
     @property
     def clustered(self) -> bool:
@@ -137,9 +154,7 @@ class RedisClients:
         return {
             "username": self.target.username, "password": self.target.password,
             "socket_timeout": self.socket_timeout, "socket_connect_timeout": self.connect_timeout,
-            # One immediate retry covers a pooled connection that went stale across a restart or a failover;
-            # a timeout is not retried, so a hung Redis costs one socket timeout, not two.
-            "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+            "retry": _fail_fast(),
             "client_name": self.client_name, **self._tls(),
         }
 
@@ -169,7 +184,7 @@ class RedisClients:
             self._sentinel = Sentinel(
                 list(t.nodes), min_other_sentinels=0,
                 sentinel_kwargs={"username": t.sentinel_username, "password": t.sentinel_password,
-                                 "socket_timeout": self.socket_timeout,
+                                 "socket_timeout": self.socket_timeout, "retry": _fail_fast(),
                                  "socket_connect_timeout": self.connect_timeout, **self._tls()})
         return self._sentinel
 

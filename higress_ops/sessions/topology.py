@@ -13,9 +13,8 @@ from typing import Protocol
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisError
 
-from higress_ops.sessions.redis_client import RedisClients
+from higress_ops.sessions.redis_client import REDIS_FAILURES, RedisClients
 
 logger = logging.getLogger(__name__)
 
@@ -83,13 +82,13 @@ class ClusterShards:
             return None
         try:
             return str(self._cluster.nodes_manager.get_node_from_slot(self._cluster.keyslot(channel)).name)
-        except RedisError:  # a slot no master covers right now (mid-failover)
+        except REDIS_FAILURES:  # a slot no master covers right now (mid-failover)
             return None
 
     async def refresh(self) -> bool:
         try:
             await self._cluster.nodes_manager.initialize()
-        except (RedisError, OSError) as exc:
+        except REDIS_FAILURES as exc:
             logger.debug("cluster slot map not refreshed (%s)", type(exc).__name__)
             return False
         self._known = True

@@ -13,6 +13,8 @@ import pytest
 from redis.crc import key_slot
 
 from higress_ops.config.model import RedisConfig
+from higress_ops.sessions.base import StoreUnavailable
+from higress_ops.sessions.redis import RedisSessionStore
 from tests.hardening.report import record
 from tests.sessions.stores import CALL_BOUND, DeliveryLoad, frame, new_record, next_frame, open_store
 from tests.support.redis import RedisClusterNodes, RedisServer, start_redis_cluster
@@ -125,3 +127,30 @@ async def test_resharding_with_live_sessions_loses_no_frames(nodes: RedisCluster
         assert dict(target.client().pubsub_shardnumsub(*channels)) == {c.encode(): 1 for c in channels}
     record("Redis high availability", "Cluster reshard of a whole shard with live sessions: frames accepted / lost",
            f"{accepted} / 0 in {took:.1f}s")
+
+
+async def test_cluster_down_at_start_is_waited_for(nodes: RedisClusterNodes) -> None:
+    """A replica starting while no cluster node answers serves what needs no Redis, reports unhealthy, and
+    places its streams' subscriptions once the cluster is back."""
+    nodes.stop()
+    config = cluster_config(nodes)
+    a = RedisSessionStore.from_config(config, replica_id="a", ttl_seconds=30)
+    await a.start()
+    try:
+        assert await a.healthy() is False and a.hub.shard_names() == []
+        with pytest.raises(StoreUnavailable):
+            await a.create(new_record("late-1"))
+        async with a.open_stream("late-1") as stream:
+            assert await a.deliver("late-1", frame({"local": 1})) is True  # local delivery needs no Redis
+            assert await next_frame(stream) == frame({"local": 1})
+            for server in nodes.servers:  # same ports and nodes.conf: the cluster forms again
+                server.start()
+            nodes.wait_ok()
+            assert await a.hub.wait_connected(15)
+            async with open_store(config, "b") as b:
+                await a.create(new_record("late-1", stream_replica="a"))
+                assert await b.deliver("late-1", frame({"via": "cluster"})) is True
+                assert await next_frame(stream, timeout=5) == frame({"via": "cluster"})
+        assert await a.healthy()
+    finally:
+        await a.aclose()
