@@ -110,3 +110,17 @@ def test_schema_and_parser_agree(address: str) -> None:
 def test_v6_address_parsed_without_brackets() -> None:
     assert parse_address("[::1]:7000") == ("::1", 7000)
     assert target_from_config(load_redis({"address": "[::1]:7000"})).nodes == (("::1", 7000),)
+
+
+def test_the_three_modes_in_docs_replicas_md_load() -> None:
+    """The examples a user copies from docs/replicas.md are valid configs, one per mode."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "replicas.md").read_text(encoding="utf-8")
+    block = re.search(r"## Three modes.*?```yaml\n(.*?)```", text, re.S)
+    assert block is not None
+    modes = [load_redis(yaml.safe_load(piece)["redis"]).mode for piece in block.group(1).split("---\n")]
+    assert modes == ["single", "sentinel", "cluster"]
