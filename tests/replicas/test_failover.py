@@ -123,23 +123,25 @@ async def test_cluster_reshard_under_live_sdk_sessions(tmp_path: Path) -> None:
         async with Client(sse_client(f"{cluster.front}/sse"), mode="legacy") as sse, \
                 Client(cluster.front, mode="legacy") as streamable:
             drivers = [asyncio.create_task(drive("sse", sse)), asyncio.create_task(drive("streamable", streamable))]
-            await asyncio.sleep(0.5)
-            r = cluster.redis.client()
-            keys = [key async for key in r.scan_iter(match="higress-ops:session:*")]
-            await r.aclose()
-            assert len(keys) == 2, keys
-            holding = {nodes.node_of_slot(key_slot(k)).port for k in keys}
-            sources = [s for s in nodes.masters() if s.port in holding]
-            target = next(s for s in nodes.masters() if s.port not in holding)
-            before = dict(counts)
-            started = time.monotonic()
-            for source in sources:  # every slot it serves, so the sessions' slots surely move
-                await asyncio.to_thread(nodes.move_slots, source, target, nodes.slot_count(source))
-            took = time.monotonic() - started
-            assert {nodes.node_of_slot(key_slot(k)).port for k in keys} == {target.port}  # they moved
-            await asyncio.sleep(0.5)
-            stop.set()
-            await asyncio.gather(*drivers)
+            try:
+                await asyncio.sleep(0.5)
+                r = cluster.redis.client()
+                keys = [key async for key in r.scan_iter(match="higress-ops:session:*")]
+                await r.aclose()
+                assert len(keys) == 2, keys
+                holding = {nodes.node_of_slot(key_slot(k)).port for k in keys}
+                sources = [s for s in nodes.masters() if s.port in holding]
+                target = next(s for s in nodes.masters() if s.port not in holding)
+                before = dict(counts)
+                started = time.monotonic()
+                for source in sources:  # every slot it serves, so the sessions' slots surely move
+                    await asyncio.to_thread(nodes.move_slots, source, target, nodes.slot_count(source))
+                took = time.monotonic() - started
+                assert {nodes.node_of_slot(key_slot(k)).port for k in keys} == {target.port}  # they moved
+                await asyncio.sleep(0.5)
+            finally:  # the calls end before the clients close, so a failure above is the one reported
+                stop.set()
+                await asyncio.gather(*drivers)
         assert wrong == []
         assert all(counts[name] - before[name] > 20 for name in counts), (before, counts)
         record("Redis high availability", "Cluster reshard under SDK sessions via serve replicas: calls / failed",

@@ -185,8 +185,18 @@ class RedisClusterNodes:
         ranges = master.client().execute_command("CLUSTER SLOTS")
         return sum(end - start + 1 for start, end, owner, *_ in ranges if int(owner[1]) == master.port)
 
+    def wait_agreed(self, timeout: float = 15) -> None:
+        """Until `redis-cli --cluster check` passes: every node agrees on the slot map and no slot is open.
+        A reshard started before the nodes agree after the previous one refuses to run."""
+        def agreed() -> bool:
+            done = subprocess.run([_binary("redis-cli"), "--cluster", "check", self.alive()[0].address],
+                                  capture_output=True, text=True, timeout=10)
+            return done.returncode == 0 and "[ERR]" not in done.stdout and "[WARNING]" not in done.stdout
+        wait_until(agreed, timeout, "cluster nodes to agree")
+
     def move_slots(self, source: RedisServer, target: RedisServer, count: int) -> None:
         """`redis-cli --cluster reshard`: `count` slots, with their keys, from source to target."""
+        self.wait_agreed()
         self.redis_cli("--cluster", "reshard", source.address, "--cluster-from", source.client().cluster("myid"),
                        "--cluster-to", target.client().cluster("myid"), "--cluster-slots", str(count),
                        "--cluster-yes", "--cluster-pipeline", "100")
