@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from redis.crc import key_slot
+from redis.exceptions import AskError, ResponseError
 
 from higress_ops.sessions.base import STREAM_QUEUE_BYTES, FrameQueue, FrameStream
 from higress_ops.sessions.redis_client import REDIS_FAILURES
@@ -134,7 +135,11 @@ class Shard:
         pinged = False
         keepalive = self.hub.keepalive
         while not self._closing:
-            message = await self._pubsub.get_message(timeout=keepalive)
+            try:
+                message = await self._pubsub.get_message(timeout=keepalive)
+            except ResponseError as exc:  # an error reply, read in full: the connection itself is fine
+                self._refused(exc)
+                continue
             if message is None:
                 if pinged:
                     raise ConnectionError(f"no answer to PING within {keepalive}s")
@@ -156,6 +161,20 @@ class Shard:
                 # Not asked for: the channel's slot left this node (resharding or failover).
                 self.channels.discard(channel)
                 self.hub.moved(channel)
+
+    def _refused(self, exc: ResponseError) -> None:
+        """A SSUBSCRIBE answered MOVED (the slot left this node before the hub knew): re-place that slot's
+        channels. Dropping the connection instead would lose frames already on the wire for the others."""
+        if isinstance(exc, AskError):  # MovedError too
+            for channel in [c for c in self.channels if key_slot(c) == exc.slot_id]:
+                self.channels.discard(channel)
+                for waiter in self._confirm.pop(channel, []):
+                    if not waiter.done():
+                        waiter.set_result(None)
+                self.hub.moved(channel)
+            return
+        logger.warning("replica %s: redis refused a pub/sub command on %s: %s", self.hub.replica_id, self.name,
+                       str(exc)[:200])
 
     async def _drop(self) -> None:
         pubsub, client = self._pubsub, self._client

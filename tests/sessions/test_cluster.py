@@ -4,6 +4,7 @@ keys, sharded pub/sub with one connection per shard, a master failover and a liv
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
@@ -154,3 +155,29 @@ async def test_cluster_down_at_start_is_waited_for(nodes: RedisClusterNodes) -> 
         assert await a.healthy()
     finally:
         await a.aclose()
+
+
+async def test_moved_reply_to_ssubscribe_replaces_the_channel_and_keeps_the_connection(
+        nodes: RedisClusterNodes, caplog: pytest.LogCaptureFixture) -> None:
+    """A subscription sent to a node that no longer serves the slot (the hub's slot map was stale mid-reshard)
+    is answered MOVED. The hub re-places that channel; the shard's connection, with frames for its other
+    channels already on the wire, stays up (dropping it lost a frame in a resharding run)."""
+    caplog.set_level(logging.WARNING, logger="higress_ops.sessions")
+    config = cluster_config(nodes)
+    async with open_store(config, "a") as a, open_store(config, "b") as b:
+        sids = [f"mv-{i}" for i in range(40)]
+        here = next(s for s in sids if shard_of(nodes, s).port == nodes.masters()[0].port)
+        there = next(s for s in sids if shard_of(nodes, s).port != shard_of(nodes, here).port)
+        for sid in (here, there):
+            await a.create(new_record(sid, stream_replica="a"))
+        async with a.open_stream(here) as near, a.open_stream(there) as far:
+            wrong = f"127.0.0.1:{shard_of(nodes, here).port}"  # simulate the stale map: subscribe `there` here
+            channel = a.channel_of(there).encode()
+            await a.hub._shards[a.hub._placed[channel]].remove(channel)
+            a.hub._placed[channel] = wrong
+            await a.hub._shards[wrong].add(channel)
+            assert await b.deliver(there, frame({"to": "there"})) is True  # re-placed on its real shard
+            assert await next_frame(far) == frame({"to": "there"})
+            assert await b.deliver(here, frame({"to": "here"})) is True
+            assert await next_frame(near) == frame({"to": "here"})
+        assert not any("pub/sub lost" in m for m in caplog.messages)
