@@ -247,10 +247,7 @@ def make_store(config: McpServerConfig, replica_id: str, settings: HostSettings,
     ttl = settings.session_ttl
     if config.redis is None:
         return MemorySessionStore(replica_id=replica_id, ttl_seconds=ttl, queue_bytes=settings.queue_bytes)
-    from higress_ops.sessions.redis import RedisSessionStore, RedisSettingsError
+    from higress_ops.sessions.redis import RedisSessionStore
 
-    if config.redis.password_secret is not None and redis_password is None:
-        raise RedisSettingsError("/mcpServer/redis/passwordSecret: reading a Secret needs the Kubernetes source "
-                                 "(serve --kube); with --config, put the password in /mcpServer/redis/password")
     return RedisSessionStore.from_config(config.redis, replica_id=replica_id, ttl_seconds=ttl,
                                          password=redis_password, queue_bytes=settings.queue_bytes)
