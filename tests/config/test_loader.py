@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from higress_ops.config import ConfigError, McpServerConfig, Problem, load_docum
 REPO = Path(__file__).resolve().parents[2]
 README_EXAMPLE = REPO / "examples" / "higress-config.yaml"
 LOCAL_EXAMPLE = REPO / "examples" / "local.yaml"
+PRODUCT_README = Path(__file__).parent / "fixtures" / "product-readme.zh.md"  # an excerpt, kept verbatim
 DEFAULT_DESCRIPTION = "Higress Ops MCP Server, which provides debug interfaces for Istio and Envoy components."
 
 
@@ -22,11 +24,20 @@ def _readme_higress_text() -> str:
     return yaml.safe_load(README_EXAMPLE.read_text(encoding="utf-8"))["data"]["higress"]
 
 
+def _product_readme_yaml() -> str:
+    """The one ```yaml block of the product README excerpt kept in tests/config/fixtures."""
+    text = PRODUCT_README.read_text(encoding="utf-8")
+    blocks = re.findall(r"^```yaml\n(.*?)^```$", text, flags=re.S | re.M)
+    assert len(blocks) == 1, f"{PRODUCT_README.name}: expected one yaml block, found {len(blocks)}"
+    return blocks[0]
+
+
 def test_readme_example_is_the_product_readmes_configmap_verbatim() -> None:
-    readme = (REPO.parent / "shared" / "reference" / "higress-ops-README.zh.md").read_text(encoding="utf-8")
-    if not readme:
-        pytest.fail("product README missing")
-    assert README_EXAMPLE.read_text(encoding="utf-8").strip() in readme
+    assert README_EXAMPLE.read_text(encoding="utf-8").strip() == _product_readme_yaml().strip()
+
+
+def test_schema_default_description_is_the_product_readmes() -> None:
+    assert f'默认为 "{DEFAULT_DESCRIPTION}"' in PRODUCT_README.read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("form", ["manifest", "bare"])

@@ -1,0 +1,54 @@
+"""The repository stands on its own: its tracked files alone pass the config tests, and its docs link inside it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def _tracked() -> list[str]:
+    out = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
+    return [name for name in out.decode().split("\0") if name and (REPO / name).is_file()]
+
+
+def _digests(root: Path, names: list[str]) -> dict[str, str]:
+    return {name: hashlib.sha256((root / name).read_bytes()).hexdigest() for name in names}
+
+
+def test_tracked_files_alone_pass_the_config_tests(tmp_path: Path) -> None:
+    """A clone has nothing beside it (no ../shared): copy exactly the tracked files, run the config tests there."""
+    copy = tmp_path / "clone"
+    names = _tracked()
+    for name in names:
+        (copy / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, copy / name)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clone"]
+    before = _digests(copy, names)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PYTHONPATH"))}
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", "tests/config"],
+                         cwd=copy, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert re.search(r"\d+ passed", run.stdout) and " skipped" not in run.stdout, run.stdout[-1000:]
+    assert _digests(copy, names) == before, "a test run rewrote tracked files"
+
+
+def test_doc_links_resolve_inside_the_repository() -> None:
+    docs = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    broken = []
+    for doc in docs:
+        for target in LINK.findall(doc.read_text(encoding="utf-8")):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue  # a web address or an anchor on the same page
+            path = (doc.parent / target.split("#", 1)[0]).resolve()
+            if not path.is_relative_to(REPO) or not path.exists():
+                broken.append(f"{doc.relative_to(REPO)}: {target}")
+    assert not broken, broken
+
