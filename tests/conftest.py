@@ -25,7 +25,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Hardening figures measured by this run go into docs/reliability.md (once, not per xdist worker)."""
+    """Figures measured by this run go to build/reliability/ (once, not per xdist worker); docs/ stays as it is."""
     if hasattr(session.config, "workerinput"):
         return
     from tests.hardening.report import render

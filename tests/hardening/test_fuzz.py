@@ -40,7 +40,7 @@ def count(name: str) -> None:
 
 @pytest.fixture(autouse=True)
 def _report_cases(request: pytest.FixtureRequest) -> Iterator[None]:
-    """After each property: how many cases it ran, into docs/reliability.md (and not far below its budget)."""
+    """After each property: how many cases it ran, into build/reliability/ (and not far below its budget)."""
     before = dict(CASES)
     yield
     for name, total in CASES.items():
