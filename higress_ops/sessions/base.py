@@ -9,6 +9,7 @@ The transport only uses this interface. Messages for a stream travel as SSE-fram
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass, field
@@ -17,6 +18,7 @@ from typing import Any, Literal, Protocol
 Transport = Literal["sse", "streamable"]
 
 SSE_CHANNEL_PREFIX = "mcp-server-sse:"  # Higress's channel name; keep it
+SESSION_ID = re.compile(r"[\x21-\x7e]{1,256}")  # visible ASCII, as Mcp-Session-Id requires; bounded for keys
 
 
 STREAM_QUEUE_BYTES = 4 * 1024 * 1024  # frames a stream may lag behind before its client is disconnected

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager, suppress
@@ -26,6 +25,7 @@ from redis.exceptions import AuthenticationError, ResponseError
 
 from higress_ops.config.model import RedisConfig
 from higress_ops.sessions.base import (
+    SESSION_ID,
     SSE_CHANNEL_PREFIX,
     STREAM_QUEUE_BYTES,
     FrameStream,
@@ -48,7 +48,6 @@ __all__ = ["RedisSessionStore", "RedisSettingsError", "RedisTarget", "parse_addr
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "higress-ops:session:"
-_SESSION_ID = re.compile(r"[\x21-\x7e]{1,256}")  # visible ASCII, as Mcp-Session-Id requires
 REDELIVERY_WINDOW = 2.0  # seconds a frame for a held stream is retried while its subscription moves
 
 # Each script acts only on an existing key: a late save or read never resurrects a deleted session.
@@ -181,7 +180,7 @@ class RedisSessionStore:
 
     async def get(self, session_id: str) -> SessionRecord | None:
         """While Redis is down, a session whose stream this replica holds is served from its local copy."""
-        if not _SESSION_ID.fullmatch(session_id):
+        if not SESSION_ID.fullmatch(session_id):
             return None
         try:
             found = await self._call("get", self._touch, session_id, [repr(time.time()), self._ttl_ms()])
@@ -235,7 +234,7 @@ class RedisSessionStore:
             self._held[record.id] = replace(record)
 
     async def delete(self, session_id: str) -> None:
-        if not _SESSION_ID.fullmatch(session_id):
+        if not SESSION_ID.fullmatch(session_id):
             return
         self._held.pop(session_id, None)
         await self._bounded("delete", self._client.delete(self.key_of(session_id)))

@@ -4,7 +4,6 @@ message batches, the caller's identity, record saving and the facts the access l
 from __future__ import annotations
 
 import ipaddress
-import re
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -16,13 +15,12 @@ from higress_ops.auth import ANONYMOUS, Principal
 from higress_ops.mcp import jsonrpc
 from higress_ops.mcp.jsonrpc import INVALID_REQUEST, RpcError
 from higress_ops.servers.base import CallContext
-from higress_ops.sessions.base import SessionRecord, SessionStore, Transport
+from higress_ops.sessions.base import SESSION_ID, SessionRecord, SessionStore, Transport
 from higress_ops.transport import guards
 
 if TYPE_CHECKING:
     from higress_ops.host import Host, Served
 
-SESSION_ID = re.compile(r"[\x21-\x7e]{1,256}")  # visible ASCII, as Mcp-Session-Id requires
 # Never handed to tools: credentials for this server, and hop-by-hop headers.
 _NOT_FORWARDED = frozenset({"authorization", "cookie", "connection", "content-length", "transfer-encoding", "host"})
 _NOT_FOUND_HINT = {"sse": "it expired or its stream closed; open a new SSE stream",
