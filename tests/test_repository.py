@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import importlib.metadata
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -52,3 +55,34 @@ def test_doc_links_resolve_inside_the_repository() -> None:
                 broken.append(f"{doc.relative_to(REPO)}: {target}")
     assert not broken, broken
 
+
+
+def _declared() -> set[str]:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    names = [*project["dependencies"], *project["optional-dependencies"]["test"]]
+    return {_canonical(re.split(r"[\s<>=!~;\[]", name, maxsplit=1)[0]) for name in names}
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_every_package_the_tests_import_is_declared() -> None:
+    """A package that arrives only as someone else's dependency can vanish in their next release."""
+    local = {"higress_ops", "tests", "bench", "echo_plugin"}  # echo_plugin: tests/plugins, installed by bootstrap
+    owners = importlib.metadata.packages_distributions()
+    missing: dict[str, set[str]] = {}
+    for folder in ("tests", "bench"):
+        for path in sorted((REPO / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    modules = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    modules = [node.module]
+                else:
+                    continue
+                for top in {module.split(".")[0] for module in modules} - local - set(sys.stdlib_module_names):
+                    dists = {_canonical(d) for d in owners.get(top, [top])}
+                    if not dists & _declared():
+                        missing.setdefault(top, set()).add(str(path.relative_to(REPO)))
+    assert not missing, f"imported but not in [project] dependencies or the test extra: {missing}"
