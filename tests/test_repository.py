@@ -86,3 +86,29 @@ def test_every_package_the_tests_import_is_declared() -> None:
                     if not dists & _declared():
                         missing.setdefault(top, set()).add(str(path.relative_to(REPO)))
     assert not missing, f"imported but not in [project] dependencies or the test extra: {missing}"
+
+
+def _pins(lock: str) -> dict[str, str]:
+    """name -> the pinned line with its hashes, from a `uv pip compile --generate-hashes` file."""
+    text = (REPO / "requirements" / lock).read_text()
+    blocks = re.findall(r"^([A-Za-z0-9][\w.\-]*)==(\S+)((?:[^\n]*\\\n)*[^\n]*)", text, flags=re.M)
+    return {_canonical(name): version + " " + " ".join(sorted(re.findall(r"sha256:\w+", rest)))
+            for name, version, rest in blocks}
+
+
+def test_locks_pin_every_declared_dependency_with_hashes() -> None:
+    """pyproject.toml changed without scripts/lock would let an install resolve on its own: fail here instead."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    runtime, test = _pins("runtime.txt"), _pins("test.txt")
+    name = lambda spec: _canonical(re.split(r"[\s<>=!~;\[]", spec, maxsplit=1)[0])  # noqa: E731
+    assert {name(s) for s in project["dependencies"]} <= set(runtime)
+    assert {name(s) for s in project["optional-dependencies"]["test"]} <= set(test)
+    assert all("sha256:" in pin for pin in test.values())
+    assert {k: test.get(k) for k in runtime} == runtime, "the image must run the versions CI tested"
+
+
+def test_bootstrap_and_dockerfile_install_from_the_locks() -> None:
+    bootstrap, dockerfile = (REPO / "scripts" / "bootstrap.sh").read_text(), (REPO / "Dockerfile").read_text()
+    assert "--require-hashes -r \"$LOCK\"" in bootstrap and "LOCK=requirements/test.txt" in bootstrap
+    assert "--require-hashes -r /tmp/runtime.txt" in dockerfile and "COPY requirements/runtime.txt" in dockerfile
+    assert "--no-deps /wheels/" in dockerfile, "the wheel must not resolve its dependencies past the lock"
