@@ -112,3 +112,19 @@ def test_bootstrap_and_dockerfile_install_from_the_locks() -> None:
     assert "--require-hashes -r \"$LOCK\"" in bootstrap and "LOCK=requirements/test.txt" in bootstrap
     assert "--require-hashes -r /tmp/runtime.txt" in dockerfile and "COPY requirements/runtime.txt" in dockerfile
     assert "--no-deps /wheels/" in dockerfile, "the wheel must not resolve its dependencies past the lock"
+
+
+def _table_tools(doc: str) -> list[str]:
+    """The first column of a doc's tables, where it names a tool (get-..., find-route, check-certs, ...)."""
+    text = (REPO / "docs" / doc).read_text(encoding="utf-8")
+    return re.findall(r"^\| `?([a-z][a-z0-9]*(?:-[a-z0-9]+)+)`? \|", text, flags=re.M)
+
+
+def test_tool_docs_list_exactly_the_tools_the_server_has() -> None:
+    from higress_ops.servers.ops.catalog import CATALOG
+    from higress_ops.servers.ops.views import VIEW_TOOLS
+
+    raw = [entry.name for entry in CATALOG]
+    assert len(raw) == 18 and "the 18 raw tools" in (REPO / "README.md").read_text()
+    assert _table_tools("tools.md") == raw
+    assert sorted(_table_tools("views.md")) == sorted(view.spec.name for view in VIEW_TOOLS)
