@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import signal
+import socket
 import sys
 from types import FrameType
 from typing import Any
@@ -30,7 +32,7 @@ def _port(text: str) -> int:
     try:
         port = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)") from None
     if not 1 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"{port} is not a port: use 1-65535")
     return port
@@ -129,6 +131,18 @@ def _security_arguments(parser: argparse.ArgumentParser) -> None:
                        help="time a client has to send its request headers (default 10)")
 
 
+def bind_problem(host: str, port: int, flag: str, exc: OSError) -> str:
+    """One line that names the address and what to do; the flag is --port or --admin-port."""
+    where = f"[{host.strip('[]')}]:{port}" if ":" in host else f"{host}:{port}"
+    reason = (exc.strerror or str(exc) or type(exc).__name__).lower()
+    hint = {errno.EADDRINUSE: f"; another process is listening there: stop it or choose another {flag}",
+            errno.EACCES: "; ports below 1024 need privileges: choose a port above 1023",
+            errno.EADDRNOTAVAIL: "; the host must be an address of this machine"}.get(exc.errno or 0, "")
+    if isinstance(exc, socket.gaierror):
+        hint = "; the host must be an IP address or a name this machine resolves"
+    return f"higress-ops serve: cannot listen on {where}: {reason}{hint}"
+
+
 def source_from(args: argparse.Namespace) -> ConfigSource:
     from higress_ops import kube  # imports the kubernetes client: only when serving
 
@@ -203,11 +217,17 @@ class _Server(uvicorn.Server):
 
 
 def serve(host: Host, args: argparse.Namespace) -> int:
-    try:  # bind first: a port in use is one clear line and exit 1, before anything says "serving"
-        sockets = [bind(args.host, args.port), bind(args.admin_host or args.host, args.admin_port)]
-    except OSError as exc:
-        print(f"higress-ops serve: cannot listen: {exc.strerror or exc}", file=sys.stderr)
-        return 1
+    sockets: list[socket.socket] = []
+    # Bind first: a port in use is one clear line and exit 1, before anything says "serving".
+    for where, port, flag in ((args.host, args.port, "--port"),
+                              (args.admin_host or args.host, args.admin_port, "--admin-port")):
+        try:
+            sockets.append(bind(where, port))
+        except OSError as exc:
+            for sock in sockets:
+                sock.close()
+            print(bind_problem(where, port, flag, exc), file=sys.stderr)
+            return 1
     logger.info("listening", extra={"mcp": f"{args.host}:{args.port}", "auth": host.gate.auth.mode,
                                     "admin": f"{args.admin_host or args.host}:{args.admin_port}"})
     config = uvicorn.Config(App(host), log_config=None, access_log=False, lifespan="on",

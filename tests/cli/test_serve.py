@@ -1,0 +1,41 @@
+"""`higress-ops serve` refusing to start, as an operator sees it: exit code and one clear line, never "serving"."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.serve import echo_config, write_config
+
+CLI = Path(sys.executable).parent / "higress-ops"
+
+
+def serve(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(CLI), "serve", "--config", str(config), *args], capture_output=True, text=True,
+                          timeout=30)
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "-1", "http", "80.5"])
+def test_port_outside_1_to_65535_is_refused_before_anything_starts(tmp_path: Path, port: str) -> None:
+    run = serve(write_config(tmp_path / "c.yaml", echo_config(("e", "/e"))), "--port", port)
+    assert run.returncode == 2
+    assert run.stderr.splitlines()[-1].startswith("higress-ops serve: error: argument --port: ")
+    assert "1-65535" in run.stderr and "Traceback" not in run.stderr and "serving" not in run.stderr
+
+
+def test_a_taken_port_is_one_line_and_exit_1_before_serving(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = serve(write_config(tmp_path / "c.yaml", echo_config(("e", "/e"))), "--host", "127.0.0.1",
+                    "--port", str(port))
+    assert run.returncode == 1
+    assert run.stdout == ""
+    assert run.stderr.splitlines() == [f"higress-ops serve: cannot listen on 127.0.0.1:{port}: address already in "
+                                       "use; another process is listening there: stop it or choose another --port"]
+
