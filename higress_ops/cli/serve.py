@@ -272,6 +272,8 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # e.g. no kubeconfig: say what, not a traceback
         print(f"higress-ops serve: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    for warning in config.warnings:
+        logger.warning("config warning: %s", warning)
     if not config.enable:
         logger.warning("mcpServer.enable is false; serving anyway (Higress itself would not)")
     return serve(host, args)

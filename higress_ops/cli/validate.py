@@ -16,7 +16,8 @@ def register(subparsers: Any) -> None:
         help="validate a higress-config ConfigMap (or its `higress` YAML) and list its servers",
         description="Validate a higress-config ConfigMap manifest, or the YAML held in its data.higress, against "
         "the schemas of the mcpServer block and of each server type. Prints one line per server, or every problem "
-        "with its JSON pointer (exit 1).",
+        "with its JSON pointer (exit 1). Unknown keys directly under mcpServer are warnings (exit 0): Higress "
+        "may add keys, but a typo is likelier.",
     )
     parser.add_argument("path", metavar="PATH", help="file to read, or '-' for standard input")
     parser.set_defaults(handler=run)
@@ -36,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     for line in summary(config):
         print(line)
+    for warning in config.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if not config.enable:
         print("note: mcpServer.enable is false; Higress would not serve these servers", file=sys.stderr)
     return 0

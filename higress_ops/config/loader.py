@@ -6,6 +6,7 @@ Every problem is collected before failing, each with a JSON pointer into the `hi
 
 from __future__ import annotations
 
+import difflib
 import re
 import sys
 from collections.abc import Mapping
@@ -75,7 +76,19 @@ def load_document(doc: Any, *, registry: Registry | None = None, source: str = "
         problems += _check_servers(block, registry) + _check_block(block)
     if problems:
         raise ConfigError(sorted(set(problems)), source)
-    return _build(block)
+    return _build(block, _unknown_keys(block))
+
+
+def _unknown_keys(block: Mapping[str, Any]) -> tuple[str, ...]:
+    """Keys directly under mcpServer that the schema does not name: allowed (newer Higress releases add keys),
+    but a typo like `sse_path_suffx` would otherwise pass silently, so each gets a warning and a did-you-mean."""
+    known = sorted(load_schema(BLOCK_SCHEMA)["$defs"]["mcpServer"]["properties"])
+    warnings = []
+    for key in sorted(str(k) for k in block if k not in known):
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else f"; known keys: {', '.join(known)}"
+        warnings.append(f"{pointer(('mcpServer', key))}: unknown key, ignored{hint}")
+    return tuple(warnings)
 
 
 MAX_DEPTH = 64
@@ -250,7 +263,7 @@ def _redis(r: dict[str, Any]) -> RedisConfig:
     return RedisConfig(address=r["address"], **common)
 
 
-def _build(block: dict[str, Any]) -> McpServerConfig:
+def _build(block: dict[str, Any], warnings: tuple[str, ...] = ()) -> McpServerConfig:
     redis = _redis(block["redis"]) if block.get("redis") else None
     rate = block.get("rate_limit") or {}
     return McpServerConfig(
@@ -271,4 +284,5 @@ def _build(block: dict[str, Any]) -> McpServerConfig:
         enable_user_level_server=block["enable_user_level_server"],
         rate_limit=RateLimit(limit=rate.get("limit", 0), window=rate.get("window", 0),
                              white_list=tuple(rate.get("white_list", ()))),
+        warnings=warnings,
     )

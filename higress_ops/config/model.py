@@ -93,6 +93,8 @@ class McpServerConfig:
     servers: tuple[ServerEntry, ...] = ()
     enable_user_level_server: bool = False
     rate_limit: RateLimit = RateLimit()
+    # Not errors: e.g. an unknown key under mcpServer (Higress adds keys, so a typo cannot be refused).
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def server(self, name: str) -> ServerEntry:
         for entry in self.servers:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import requests
 
-from tests.support.serve import echo_config, write_config
+from tests.support.serve import ServeProcess, echo_config, write_config
 
 CLI = Path(sys.executable).parent / "higress-ops"
 
@@ -39,3 +41,16 @@ def test_a_taken_port_is_one_line_and_exit_1_before_serving(tmp_path: Path) -> N
     assert run.stderr.splitlines() == [f"higress-ops serve: cannot listen on 127.0.0.1:{port}: address already in "
                                        "use; another process is listening there: stop it or choose another --port"]
 
+
+
+def test_serve_logs_a_warning_for_an_unknown_key_and_serves(tmp_path: Path) -> None:
+    config = echo_config(("e", "/e"))
+    config["mcpServer"]["sse_path_suffx"] = "/events"
+    process = ServeProcess(write_config(tmp_path / "c.yaml", config), tmp_path).start()
+    try:
+        assert requests.get(process.url("/readyz"), timeout=5).status_code == 200
+        warnings = [json.loads(line) for line in process.log().splitlines() if "config warning" in line]
+        assert [w["level"] for w in warnings] == ["warning"]
+        assert "did you mean sse_path_suffix?" in warnings[0]["msg"]
+    finally:
+        process.stop()

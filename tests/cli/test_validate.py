@@ -61,3 +61,15 @@ def test_help_and_version() -> None:
     assert result.returncode == 0 and "usage: higress-ops validate" in result.stdout and "PATH" in result.stdout
     version = run("--version")
     assert version.returncode == 0 and version.stdout.startswith("higress-ops ")
+
+
+def test_a_typo_under_mcpserver_is_a_warning_not_an_error() -> None:
+    text = (REPO / "examples" / "local.yaml").read_text(encoding="utf-8").replace(
+        "sse_path_suffix: /sse", "sse_path_suffx: /events")
+    assert "sse_path_suffx" in text
+    result = run("validate", "-", stdin=text)
+    assert result.returncode == 0
+    assert result.stdout.splitlines() == [
+        "higress-ops-mcp-server: type=higress-ops path=/higress-ops sse=/higress-ops/sse domains=*"]
+    assert result.stderr.splitlines() == [
+        "warning: /mcpServer/sse_path_suffx: unknown key, ignored; did you mean sse_path_suffix?"]

@@ -335,3 +335,18 @@ def test_deeply_nested_yaml_is_a_config_problem(text: str) -> None:
     assert "nests" in problem.message and len(str(problem)) < 500
     if text.startswith("mcpServer:\n  servers: "):
         assert problem.pointer.startswith("/mcpServer/servers/0/0/0")
+
+
+def test_unknown_keys_under_mcpserver_are_warnings_with_a_did_you_mean() -> None:
+    doc = _base()
+    _mcp(doc).update({"sse_path_suffx": "/events", "ratelimit": {}, "zz_future_higress_key": True})
+    config = load_document(doc)
+    assert config.sse_path_suffix == "/sse"  # the typo is not taken for the real key
+    assert config.warnings == (
+        "/mcpServer/ratelimit: unknown key, ignored; did you mean rate_limit?",
+        "/mcpServer/sse_path_suffx: unknown key, ignored; did you mean sse_path_suffix?",
+        "/mcpServer/zz_future_higress_key: unknown key, ignored; known keys: enable, enable_user_level_server, "
+        "match_list, rate_limit, redis, servers, sse_path_suffix",
+    )
+    assert load_document(_base()).warnings == ()
+    assert config == load_document(_base()), "warnings are not part of what a reload compares"
