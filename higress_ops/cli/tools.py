@@ -192,7 +192,7 @@ async def _call(server: McpServer, args: argparse.Namespace) -> int:
         reply = await core.handle({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                                    "params": {"name": args.tool, "arguments": arguments}},
                                   SessionRecord(id="cli", server=server.name, transport="streamable"),
-                                  CallContext(headers=headers))
+                                  CallContext(headers=headers, via="cli"))
     finally:
         await core.aclose()
         await server.aclose()

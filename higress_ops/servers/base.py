@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from higress_ops.auth.base import ANONYMOUS, Principal
 
@@ -112,6 +112,7 @@ class CallContext:
     use_server_token: bool = True
     target: str | None = None  # the session's pinned target (a gateway pod's name); the server resolves None
     log: LogFn = _no_log
+    via: Literal["mcp", "cli"] = "mcp"  # how the call arrived: an error names the knob the caller actually has
 
 
 @runtime_checkable

@@ -56,6 +56,9 @@ def test_readme_examples_run_as_written(config: Path, args: list[str], expect: s
 def test_errors_have_exit_codes(config: Path) -> None:
     no_token = cli("call", "--config", str(config), "get-istiod-syncz")
     assert no_token.returncode == 1 and "kubectl create token" in no_token.stdout
+    assert "pass it with --istiod-token" in no_token.stdout and "X-Istiod-Token" not in no_token.stdout
+    wrong = cli("call", "--config", str(config), "get-istiod-configz", "--istiod-token=stale-token")
+    assert wrong.returncode == 1 and "401 Unauthorized" in wrong.stdout and "--istiod-token" in wrong.stdout
     bad = cli("call", "--config", str(config), "get-envoy-clusters", "--format=xml")
     assert bad.returncode == 2 and "Invalid arguments for tool get-envoy-clusters" in bad.stderr
     unknown = cli("call", "--config", str(config), "get-nothing")

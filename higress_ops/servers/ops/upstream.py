@@ -45,12 +45,14 @@ class Fetched:
         return self.body.decode("utf-8", errors="replace")
 
 
-def _unauthorized(status: int, path: str, namespace: str) -> UpstreamError:
+def _unauthorized(status: int, path: str, namespace: str, via: str = "mcp") -> UpstreamError:
     reason = "401 Unauthorized" if status == 401 else "403 Forbidden"
+    send = ("pass it with --istiod-token" if via == "cli"
+            else "send it as the X-Istiod-Token header of your MCP connection")
     return UpstreamError(
         f"istiod answered {reason} for {path}. Its debug endpoints need an istio-ca token: create one with "
-        f"`kubectl create token higress-gateway -n {namespace} --audience istio-ca --duration 87600h` and send it "
-        "as the X-Istiod-Token header of your MCP connection (or set istiodToken in the server config)."
+        f"`kubectl create token higress-gateway -n {namespace} --audience istio-ca --duration 87600h` and {send} "
+        "(or set istiodToken in the server config)."
         + (" A 403 means the token's namespace is not allowed." if status == 403 else ""))
 
 
@@ -193,7 +195,7 @@ class Upstreams:
             client = via or self.istiod
             fetched = await client.get(path, query, self.istiod_headers(ctx))
             if fetched.status in (401, 403):
-                raise _unauthorized(fetched.status, path, self.namespace)
+                raise _unauthorized(fetched.status, path, self.namespace, ctx.via)
         else:
             client = via or (await self.gateways.target(ctx.target)).upstream
             fetched = await client.get(path, query)
