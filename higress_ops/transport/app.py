@@ -62,6 +62,7 @@ class App:
             return
         if scope["type"] != "http":
             return  # websockets are not an MCP transport
+        metrics.ACTIVE.set(self.host.metrics)  # this request's task: upstream clients record into this host
         if local_port(scope) == self.host.settings.admin_port:
             await (await self._operational(scope["path"]))(scope, receive, send)
         elif scope["path"].startswith(METADATA_PREFIX):

@@ -8,6 +8,7 @@ costs no thread hop. The caller's X-Istiod-Token becomes a bearer token on istio
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ import aiohttp
 from yarl import URL
 
 from higress_ops import jsonfast
+from higress_ops.metrics import observe_upstream
 from higress_ops.servers.base import CallContext
 
 DEFAULT_TIMEOUT = 10.0
@@ -28,7 +30,11 @@ Query = Sequence[tuple[str, str]]
 
 
 class UpstreamError(RuntimeError):
-    """An upstream answered badly or not at all; the message says what to do."""
+    """An upstream answered badly or not at all; the message says what to do, `reason` is a metric label."""
+
+    def __init__(self, message: str, reason: str = "error") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,7 @@ class Upstream:
     def __init__(self, who: str, base_url: str, *, timeout: float = DEFAULT_TIMEOUT,
                  connections: int = CONNECTIONS, shown: str | None = None) -> None:
         self.who = who
+        self.label = "istiod" if who.startswith("istiod") else "envoy"  # the metrics' label: never a pod name
         self.base_url = base_url.rstrip("/")
         # Where messages say the upstream is: the configured URL, or nothing for a pod (`who` names it, and a pod
         # IP or a port-forward's loopback port means nothing to the caller).
@@ -94,6 +101,18 @@ class Upstream:
         return session
 
     async def get(self, path: str, query: Query = (), headers: Mapping[str, str] | None = None) -> Fetched:
+        """GET base_url + path, timed into the upstream metrics (by catalog path; the query never is a label)."""
+        started = time.perf_counter()
+        try:
+            fetched = await self._get(path, query, headers)
+        except UpstreamError as exc:
+            observe_upstream(self.label, path, time.perf_counter() - started, exc.reason)
+            raise
+        failed = None if fetched.status < 400 else _status_reason(fetched.status)
+        observe_upstream(self.label, path, time.perf_counter() - started, failed)
+        return fetched
+
+    async def _get(self, path: str, query: Query, headers: Mapping[str, str] | None) -> Fetched:
         if not path.startswith("/") or "?" in path or "#" in path:
             raise ValueError(f"not a catalog path: {path!r}")
         url = URL(self.base_url + path + ("?" + urlencode(list(query)) if query else ""), encoded=True)
@@ -104,25 +123,28 @@ class Upstream:
                 location = response.headers.get("location", "")
         except aiohttp.ConnectionTimeoutError:
             raise UpstreamError(f"{self.at} is unreachable (connect timed out); check the URL "
-                                "in the server config and that the component is running") from None
+                                "in the server config and that the component is running", "connect_timeout") from None
         except TimeoutError:
             raise UpstreamError(f"{self.who} did not answer {path} within {self.timeout:g}s (timeoutSeconds in the "
-                                "server config); it may be overloaded, or the URL points at the wrong port") from None
+                                "server config); it may be overloaded, or the URL points at the wrong port",
+                                "timeout") from None
         except aiohttp.ClientConnectorError as exc:
             raise UpstreamError(f"{self.at} is unreachable ({_reason(exc)}); check the URL in "
-                                "the server config and that the component is running") from None
+                                "the server config and that the component is running", "unreachable") from None
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError) as exc:
-            raise UpstreamError(f"{self.who} closed the connection in the middle of {path} ({_reason(exc)})") from None
+            raise UpstreamError(f"{self.who} closed the connection in the middle of {path} ({_reason(exc)})",
+                                "disconnected") from None
         except aiohttp.ClientResponseError as exc:  # not HTTP at all, or malformed
             raise UpstreamError(f"{self.at} did not answer {path} with valid HTTP "
-                                f"({exc.message[:120]}); check that the URL points at the right port") from None
+                                f"({exc.message[:120]}); check that the URL points at the right port",
+                                "invalid_http") from None
         except aiohttp.ClientError as exc:
             raise UpstreamError(f"{self.at} is unreachable ({_reason(exc)}); check the URL in "
-                                "the server config and that the component is running") from None
+                                "the server config and that the component is running", "unreachable") from None
         if 300 <= status < 400:
             target_host = urlsplit(location).netloc or "the same host"
             raise UpstreamError(f"{self.who} redirected {path} (HTTP {status}) to {target_host}; redirects are never "
-                                "followed: point the server config at the real address")
+                                "followed: point the server config at the real address", "redirect")
         return Fetched(status, content_type, body)
 
     async def aclose(self) -> None:
@@ -144,9 +166,15 @@ async def _read_capped(response: aiohttp.ClientResponse, who: str, path: str) ->
     async for chunk in response.content.iter_chunked(1 << 16):
         size += len(chunk)
         if size > MAX_DOWNLOAD:
-            raise UpstreamError(f"{who} sent more than {MAX_DOWNLOAD >> 20} MiB for {path}; refusing to read on")
+            raise UpstreamError(f"{who} sent more than {MAX_DOWNLOAD >> 20} MiB for {path}; refusing to read on",
+                                "too_large")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _status_reason(status: int) -> str:
+    """A bounded label: the statuses an operator acts on by name, the rest by class."""
+    return f"http_{status}" if status in (401, 403, 404, 503) else f"http_{status // 100}xx"
 
 
 def _reason(exc: BaseException) -> str:
