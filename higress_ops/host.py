@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,7 +94,7 @@ class Host:
         self.rejected: ConfigError | None = None
         self.stopping = asyncio.Event()
         self.inflight: set[asyncio.Task[Any]] = set()
-        self.followers: list[Callable[[Host], Awaitable[None]]] = []  # config sources following changes
+        self.followers: list[Callable[[Host], Coroutine[Any, Any, None]]] = []  # config sources following changes
         self._background: list[asyncio.Task[None]] = []
         self._started = False
 

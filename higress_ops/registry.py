@@ -20,7 +20,7 @@ import yaml
 from higress_ops.config.model import ServerEntry
 from higress_ops.config.schema import check_schema, load_schema
 from higress_ops.paths import data_path
-from higress_ops.servers.base import McpServer, ServerType
+from higress_ops.servers.base import McpServer, ServerFactory, ServerType
 
 ENTRY_POINT_GROUP = "higress_ops.server_types"
 MANIFEST = "plugin.yaml"
@@ -66,7 +66,8 @@ def _resolve(target: str, type_name: str) -> Callable[[ServerEntry], McpServer]:
         raise RegistryError(f"server type {type_name!r}: cannot load entry point {target!r}: {exc}") from exc
     if not callable(obj):
         raise RegistryError(f"server type {type_name!r}: entry point {target!r} is not callable")
-    return obj
+    factory: ServerFactory = obj  # a callable; that it builds an McpServer is checked when the server is built
+    return factory
 
 
 class Registry:

@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from kubernetes import client, watch
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from higress_ops import kube
 from higress_ops.config.errors import ConfigError
@@ -66,7 +66,7 @@ class KubeSource:
         except ApiException as exc:
             return ConfigError.single("", f"cannot read {self.description}: {exc.status} {exc.reason}; check that "
                                           "it exists and that the ServiceAccount may get it", self.description)
-        self._rv = obj.metadata.resource_version
+        self._rv = obj.metadata.resource_version if obj.metadata is not None else None
         return self._parse(obj)
 
     def _parse(self, obj: Any) -> McpServerConfig | ConfigError:

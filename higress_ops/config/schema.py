@@ -44,7 +44,7 @@ def check_schema(schema: Mapping[str, Any], *, origin: str) -> None:
 def load_schema(relative: str) -> Mapping[str, Any]:
     """A schema file shipped with the package (`schemas/...`), parsed once."""
     path: Path = data_path(relative)
-    schema = json.loads(path.read_text(encoding="utf-8"))
+    schema: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     check_schema(schema, origin=str(path))
     return schema
 
@@ -78,17 +78,19 @@ def _message(error: ValidationError, path: tuple[str | int, ...]) -> str:
 def _problems(error: ValidationError, at: tuple[str | int, ...]) -> Iterator[Problem]:
     path = (*at, *error.absolute_path)
     kind = error.validator
+    schema: Mapping[str, Any] = error.schema if isinstance(error.schema, Mapping) else {}
     if kind == "required":
-        missing = next((p for p in error.validator_value if f"{p!r} is a required property" == error.message), None)
+        required: Any = error.validator_value
+        missing = next((p for p in required if f"{p!r} is a required property" == error.message), None)
         yield Problem(pointer((*path, missing)) if missing is not None else pointer(path), error.message)
     elif kind == "additionalProperties" and isinstance(error.instance, Mapping):
-        allowed = sorted(error.schema.get("properties", {}))
+        allowed = sorted(schema.get("properties", {}))
         for key in sorted(k for k in error.instance if k not in allowed):
             hint = difflib.get_close_matches(str(key), allowed, n=1)
             guess = f"; did you mean {hint[0]!r}?" if hint else f"; allowed keys: {', '.join(allowed)}"
             yield Problem(pointer((*path, key)), f"unknown key {key!r}{guess}")
-    elif kind in ("pattern", "not") and "errorMessage" in error.schema:
+    elif kind in ("pattern", "not") and "errorMessage" in schema:
         shown = "<hidden>" if path and path[-1] in SECRET_KEYS else repr(error.instance)
-        yield Problem(pointer(path), f"{shown} {error.schema['errorMessage']}")
+        yield Problem(pointer(path), f"{shown} {schema['errorMessage']}")
     else:
         yield Problem(pointer(path), _message(error, path))

@@ -26,7 +26,7 @@ class _StrictLoader(yaml.SafeLoader):
         if self.check_event(yaml.AliasEvent):
             self._aliases += 1
             if self._aliases > MAX_ALIASES:
-                event = self.peek_event()
+                event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in types-PyYAML
                 raise yaml.composer.ComposerError(
                     None, None, f"more than {MAX_ALIASES} aliases (*name); expand them by hand", event.start_mark
                 )

@@ -99,7 +99,8 @@ def kind(message: Any) -> Kind:
 def request_id(message: Any) -> RequestId | None:
     """The id to answer with, when one can be read at all."""
     if isinstance(message, dict) and _valid_id(message.get("id")):
-        return message["id"]
+        valid: RequestId = message["id"]
+        return valid
     return None
 
 

@@ -52,7 +52,9 @@ def _status(response: dict[str, Any]) -> int:
 def check_envelope(message: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
     """The request's `_meta` once every rung passed; raises RpcError naming the first that failed."""
     params = message.get("params")
-    meta = params.get("_meta") if isinstance(params, dict) else None
+    if not isinstance(params, dict):
+        params = {}
+    meta = params.get("_meta")
     if not isinstance(meta, dict):
         raise RpcError(INVALID_PARAMS, f"params._meta must be an object carrying {VERSION_META!r} and "
                                        f"{CAPABILITIES_META!r} (protocol {STATELESS})")

@@ -191,7 +191,8 @@ def path_matches(match: Mapping[str, Any], req: Request) -> bool:
 
 def why_not(route: cd.Json, req: Request) -> str:
     """'' when the route matches the request, else the first condition that failed."""
-    match = route.get("match") if isinstance(route.get("match"), Mapping) else {}
+    raw = route.get("match")
+    match: cd.Json = raw if isinstance(raw, Mapping) else {}
     if not path_matches(match, req):
         return "path"
     for hm in match.get("headers") or []:
@@ -218,7 +219,7 @@ def why_not(route: cd.Json, req: Request) -> str:
 
 def select_route(vh: cd.Json, req: Request) -> tuple[int, cd.Json | None, list[str]]:
     """(index, route) of the first matching route, and why each earlier one did not match."""
-    skipped = []
+    skipped: list[str] = []
     for i, route in enumerate(vh.get("routes") or []):
         if not isinstance(route, Mapping):
             continue

@@ -34,8 +34,10 @@ def xds_status(sent: str, acked: str) -> str:
 
 
 def _type_status(entry: Mapping[str, Any], prefix: str, type_url: str) -> tuple[str, str]:
-    resources = entry.get("resources") if isinstance(entry.get("resources"), Mapping) else {}
-    res = resources.get(type_url) if isinstance(resources.get(type_url), Mapping) else {}
+    raw = entry.get("resources")
+    resources: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    raw = resources.get(type_url)
+    res: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
     sent = str(entry.get(f"{prefix}_sent") or res.get("sent") or "")
     acked = str(entry.get(f"{prefix}_acked") or res.get("acked") or "")
     error = str(res.get("lastError") or res.get("last_error") or "")

@@ -77,7 +77,7 @@ def table(dump: cd.Json, now: dt.datetime | None = None) -> Table:
 
 def matching(dump: cd.Json) -> list[cd.Json]:
     """Raw dynamic secrets without key material (Envoy already redacts keys; we drop them anyway)."""
-    out = []
+    out: list[cd.Json] = []
     for _, entry in cd.dynamic_secrets(dump):
         clean = dict(entry)
         secret = entry.get("secret")

@@ -42,8 +42,9 @@ def data_source_text(source: Any) -> str:
             return base64.b64decode(source["inline_bytes"], validate=False).decode("utf-8", "replace")
         except (binascii.Error, ValueError):
             return ""
-    if isinstance(source.get("inline_string"), str):
-        return source["inline_string"]
+    text = source.get("inline_string")
+    if isinstance(text, str):
+        return text
     return ""
 
 
