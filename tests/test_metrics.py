@@ -36,7 +36,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
 
 
 def scrape(server: ServeProcess) -> tuple[str, Samples]:
-    text = httpx.get(server.url("/metrics"), timeout=10).text
+    text = httpx.get(server.admin("/metrics"), timeout=10).text
     samples = {(s.name, frozenset(s.labels.items())): s.value
                for family in text_string_to_metric_families(text) for s in family.samples}
     return text, samples

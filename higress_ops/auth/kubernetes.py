@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from higress_ops.auth.base import AuthFailed, AuthUnavailable, Principal, bearer
 from higress_ops.auth.cache import VerdictCache, token_key

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from collections.abc import Mapping
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -50,7 +51,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _too_slow(self) -> None:
         self._header_timer = None
         if self._reading_headers and not self.transport.is_closing():
-            if self._header_bytes or getattr(self, "url", b""):
+            if self._header_bytes or getattr(self, "url", None):
                 _close_with(self, b"408 Request Timeout", "request headers not received in time")
             else:
                 self.transport.close()  # an idle connection that never sent a byte: just close it
@@ -103,6 +104,6 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def local_port(scope: dict[str, Any]) -> int | None:
+def local_port(scope: Mapping[str, Any]) -> int | None:
     server = scope.get("server")
     return int(server[1]) if server and len(server) > 1 and server[1] is not None else None

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.support.procs import free_port
 from tests.support.serve import ServeProcess, echo_config, write_config
 
 CLI = Path(sys.executable).parent / "higress-ops"
@@ -29,18 +30,19 @@ def test_port_outside_1_to_65535_is_refused_before_anything_starts(tmp_path: Pat
     assert "1-65535" in run.stderr and "Traceback" not in run.stderr and "serving" not in run.stderr
 
 
-def test_a_taken_port_is_one_line_and_exit_1_before_serving(tmp_path: Path) -> None:
+@pytest.mark.parametrize("flag", ["--port", "--admin-port"])
+def test_a_taken_port_is_one_line_and_exit_1_before_serving(tmp_path: Path, flag: str) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
+        ports = {"--port": str(free_port()), "--admin-port": str(free_port()), flag: str(port)}
         run = serve(write_config(tmp_path / "c.yaml", echo_config(("e", "/e"))), "--host", "127.0.0.1",
-                    "--port", str(port))
+                    *(item for pair in ports.items() for item in pair))
     assert run.returncode == 1
     assert run.stdout == ""
     assert run.stderr.splitlines() == [f"higress-ops serve: cannot listen on 127.0.0.1:{port}: address already in "
-                                       "use; another process is listening there: stop it or choose another --port"]
-
+                                       f"use; another process is listening there: stop it or choose another {flag}"]
 
 
 def test_serve_logs_a_warning_for_an_unknown_key_and_serves(tmp_path: Path) -> None:
@@ -48,7 +50,7 @@ def test_serve_logs_a_warning_for_an_unknown_key_and_serves(tmp_path: Path) -> N
     config["mcpServer"]["sse_path_suffx"] = "/events"
     process = ServeProcess(write_config(tmp_path / "c.yaml", config), tmp_path).start()
     try:
-        assert requests.get(process.url("/readyz"), timeout=5).status_code == 200
+        assert requests.get(process.admin("/readyz"), timeout=5).status_code == 200
         warnings = [json.loads(line) for line in process.log().splitlines() if "config warning" in line]
         assert [w["level"] for w in warnings] == ["warning"]
         assert "did you mean sse_path_suffix?" in warnings[0]["msg"]
