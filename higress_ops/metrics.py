@@ -55,6 +55,7 @@ class Metrics:
                                           registry=self.registry, buckets=UPSTREAM_BUCKETS)
         self.upstream_errors = Counter("higress_ops_upstream_errors", "upstream GETs that failed or answered >= 400",
                                        ["upstream", "path", "reason"], registry=self.registry)
+        self._upstream_children: dict[tuple[str, str], Any] = {}
         Gauge("higress_ops_build_info", "always 1; the labels say what is running", ["version", "python"],
               registry=self.registry).labels(__version__, platform.python_version()).set(1)
         ProcessCollector(registry=self.registry)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
@@ -78,7 +79,10 @@ class Metrics:
         return observe
 
     def upstream(self, upstream: str, path: str, seconds: float, error: str | None) -> None:
-        self.upstream_seconds.labels(upstream, path).observe(seconds)
+        child = self._upstream_children.get((upstream, path))
+        if child is None:  # as in request(): one labels() per (bounded) label set, not per tool call
+            child = self._upstream_children[(upstream, path)] = self.upstream_seconds.labels(upstream, path)
+        child.observe(seconds)
         if error is not None:
             self.upstream_errors.labels(upstream, path, error).inc()
 
