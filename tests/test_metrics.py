@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import httpx2 as httpx
 import pytest
 from mcp import Client
+from mcp.client.sse import sse_client
 from prometheus_client.parser import text_string_to_metric_families
 
 from higress_ops import __version__
@@ -46,24 +47,34 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
-async def test_upstream_latency_and_errors_by_upstream_and_path(server: ServeProcess) -> None:
-    async with Client(server.url("/higress-ops"), mode="legacy") as client:
+def client_for(server: ServeProcess, transport: str) -> Client:
+    if transport == "legacy-sse":
+        return Client(sse_client(server.url("/higress-ops/sse")), mode="legacy")
+    return Client(server.url("/higress-ops"), mode="legacy" if transport == "streamable" else "2026-07-28")
+
+
+@pytest.mark.parametrize("transport", ["streamable", "legacy-sse", "2026-07-28"])
+async def test_upstream_latency_and_errors_by_upstream_and_path(server: ServeProcess, transport: str) -> None:
+    _, before = scrape(server)
+    async with client_for(server, transport) as client:
         assert (await client.call_tool("get-envoy-ready", {})).is_error is False
         assert (await client.call_tool("get-envoy-ready", {})).is_error is False
         assert (await client.call_tool("get-istiod-syncz", {})).is_error is True  # no token: istiod's 401
         missing = await client.call_tool("get-envoy-config-dump", {"resource": "dynamic_nothing"})
         assert missing.is_error is True  # Envoy's 404 for an unknown field
-    _, samples = scrape(server)
+    _, after = scrape(server)
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
     envoy_ready = {"upstream": "envoy", "path": "/ready"}
-    assert value(samples, "higress_ops_upstream_request_seconds_count", **envoy_ready) == 2
-    assert value(samples, "higress_ops_upstream_request_seconds_sum", **envoy_ready) > 0
-    assert value(samples, "higress_ops_upstream_request_seconds_bucket", **envoy_ready, le="+Inf") == 2
-    assert value(samples, "higress_ops_upstream_errors_total", **envoy_ready, reason="http_503") == 0
-    assert value(samples, "higress_ops_upstream_errors_total", upstream="istiod", path="/debug/syncz",
-                 reason="http_401") == 1
-    assert value(samples, "higress_ops_upstream_errors_total", upstream="envoy", path="/config_dump",
-                 reason="http_404") == 1
-    paths = {dict(labels)["path"] for name, labels in samples if name.startswith("higress_ops_upstream_")}
+    assert delta("higress_ops_upstream_request_seconds_count", **envoy_ready) == 2
+    assert delta("higress_ops_upstream_request_seconds_sum", **envoy_ready) > 0
+    assert delta("higress_ops_upstream_request_seconds_bucket", **envoy_ready, le="+Inf") == 2
+    assert value(after, "higress_ops_upstream_errors_total", **envoy_ready, reason="http_503") == 0
+    assert delta("higress_ops_upstream_errors_total", upstream="istiod", path="/debug/syncz", reason="http_401") == 1
+    assert delta("higress_ops_upstream_errors_total", upstream="envoy", path="/config_dump", reason="http_404") == 1
+    paths = {dict(labels)["path"] for name, labels in after if name.startswith("higress_ops_upstream_")}
     assert paths == {"/ready", "/debug/syncz", "/config_dump"}, "the query string is never part of a label"
 
 
