@@ -24,9 +24,9 @@ SPOOL = BUILD / "spool"
 DOCS = REPO / "docs"
 INTRO = """# Reliability
 
-Measured by the tests named beside each figure (`tests/hardening/`, `tests/test_ratelimit.py`, `tests/replicas/`), on
-the machine that ran them. A test run writes its figures under `build/reliability/` (not tracked);
-`scripts/reliability` runs those tests and publishes the figures here, keeping the latest one per name.
+Measured by the tests named beside each figure, on the machine that ran them. A test run writes its figures under
+`build/reliability/` (not tracked); `scripts/reliability` runs every test file that records figures and publishes
+them here, keeping the latest one per name.
 """
 
 
