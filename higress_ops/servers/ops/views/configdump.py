@@ -22,6 +22,12 @@ class DumpError(ValueError):
     """The input is not a config dump this view can read."""
 
 
+def mapping(value: Any) -> Json:
+    """`value` when it is an object, else {}: dump fields may be absent or of another type, and this keeps the
+    callers' `.get` chains typed (mypy cannot narrow `x.get(k)` from a separate isinstance on the same call)."""
+    return value if isinstance(value, Mapping) else {}
+
+
 def section(dump: Json, kind: str) -> Json:
     """The `configs[]` entry whose @type ends with `kind` (empty when absent)."""
     configs = dump.get("configs") if isinstance(dump, Mapping) else None

@@ -101,7 +101,7 @@ def wasm_rows(dump: cd.Json, stats: Mapping[str, int]) -> list[dict[str, Any]]:
         if not type_url(e).endswith(".wasm.v3.Wasm"):
             continue
         plugin = (_config(e).get("typed_config") or {}).get("config") or {}
-        vm = plugin.get("vm_config") if isinstance(plugin.get("vm_config"), Mapping) else {}
+        vm = cd.mapping(plugin.get("vm_config"))
         out.append({"PLUGIN": str(plugin.get("name") or name(e)), "VM": str(vm.get("vm_id", "")),
                     "RUNTIME": str(vm.get("runtime", "")).removeprefix("envoy.wasm.runtime."),
                     "SOURCE": _wasm_source(vm.get("code")), "STATE": load_state(e, by_name)})

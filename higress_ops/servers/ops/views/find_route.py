@@ -35,11 +35,11 @@ def _pick_chain(listener: cd.Json, host: str) -> tuple[cd.Json, cd.Json | None, 
     http: list[tuple[int, cd.Json, cd.Json]] = []
     tcp: list[tuple[cd.Json, cd.Json]] = []
     for chain in ls.filter_chains(listener):
-        match = chain.get("filter_chain_match") if isinstance(chain.get("filter_chain_match"), Mapping) else {}
+        match = cd.mapping(chain.get("filter_chain_match"))
         for flt in chain.get("filters") or []:
             if not isinstance(flt, Mapping):
                 continue
-            cfg = flt.get("typed_config") if isinstance(flt.get("typed_config"), Mapping) else {}
+            cfg = cd.mapping(flt.get("typed_config"))
             if flt.get("name") == ls.HCM:
                 sni = match.get("server_names") or []
                 rank = 0 if sni and _sni_matches(sni, host) else (1 if not sni else 2)
@@ -71,7 +71,7 @@ def _targets(route: cd.Json) -> tuple[str, list[tuple[str, int]]]:
 
 def _policy(route: cd.Json, vh: cd.Json) -> dict[str, Any]:
     """The route's timeout and retry policy (the route's own, else the virtual host's), for 504s."""
-    action = route.get("route") if isinstance(route.get("route"), Mapping) else {}
+    action = cd.mapping(route.get("route"))
     retry = action.get("retry_policy") or vh.get("retry_policy")
     retries = "none"
     if isinstance(retry, Mapping):

@@ -155,14 +155,14 @@ def secret_servers(dump: cd.Json) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for lst in cd.listeners(dump):
         for chain in ls.filter_chains(lst):
-            socket = chain.get("transport_socket") if isinstance(chain.get("transport_socket"), Mapping) else {}
+            socket = cd.mapping(chain.get("transport_socket"))
             ctx = (socket.get("typed_config") or {}).get("common_tls_context") or {}
             names = [str(c.get("name", "")) for c in ctx.get("tls_certificate_sds_secret_configs") or []
                      if isinstance(c, Mapping)]
             validation = ctx.get("validation_context_sds_secret_config")
             if isinstance(validation, Mapping):
                 names.append(str(validation.get("name", "")))
-            match = chain.get("filter_chain_match") if isinstance(chain.get("filter_chain_match"), Mapping) else {}
+            match = cd.mapping(chain.get("filter_chain_match"))
             sni = ",".join(match.get("server_names") or []) or "any SNI"
             for name in names:
                 out.setdefault(name, []).append(f"{lst.get('name', '')} ({sni})")

@@ -39,7 +39,7 @@ def counters(host: cd.Json) -> dict[str, int]:
 
 def flags(host: cd.Json) -> list[str]:
     """Why Envoy treats this host as it does, in words for the HEALTH column; empty when healthy."""
-    hs = host.get("health_status") if isinstance(host.get("health_status"), Mapping) else {}
+    hs = cd.mapping(host.get("health_status"))
     out = [word for key, word in _UNHEALTHY_FLAGS if hs.get(key)]
     eds = str(hs.get("eds_health_status") or "")
     if eds in _EDS_UNHEALTHY:
@@ -108,7 +108,7 @@ def panic_threshold(cluster_config: cd.Json | None) -> float:
 def host_address(host: cd.Json) -> tuple[str, int]:
     """(address, port) as istioctl's endpoints writer prints them: socket addresses as they are, Envoy
     internal addresses as envoy://<listener>/<endpoint id> and pipes as unix://<path>, both without a port."""
-    addr = host.get("address") if isinstance(host.get("address"), Mapping) else {}
+    addr = cd.mapping(host.get("address"))
     internal = addr.get("envoy_internal_address")
     if isinstance(internal, Mapping):
         return f"envoy://{internal.get('server_listener_name', '')}/{internal.get('endpoint_id', '')}", 0
