@@ -222,6 +222,7 @@ def _check_redis(redis: dict[str, Any]) -> list[Problem]:
         return [Problem(pointer(base), f"give exactly one of address (one server), sentinel or cluster; {found}")]
     problems: list[Problem] = []
     mode = given[0]
+    addresses: list[tuple[tuple[str | int, ...], Any]]
     if mode == "address":
         addresses = [((*base, "address"), redis["address"])]
     else:  # a wrong shape (not an object, not a list) is the schema's to report

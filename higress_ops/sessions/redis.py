@@ -276,7 +276,7 @@ class RedisSessionStore:
     async def _publish(self, session_id: str, frame: bytes) -> int:
         channel = self.channel_of(session_id)
         if self.clustered:
-            return int(await self._bounded("publish", self._client.spublish(channel, frame)))  # type: ignore[union-attr]
+            return int(await self._bounded("publish", self._client.spublish(channel, frame)))
         return int(await self._bounded("publish", self._client.publish(channel, frame)))
 
     async def _owned(self, session_id: str) -> bool:

@@ -35,7 +35,7 @@ CommandClient = aioredis.Redis | RedisCluster
 
 # What a Redis call raises when Redis cannot serve it. redis-py's cluster errors (no reachable node, a slot no
 # master covers) do not derive from RedisError, so catching RedisError alone lets them through as crashes.
-REDIS_FAILURES: tuple[type[Exception], ...] = (RedisError, RedisClusterException, OSError)
+REDIS_FAILURES = (RedisError, RedisClusterException, OSError)
 
 
 class RedisSettingsError(ValueError):
@@ -165,8 +165,9 @@ class RedisClients:
             return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in t.nodes],
                                 max_connections=max_connections, **self._connection())
         if t.mode == "sentinel":
-            return self.sentinel().master_for(t.master_name, db=t.db, max_connections=max_connections,
-                                              **self._connection())
+            master: aioredis.Redis = self.sentinel().master_for(t.master_name, db=t.db, max_connections=max_connections,
+                                                                **self._connection())
+            return master
         host, port = t.nodes[0]
         return aioredis.Redis(host=host, port=port, db=t.db, max_connections=max_connections, **self._connection())
 
