@@ -3,8 +3,9 @@
 Built from what Envoy already counts, so it costs a few admin reads: /clusters?format=json (hosts and
 their flags), one /stats request filtered to the counters that mean trouble, /certs with the SDS secrets,
 and the listeners section (which listener and SNI serve a secret). istiod's NACKs come from syncz when it
-answers. Lists are ranked worst first and paged, every line names the tool to call next, and the whole
-answer stays within a small byte budget (2,000 tokens) however big the gateway is.
+answers. Lists are ranked worst first and paged, every section heading names the tool to call next (its
+placeholders filled from the section's lines), and the whole answer stays within a small byte budget
+(2,000 tokens) however big the gateway is.
 """
 
 from __future__ import annotations
