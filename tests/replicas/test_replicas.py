@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 import pytest
@@ -45,6 +46,16 @@ def own_cluster(tmp_path: Path) -> Iterator[Cluster]:
     cluster.stop()
 
 
+async def published(watcher: Any, timeout: float) -> Any:
+    """The next message published on the watched channel, or None after `timeout` (confirmations skipped)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        message = await watcher.get_message(ignore_subscribe_messages=True, timeout=0.05)
+        if message is not None:
+            return message
+    return None
+
+
 async def test_legacy_sse_on_a_with_every_post_on_b(shared_cluster: Cluster) -> None:
     a, b = shared_cluster.replicas[:2]
     backend = shared_cluster.redis
@@ -78,10 +89,23 @@ async def test_legacy_sse_on_a_with_every_post_on_b(shared_cluster: Cluster) -> 
 
         # A POST landing on the stream's own replica skips Redis.
         on_a = f"{a.url}{target.path}?{target.query.decode()}"
-        before = backend.publishes()
-        assert (await http.post(on_a, json=rpc("tools/call", echo_call("local"), id=99))).status_code == 202
-        assert (await next_message(events))["result"]["content"][0]["text"] == "hi local"
-        assert backend.publishes() == before
+        if backend.nodes is None:
+            # Watch the session's own channel: PUBLISH counts would include Sentinel's hello messages.
+            watcher = r.pubsub()
+            await watcher.subscribe(f"mcp-server-sse:{session_id}")
+            assert (await http.post(on_b, json=rpc("tools/call", echo_call("remote"), id=98))).status_code == 202
+            assert (await next_message(events))["result"]["content"][0]["text"] == "hi remote"
+            seen = await published(watcher, 2)
+            assert seen is not None and b"hi remote" in seen["data"]  # the watcher does see what crosses
+            assert (await http.post(on_a, json=rpc("tools/call", echo_call("local"), id=99))).status_code == 202
+            assert (await next_message(events))["result"]["content"][0]["text"] == "hi local"
+            assert await published(watcher, 0.3) is None
+            await watcher.aclose()
+        else:  # SPUBLISH: no Sentinel here, the count is exact
+            before = backend.publishes()
+            assert (await http.post(on_a, json=rpc("tools/call", echo_call("local"), id=99))).status_code == 202
+            assert (await next_message(events))["result"]["content"][0]["text"] == "hi local"
+            assert backend.publishes() == before
 
         unknown = f"{b.url}{PATH}?sessionId=not-a-session"
         assert (await http.post(unknown, json=rpc("ping", id=1))).status_code == 404
