@@ -14,12 +14,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tests.support.portforward import PROTOCOL, Forward, accept_key
+from tests.support.procs import http_server
 
 KINDS = {"configmaps": "ConfigMap", "secrets": "Secret"}
 
@@ -306,13 +307,8 @@ def _selects(selector: str, labels: dict[str, str]) -> bool:
 @contextmanager
 def api_server() -> Iterator[ApiServer]:
     api = ApiServer()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(api))
-    server.daemon_threads = True
-    api.port = int(server.server_address[1])
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield api
-    finally:
-        api.drop_watches()
-        server.shutdown()
-        server.server_close()
+    with http_server(_handler(api)) as api.port:
+        try:
+            yield api
+        finally:
+            api.drop_watches()

@@ -6,16 +6,17 @@ Tests mint tokens with `issue(...)` (PyJWT), rotate keys (`rotate`) and count JW
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from tests.support.procs import http_server
 
 
 @dataclass
@@ -87,12 +88,5 @@ def _handler(issuer: Issuer) -> type[BaseHTTPRequestHandler]:
 @contextmanager
 def oidc_issuer() -> Iterator[Issuer]:
     issuer = Issuer(keys=[new_key("k1")])
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(issuer))
-    server.daemon_threads = True
-    issuer.port = int(server.server_address[1])
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with http_server(_handler(issuer)) as issuer.port:
         yield issuer
-    finally:
-        server.shutdown()
-        server.server_close()
