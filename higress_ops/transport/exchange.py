@@ -64,6 +64,12 @@ def admit_session(host: Host, principal: Principal) -> None:
                                    "them to expire", jsonrpc.INVALID_REQUEST, {"Retry-After": "30"})
 
 
+async def create_session(host: Host, record: SessionRecord) -> None:
+    """Store a new session and count it against its principal's quota (admit_session checked it fits)."""
+    await host.store.create(record)
+    host.quota.opened(record.id, record.principal or ANONYMOUS.key)
+
+
 def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The caller's headers a tool may read (e.g. x-istiod-token). Held in memory only, never stored."""
     return {k: v for k, v in headers.items() if k not in _NOT_FORWARDED}

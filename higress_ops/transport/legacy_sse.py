@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -24,6 +25,7 @@ from higress_ops.transport.exchange import (
     admit_session,
     call_context,
     classify_all,
+    create_session,
     load_session,
     new_session_id,
     save_if_changed,
@@ -45,9 +47,8 @@ async def open_stream(host: Host, served: Served, request: Request, ex: Exchange
     guards.require_accept(request, "text/event-stream")
     admit_session(host, ex.principal)
     session_id = new_session_id()
-    await host.store.create(SessionRecord(id=session_id, server=served.name, transport="sse",
-                                          stream_replica=host.replica_id, principal=ex.principal.key))
-    host.quota.opened(session_id, ex.principal.key)
+    await create_session(host, SessionRecord(id=session_id, server=served.name, transport="sse",
+                                             stream_replica=host.replica_id, principal=ex.principal.key))
     handle = StreamHandle()
     served.streams[session_id] = handle
 
@@ -97,7 +98,7 @@ async def post_message(host: Host, served: Served, request: Request, ex: Exchang
 async def _answer(host: Host, served: Served, record: SessionRecord, before: tuple[Any, ...],
                   requests: list[dict[str, Any]], ctx: CallContext, send: Any, ex: Exchange) -> None:
     replies = await asyncio.gather(*(served.core.handle(m, record, ctx, send) for m in requests))
-    answered = Exchange(ex.server, ex.transport, ex.method, ex.tool, ex.principal)
+    answered = replace(ex)
     answered.answered(replies)
     access.info("answer", extra=answered.log_fields())  # the 202 was logged already; this is the outcome
     try:

@@ -24,6 +24,7 @@ from higress_ops.transport.exchange import (
     admit_session,
     call_context,
     classify_all,
+    create_session,
     load_session,
     new_session_id,
     save_if_changed,
@@ -92,8 +93,9 @@ async def _post(host: Host, served: Served, request: Request, ex: Exchange, vers
     try:
         messages, batch = classify_all(payload, host.settings.max_batch)
     except RpcError as exc:
-        ex.answered([exc.to_response(None)])
-        return json_response(exc.to_response(jsonrpc.request_id(payload)), 400)
+        reply = exc.to_response(jsonrpc.request_id(payload))
+        ex.answered([reply])
+        return json_response(reply, 400)
     ex.describe(messages, batch)
     if not batch and messages[0].get("method") == "initialize" and "id" in messages[0]:
         return await _initialize(host, served, messages[0], ctx, ex)
@@ -131,8 +133,7 @@ async def _initialize(host: Host, served: Served, message: dict[str, Any], ctx: 
     ex.answered([reply])
     if reply is None or "error" in reply:
         return json_response(reply, 200)
-    await host.store.create(record)
-    host.quota.opened(record.id, ex.principal.key)
+    await create_session(host, record)
     return json_response(reply, headers={"Mcp-Session-Id": record.id})
 
 
