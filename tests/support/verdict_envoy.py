@@ -36,6 +36,7 @@ from tests.support.istio_envoy import (
 )
 from tests.support.procs import free_port
 
+CART_80, CART_8080 = "outbound|80||cart.shop.svc.cluster.local", "outbound|8080||cart.shop.svc.cluster.local"
 BACKENDS = ("ok", "sick-a", "sick-b", "half-good", "half-sick", "eds-down", "slow", "tcp", "drain-a", "drain-b")
 HC = {"timeout": "1s", "interval": "1s", "no_traffic_interval": "1s", "unhealthy_threshold": 1,
       "healthy_threshold": 1, "http_health_check": {"path": "/healthz"}}
@@ -63,6 +64,7 @@ ROUTES: list[dict[str, Any]] = [
     _route("closed-hc", "closed-hc"),  # closed port with active HC, threshold 0: 503 no healthy upstream
     _route("slow", "slow", timeout="0.3s"),  # the backend takes 2 s: 504
     _route("missing", "missing"),  # no such cluster: 503
+    _route("missing-port", CART_80),  # Istio's name of port 80 of a service whose cluster is on port 8080: 503
     _route("outlier", "outlier", prefix_rewrite="/healthz"),  # the host answers 503: ejected, and still 503
     _route("excluded", "excluded"),  # both hosts fail HC with the immediate-fail header: excluded
     {"name": "redirect", "match": {"path": "/redirect"},
@@ -173,6 +175,7 @@ def verdict_gateway(workdir: Path) -> Iterator[VerdictGateway]:
         sick = (_ep(ups["sick-a"].port), _ep(ups["sick-b"].port))
         clusters = [
             _cluster("ok", _ep(ups["ok"].port)),
+            _cluster(CART_8080, _ep(ups["ok"].port)),
             _cluster("panic", *sick, health_checks=[HC]),
             _cluster("nopanic", *sick, health_checks=[HC],
                      common_lb_config={"healthy_panic_threshold": {"value": 0}}),

@@ -15,7 +15,7 @@ from higress_ops.servers.ops import gateway_pods, handler, prompts
 from higress_ops.servers.ops.catalog import CATALOG, Entry
 from higress_ops.servers.ops.targets import Target, with_pod_parameter
 from higress_ops.servers.ops.upstream import UpstreamError, Upstreams
-from higress_ops.servers.ops.views import VIEW_TOOLS
+from higress_ops.servers.ops.views.tools import TOOLS as VIEW_TOOLS
 
 ANNOTATIONS = {"readOnlyHint": True, "destructiveHint": False, "idempotentHint": True, "openWorldHint": False}
 

@@ -14,6 +14,7 @@ from higress_ops.servers.ops import OpsServer
 from tests.support.istio_envoy import IstioGateway, istio_gateway
 from tests.support.istiod import IstiodDouble, istiod_double
 from tests.support.serve import ServeProcess, serving
+from tests.support.verdict_envoy import VerdictGateway, verdict_gateway
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +25,13 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IstioGateway]:
             if '"dynamic_active_secrets"' in requests.get(f"{gw.admin_url}/config_dump", timeout=5).text:
                 break
             time.sleep(0.1)
+        yield gw
+
+
+@pytest.fixture(scope="module")
+def vgw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VerdictGateway]:
+    """The Envoy whose routes each exercise one verdict rule (tests/support/verdict_envoy.py)."""
+    with verdict_gateway(tmp_path_factory.mktemp("verdicts")) as gw:
         yield gw
 
 

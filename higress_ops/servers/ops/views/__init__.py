@@ -1,12 +1,7 @@
 """Compact, istioctl-grade views over Envoy's and istiod's debug data.
 
-`VIEW_TOOLS` is what the ops server adds to its catalog: objects with `.spec: ToolSpec` and
-`async run(arguments, upstreams, ctx) -> ToolResult`.
+The readers (configdump, matching, host_health, endpoints, ...) turn admin JSON into facts; the detectors
+(servers/ops/detectors) build findings on them; `tools.TOOLS` is what the ops server lists: objects with
+`.spec: ToolSpec` and `async run(arguments, upstreams, ctx) -> ToolResult`. Nothing is imported here, so a
+detector can import a reader without pulling in the tools that run the detectors.
 """
-
-from __future__ import annotations
-
-from higress_ops.servers.ops.views.tools import TOOLS as VIEW_TOOLS
-from higress_ops.servers.ops.views.tools import ViewTool
-
-__all__ = ["VIEW_TOOLS", "ViewTool"]

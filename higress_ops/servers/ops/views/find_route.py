@@ -13,12 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from higress_ops.servers.ops.detectors.base import Finding, Focus, route_ref
 from higress_ops.servers.ops.views import configdump as cd
 from higress_ops.servers.ops.views import endpoints as eps
 from higress_ops.servers.ops.views import host_health as hh
 from higress_ops.servers.ops.views import listeners as ls
 from higress_ops.servers.ops.views.matching import Request, effective_host, host_port, select_route, select_virtual_host
-from higress_ops.servers.ops.views.routes import describe_match
+from higress_ops.servers.ops.views.routes import describe_match, route_targets
 
 _REDIRECT_CODES = {"MOVED_PERMANENTLY": 301, "FOUND": 302, "SEE_OTHER": 303, "TEMPORARY_REDIRECT": 307,
                    "PERMANENT_REDIRECT": 308}
@@ -50,23 +51,6 @@ def _pick_chain(listener: cd.Json, host: str) -> tuple[cd.Json, cd.Json | None, 
         _, chain, cfg = min(http, key=lambda e: e[0])
         return chain, cfg, None
     return (tcp[0][0], None, tcp[0][1]) if tcp else None
-
-
-def _targets(route: cd.Json) -> tuple[str, list[tuple[str, int]]]:
-    """(action kind, [(cluster, weight)]) of a route."""
-    action = route.get("route")
-    if isinstance(action, Mapping):
-        if "cluster" in action:
-            return "route", [(str(action["cluster"]), 100)]
-        weighted = action.get("weighted_clusters")
-        if isinstance(weighted, Mapping):
-            return "route", [(str(c.get("name", "")), int(c.get("weight", 0) or 0))
-                             for c in weighted.get("clusters") or [] if isinstance(c, Mapping)]
-        if "cluster_header" in action:
-            return f"cluster from request header {action['cluster_header']}", []
-        return "route", []
-    return ("redirect" if isinstance(route.get("redirect"), Mapping)
-            else "direct_response" if isinstance(route.get("direct_response"), Mapping) else "unknown"), []
 
 
 def _policy(route: cd.Json, vh: cd.Json) -> dict[str, Any]:
@@ -109,7 +93,7 @@ def _match_http(res: dict[str, Any], hcm: cd.Json, rc: cd.Json | None, req: Requ
         res.update(status=404, reason="no_route", routes_checked=len(skipped),
                    verdict=f"virtual host {vh.get('name', '')!r} has no route for {req.method} {req.path}")
         return
-    kind, clusters = _targets(route)
+    kind, clusters = route_targets(route)
     res.update(route={"index": index, "name": str(route.get("name", "")), "match": describe_match(route.get("match")),
                       "virtual_service": cd.describe_management(route.get("metadata")), **_policy(route, vh)},
                action=kind, skipped_routes=len(skipped))
@@ -217,6 +201,43 @@ def find_route(dump: cd.Json, clusters_json: Any, req: Request, port: int | None
                         "port": port}, "matches": results}
 
 
+def focus_of(res: dict[str, Any], req: Request) -> Focus:
+    """The objects one listener port's match goes through, for the detectors."""
+    route = res.get("route")
+    routes = frozenset({route_ref(res.get("route_config", ""), res.get("virtual_host", ""), route["index"],
+                                  route["name"])} if route else ())
+    return Focus(request=req, listeners=frozenset({res["listener"]}),
+                 route_configs=frozenset({res["route_config"]} if res.get("route_config") else ()),
+                 virtual_hosts=frozenset({res["virtual_host"]} if res.get("virtual_host") else ()), routes=routes,
+                 clusters=frozenset(c["cluster"] for c in res.get("clusters", [])))
+
+
+def focus(answer: dict[str, Any], req: Request) -> Focus:
+    """Every listener port's objects together: the detectors run once per call."""
+    parts = [focus_of(m, req) for m in answer["matches"]]
+    return Focus(request=req, listeners=frozenset().union(*(p.listeners for p in parts)),
+                 route_configs=frozenset().union(*(p.route_configs for p in parts)),
+                 virtual_hosts=frozenset().union(*(p.virtual_hosts for p in parts)),
+                 routes=frozenset().union(*(p.routes for p in parts)),
+                 clusters=frozenset().union(*(p.clusters for p in parts)))
+
+
+def apply_findings(answer: dict[str, Any], findings: list[Finding], req: Request) -> None:
+    """Each port's findings go with it; a finding that decides what the request gets (a verdict) replaces a
+    success verdict, so the answer never says "routed" for a request Envoy fails."""
+    for m in answer["matches"]:
+        scope = focus_of(m, req)
+        mine = [f for f in findings if any(scope.covers(r) for r in f.refs())]
+        if not mine:
+            continue
+        m["findings"] = [f.to_json() for f in mine]
+        decisive = next((f for f in mine if f.verdict is not None), None)
+        status = m.get("status")
+        if decisive is not None and decisive.verdict is not None and isinstance(status, int) and 200 <= status < 300:
+            m.update(status=decisive.verdict.status, reason=decisive.verdict.reason,
+                     verdict=f"{decisive.subject}: {decisive.message}")
+
+
 def verdict_line(answer: dict[str, Any]) -> str:
     if not answer["matches"]:
         return "verdict: 0 no_listener"
@@ -264,5 +285,9 @@ def render(answer: dict[str, Any]) -> str:
         if m.get("known_domains"):
             more = f" (+{m['more_domains']} more)" if m.get("more_domains") else ""
             lines.append("  domains served: " + ", ".join(m["known_domains"]) + more)
+        for f in m.get("findings", []):
+            lines.append(f"  finding [{f['severity']}] {f['object']}: {f['message']}"
+                         + (f" Fix: {f['fix']}" if f.get("fix") else ""))
+            lines += [f"    {e}" for e in f.get("evidence", [])]
         lines.append(f"  => {m.get('status') or '-'} {m.get('reason', '')}: {m['verdict']}")
     return "\n".join(lines) + "\n" + verdict_line(answer) + "\n"

@@ -2,22 +2,25 @@
 
 Built from what Envoy already counts, so it costs a few admin reads: /clusters?format=json (hosts and
 their flags), one /stats request filtered to the counters that mean trouble, /certs with the SDS secrets,
-and the listeners section (which listener and SNI serve a secret). istiod's NACKs come from syncz when it
-answers. Lists are ranked worst first and paged, every section heading names the tool to call next (its
-placeholders filled from the section's lines), and the whole answer stays within a small byte budget
-(2,000 tokens) however big the gateway is.
+and the listeners section (which listener and SNI serve a secret); the detectors (servers/ops/detectors) add
+a section each, from the same call's documents. Lists are ranked worst first and paged, every section heading
+names the tool to call next (its placeholders filled from the section's lines), and the whole answer stays
+within a small byte budget (2,000 tokens) however big the gateway is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from higress_ops.servers.ops.views import configdump as cd
 from higress_ops.servers.ops.views import endpoints as eps
 from higress_ops.servers.ops.views import host_health as hh
 from higress_ops.servers.ops.views import listeners as ls
+
+if TYPE_CHECKING:
+    from higress_ops.servers.ops.detectors import Detector, Report
 
 BUDGET_BYTES = 6000  # 2,000 tokens at 3 bytes a token, a conservative rate for this mix of names and numbers
 STATES = {0: "LIVE", 1: "DRAINING", 2: "PRE_INITIALIZING", 3: "INITIALIZING"}
@@ -135,12 +138,15 @@ def _errors(stats: Mapping[str, int]) -> tuple[Section, Section]:
     return upstream, downstream
 
 
-def _rejected(stats: Mapping[str, int], nacks: list[str] | None, istiod_note: str) -> Section:
-    lines = [f"{name}: {value}" for name, value in sorted(stats.items())
-             if name.endswith(".update_rejected") and value]
-    lines += [f"istiod NACK: {n}" for n in nacks or []]
-    return Section("xDS updates rejected (Envoy's update_rejected, istiod's NACKs)", lines,
-                   "get-istiod-proxy-status, get-envoy-stats filter=update_rejected", istiod_note)
+def detector_sections(found: Report, detectors: Sequence[Detector]) -> list[Section]:
+    """A section per detector: its findings worst first, and what it could not check."""
+    out = []
+    for d in detectors:
+        note = "; ".join(found.notes.get(d.name, []))
+        if d.name in found.skipped:
+            note = f"not checked: {found.skipped[d.name]}"
+        out.append(Section(d.title, [f.line() for f in found.of(d.name)], d.next_tool, note))
+    return out
 
 
 def _extensions(stats: Mapping[str, int], ecds_errors: list[str]) -> Section:
@@ -195,12 +201,12 @@ def server_line(stats: Mapping[str, int]) -> str:
 
 def report(troubled: list[hh.ClusterHealth], configs: Mapping[str, cd.Json], stats_json: Any,
            cert_rows: list[dict[str, Any]],
-           listeners_dump: cd.Json, nacks: list[str] | None, istiod_note: str, ecds_errors: list[str], *,
+           listeners_dump: cd.Json, findings: list[Section], ecds_errors: list[str], *,
            offset: int = 0, limit: int = 10, days: int = 30, budget: int = BUDGET_BYTES) -> tuple[str, dict[str, Any]]:
     """(text within `budget` bytes, structured counts and the lines shown)."""
     stats = stat_values(stats_json)
     upstream, downstream = _errors(stats)
-    sections = [_unhealthy_clusters(troubled, configs), upstream, downstream, _rejected(stats, nacks, istiod_note),
+    sections = [_unhealthy_clusters(troubled, configs), upstream, downstream, *findings,
                 _extensions(stats, ecds_errors), _certificates(cert_rows, secret_servers(listeners_dump), days)]
     for n in range(limit, 0, -1):  # fewer lines per list until the answer fits, rather than cutting lists off
         text, shown = _render(stats, sections, offset, n)

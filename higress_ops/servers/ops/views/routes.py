@@ -107,3 +107,21 @@ def table(dump: cd.Json, flt: RouteFilter = RouteFilter()) -> Table:
             if not routes:
                 t.rows.append({**base, "MATCH": "/*", "VIRTUAL SERVICE": "404"})
     return t
+
+
+def route_targets(route: cd.Json) -> tuple[str, list[tuple[str, int]]]:
+    """(action kind, [(cluster, weight)]) of a route: `route` with its clusters, `redirect`, `direct_response`,
+    or a request-time choice (`cluster from request header x`) with none."""
+    action = route.get("route")
+    if isinstance(action, Mapping):
+        if "cluster" in action:
+            return "route", [(str(action["cluster"]), 100)]
+        weighted = action.get("weighted_clusters")
+        if isinstance(weighted, Mapping):
+            return "route", [(str(c.get("name", "")), int(c.get("weight", 0) or 0))
+                             for c in weighted.get("clusters") or [] if isinstance(c, Mapping)]
+        if "cluster_header" in action:
+            return f"cluster from request header {action['cluster_header']}", []
+        return "route", []
+    return ("redirect" if isinstance(route.get("redirect"), Mapping)
+            else "direct_response" if isinstance(route.get("direct_response"), Mapping) else "unknown"), []

@@ -15,13 +15,14 @@ from typing import Any
 import anyio
 
 from higress_ops.servers.base import CallContext, ToolResult, ToolSpec
+from higress_ops.servers.ops import detectors
+from higress_ops.servers.ops.detectors.facts import SECTION_FIELDS, Facts
 from higress_ops.servers.ops.views import (
     certs,
     clusters,
     compare,
     ecds,
     endpoints,
-    evidence,
     listeners,
     proxy_status,
     routes,
@@ -36,12 +37,6 @@ from higress_ops.servers.ops.views.source import Source, UpstreamError, as_sourc
 from higress_ops.servers.ops.views.table import Table, with_config_type
 
 Run = Callable[[Mapping[str, Any], Source, CallContext], Awaitable[ToolResult]]
-_SECTION_FIELDS = {
-    "clusters": "static_clusters,dynamic_active_clusters,dynamic_warming_clusters",
-    "listeners": "static_listeners,dynamic_listeners",
-    "routes": "static_route_configs,dynamic_route_configs",
-    "secrets": "static_secrets,dynamic_active_secrets,dynamic_warming_secrets",
-}
 RESOURCE_TYPES = ("clusters", "listeners", "routes", "endpoints", "secrets", "ecds", "all")
 _PAGING = {
     "offset": {"type": "integer", "minimum": 0, "default": 0, "description": "First row to show."},
@@ -88,16 +83,6 @@ def _paged_result(t: Table, args: Mapping[str, Any], src: Source, title: str = "
                            structured={"rows": structured_rows(rows), "total": len(t.rows)})
 
 
-async def _sections(src: Source, ctx: CallContext, *kinds: str) -> dict[str, Any]:
-    """Only the config dump sections a view reads: one FieldMask request per section (Envoy applies a mask to
-    one config type), so a big gateway's thousands of clusters are never fetched or parsed for them."""
-    configs: list[Any] = []
-    for kind in kinds:
-        part = await src.envoy_json("/config_dump", {"mask": _SECTION_FIELDS[kind]}, ctx)
-        configs += part.get("configs", []) if isinstance(part, dict) else []
-    return {"configs": configs}
-
-
 # ---------------------------------------------------------------- get-envoy-proxy-config
 
 def _proxy_config_text(kind: str, args: Mapping[str, Any], dump: Any, clusters_json: Any) -> tuple[Table, list[Any]]:
@@ -127,7 +112,7 @@ async def _proxy_config(args: Mapping[str, Any], src: Source, ctx: CallContext) 
     kinds = ["clusters", "listeners", "routes", "endpoints", "secrets"] if kind == "all" else [kind]
     # One section only: ask Envoy for just its fields (a FieldMask keeps the section's @type), so a 12 MB dump
     # of a big gateway shrinks to the part the table needs before it is parsed.
-    mask = {"mask": _SECTION_FIELDS[kind]} if kind in _SECTION_FIELDS else None
+    mask = {"mask": SECTION_FIELDS[kind]} if kind in SECTION_FIELDS else None
     dump = await src.envoy_json("/config_dump", mask, ctx) if kinds != ["endpoints"] else None
     clusters_json = await src.envoy_json("/clusters", {"format": "json"}, ctx) if "endpoints" in kinds else None
     built = await anyio.to_thread.run_sync(
@@ -147,7 +132,7 @@ async def _proxy_config(args: Mapping[str, Any], src: Source, ctx: CallContext) 
 
 async def _ecds(args: Mapping[str, Any], output: str, src: Source, ctx: CallContext) -> ToolResult:
     """istioctl's ECDS table, then the Wasm plugins with their VM, code source and load state."""
-    dump, stats = await evidence.ecds_inputs(src, ctx)
+    dump, stats = await Facts(src, ctx).ecds()
     if output == "json":
         items, footer = page(ecds.entries(dump), _int(args, "offset", 0), _int(args, "limit", DEFAULT_LIMIT, 1, 1000))
         return ToolResult(content=json_content(items, src.max_bytes, "use offset/limit, or output=short", footer))
@@ -207,14 +192,18 @@ async def _find_route(args: Mapping[str, Any], src: Source, ctx: CallContext) ->
     req = Request(host=host, path=path, method=_str(args, "method", "GET").upper() or "GET",
                   headers={str(k).lower(): v for k, v in headers.items()})
     port = _int(args, "port", 0, 0, 65535) or None
-    dump = await _sections(src, ctx, "listeners", "routes")
-    names = await anyio.to_thread.run_sync(lambda: fr.routed_clusters(fr.match(dump, req, port)))
-    configs = await evidence.cluster_configs(src, ctx, names)
-    clusters_json = await src.envoy_json("/clusters", {"format": "json"}, ctx)
-    answer = await anyio.to_thread.run_sync(fr.find_route, dump, clusters_json, req, port, configs)
+    facts = Facts(src, ctx)
+    dump = await facts.dump("listeners", "routes")
+    names = await facts.compute(lambda: fr.routed_clusters(fr.match(dump, req, port)))
+    configs = await facts.cluster_configs(names)
+    clusters_json = await facts.clusters_json()
+    codes = None
+    answer = await facts.compute(fr.find_route, dump, clusters_json, req, port, configs)
     if any(m.get("reason") == "upstream_5xx" for m in answer["matches"]):  # which 5xx: the clusters' own stats
-        codes = await evidence.response_codes(src, ctx, names)
-        answer = await anyio.to_thread.run_sync(fr.find_route, dump, clusters_json, req, port, configs, codes)
+        codes = await facts.response_codes(names)
+        answer = await facts.compute(fr.find_route, dump, clusters_json, req, port, configs, codes)
+    report = await detectors.run(facts, fr.focus(answer, req))
+    fr.apply_findings(answer, report.findings, req)
     text = fr.render(answer)
     last = fr.verdict_line(answer)
     # The verdict line survives any cut: a client or a test reads it from the end.
@@ -225,8 +214,9 @@ async def _find_route(args: Mapping[str, Any], src: Source, ctx: CallContext) ->
 
 async def _check_certs(args: Mapping[str, Any], src: Source, ctx: CallContext) -> ToolResult:
     days = _int(args, "days", 30, 0, 3650)
-    certs_json = await src.envoy_json("/certs", None, ctx)
-    dump = await _sections(src, ctx, "secrets")
+    facts = Facts(src, ctx)
+    certs_json = await facts.certs()
+    dump = await facts.dump("secrets")
     t = await anyio.to_thread.run_sync(certs.table, certs_json, dump, days)
     warn = certs.warnings(t, days)
     extra = ("\nWarnings:\n" + "\n".join(warn) + "\n") if warn else f"\nNo certificate expires within {days} days.\n"
@@ -237,18 +227,21 @@ async def _check_certs(args: Mapping[str, Any], src: Source, ctx: CallContext) -
 async def _gateway_health(args: Mapping[str, Any], src: Source, ctx: CallContext) -> ToolResult:
     offset, limit = _int(args, "offset", 0), _int(args, "limit", 10, 1, 100)
     days = _int(args, "days", 30, 0, 3650)
-    clusters_json = await src.envoy_json("/clusters", {"format": "json"}, ctx)
-    stats = await src.envoy_json("/stats", {"format": "json", "usedonly": "", "filter": gh.STATS_FILTER}, ctx)
-    certs_json = await src.envoy_json("/certs", None, ctx)
-    dump = await _sections(src, ctx, "listeners", "secrets")
-    nacks, note = await evidence.istiod_nacks(src, ctx)
-    ecds_errors = await evidence.ecds_errors(src, ctx)
+    facts = Facts(src, ctx)
+    clusters_json = await facts.clusters_json()
+    stats = await facts.envoy("/stats", {"format": "json", "usedonly": "", "filter": gh.STATS_FILTER})
+    certs_json = await facts.certs()
+    dump = await facts.dump("listeners", "secrets")
+    ecds_dump, ecds_stats = await facts.ecds()
+    ecds_errors = ecds.failures(ecds_dump, ecds_stats)
+    found = await detectors.run(facts)
     cert_rows = await anyio.to_thread.run_sync(lambda: certs.table(certs_json, dump, days).rows)
     troubled = await anyio.to_thread.run_sync(gh.troubled_clusters, clusters_json)
     # Panic thresholds of the clusters on the page shown (two small requests each), never of all of them.
-    configs = await evidence.cluster_configs(src, ctx, [h.name for h in troubled[offset:offset + min(limit, 25)]])
+    configs = await facts.cluster_configs([h.name for h in troubled[offset:offset + min(limit, 25)]])
     text, structured = await anyio.to_thread.run_sync(lambda: gh.report(
-        troubled, configs, stats, cert_rows, dump, nacks, note, ecds_errors, offset=offset, limit=limit,
+        troubled, configs, stats, cert_rows, dump, gh.detector_sections(found, detectors.DETECTORS), ecds_errors,
+        offset=offset, limit=limit,
         days=days, budget=min(src.max_bytes, gh.BUDGET_BYTES)))
     return ToolResult.text(text, structured=structured)
 

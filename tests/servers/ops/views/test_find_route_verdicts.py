@@ -48,6 +48,7 @@ CASES = [
     ("plain", "app.example.com", "/closed-hc", "no_healthy_upstream"),
     ("plain", "app.example.com", "/slow", "upstream_timeout"),
     ("plain", "app.example.com", "/missing", "cluster_not_found"),
+    ("plain", "app.example.com", "/missing-port", "cluster_not_found"),
     ("plain", "app.example.com", "/outlier", "upstream_5xx"),  # the host's own 503, ejected or not
     ("plain", "app.example.com", "/excluded", "panic_mode"),  # every host excluded: panic still uses them
     ("plain", "app.example.com", "/redirect", "redirect"),

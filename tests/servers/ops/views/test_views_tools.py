@@ -13,13 +13,14 @@ import requests
 
 from higress_ops.servers.base import CallContext
 from higress_ops.servers.ops.upstream import Upstreams
-from higress_ops.servers.ops.views import VIEW_TOOLS, certs
+from higress_ops.servers.ops.views import certs
 from higress_ops.servers.ops.views.compare import compare
 from higress_ops.servers.ops.views.find_route import find_route
 from higress_ops.servers.ops.views.matching import Request
 from higress_ops.servers.ops.views.paging import structured_rows
 from higress_ops.servers.ops.views.proxy_status import rows as status_rows
 from higress_ops.servers.ops.views.source import http_source
+from higress_ops.servers.ops.views.tools import TOOLS as VIEW_TOOLS
 from tests.support import istio_envoy as ie
 from tests.support.procs import free_port
 

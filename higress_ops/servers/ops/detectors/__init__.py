@@ -1,0 +1,67 @@
+"""The detectors: one per failure class, each a small module with a `DETECTOR`, run by find-route (with the
+request's `Focus`), get-gateway-health and analyze (without), which only select and render their findings.
+
+A new failure class is one new module here and one line in `DETECTORS`. Every detector reads the call's `Facts`,
+so a document two detectors need is fetched once. A detector whose source does not answer (istiod down, no
+Kubernetes API) is reported as skipped with the reason, and the others still run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from higress_ops.servers.ops.detectors import missing_cluster, rejected_config
+from higress_ops.servers.ops.detectors.base import Detector, Finding, Focus, Ref, Severity, Verdict, route_ref
+from higress_ops.servers.ops.detectors.facts import Facts
+from higress_ops.servers.ops.views.configdump import DumpError
+from higress_ops.servers.ops.views.source import UpstreamError
+
+__all__ = ["DETECTORS", "Detector", "Facts", "Finding", "Focus", "Ref", "Report", "Severity", "Verdict", "by_name",
+           "route_ref", "run"]
+
+DETECTORS: tuple[Detector, ...] = (
+    missing_cluster.DETECTOR,
+    rejected_config.DETECTOR,
+)
+
+
+def by_name(name: str) -> Detector:
+    return next(d for d in DETECTORS if d.name == name)
+
+
+@dataclass
+class Report:
+    """Every finding of one run, worst first, and what could not be checked."""
+
+    findings: list[Finding] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # detector -> why it did not run
+    notes: dict[str, list[str]] = field(default_factory=dict)  # detector -> what it could not read
+
+    def of(self, detector: str) -> list[Finding]:
+        return [f for f in self.findings if f.detector == detector]
+
+    def covering(self, focus: Focus) -> list[Finding]:
+        """The findings about an object the request goes through."""
+        return [f for f in self.findings if any(focus.covers(r) for r in f.refs())]
+
+
+async def run(facts: Facts, focus: Focus | None = None, detectors: Sequence[Detector] = DETECTORS) -> Report:
+    """Run the detectors concurrently over one call's facts (each document is still fetched once)."""
+
+    async def one(d: Detector) -> list[Finding] | str:
+        try:
+            return await d.detect(facts, focus)
+        except (UpstreamError, DumpError) as exc:
+            return str(exc)
+
+    report = Report()
+    for d, result in zip(detectors, await asyncio.gather(*(one(d) for d in detectors)), strict=True):
+        if isinstance(result, str):
+            report.skipped[d.name] = result
+        else:
+            report.findings += result
+    report.findings.sort(key=Finding.key)
+    report.notes = {k: v for k, v in facts.notes.items() if v}
+    return report

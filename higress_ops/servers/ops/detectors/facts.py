@@ -1,0 +1,155 @@
+"""One tool call's upstream documents, each fetched at most once and shared by every detector and the view.
+
+A detector asks for what it reads (`await facts.clusters_json()`); the first ask fetches and later or concurrent
+asks get the same answer, or the same UpstreamError. Every fetch reads the call's target (`ctx`) and is as small
+as Envoy allows: one FieldMask request per config dump section (Envoy applies a mask to one config type), the
+routed clusters' configs by an anchored name_regex (RE2's program-size limit of 100 holds about two escaped names),
+stats by one filter each. Work over the documents that may take long (megabytes of dump) goes through `compute`,
+off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
+from typing import Any, TypeVar
+
+import anyio
+
+from higress_ops.servers.base import CallContext
+from higress_ops.servers.ops.views import configdump as cd
+from higress_ops.servers.ops.views import ecds, proxy_status
+from higress_ops.servers.ops.views import gateway_health as gh
+from higress_ops.servers.ops.views.configdump import DumpError
+from higress_ops.servers.ops.views.source import Source, UpstreamError
+
+T = TypeVar("T")
+SECTION_FIELDS = {
+    "clusters": "static_clusters,dynamic_active_clusters,dynamic_warming_clusters",
+    "listeners": "static_listeners,dynamic_listeners",
+    "routes": "static_route_configs,dynamic_route_configs",
+    "secrets": "static_secrets,dynamic_active_secrets,dynamic_warming_secrets",
+}
+ECDS_FIELDS = "ecds_filters"
+CONFIG_NAMES = 50  # cluster configs fetched by name in one call, at most (two small requests each)
+
+
+class Facts:
+    """The documents of one call. Not shared between calls: a call reads the gateway as it is now."""
+
+    def __init__(self, src: Source, ctx: CallContext) -> None:
+        self.src = src
+        self.ctx = ctx
+        self._memo: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
+        self.notes: dict[str, list[str]] = {}  # detector -> what it could not read, said beside its findings
+
+    def note(self, detector: str, text: str) -> None:
+        if text and text not in self.notes.setdefault(detector, []):
+            self.notes[detector].append(text)
+
+    async def _once(self, key: tuple[Any, ...], fetch: Callable[[], Awaitable[T]]) -> T:
+        future = self._memo.get(key)
+        if future is None:
+            future = self._memo[key] = asyncio.ensure_future(fetch())
+        result: T = await future
+        return result
+
+    @staticmethod
+    async def compute(fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` in a worker thread: pure-Python work over a big document lets the loop serve others."""
+        return await anyio.to_thread.run_sync(fn, *args)
+
+    # ------------------------------------------------------------------ Envoy
+
+    async def envoy(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+        key = ("envoy", path, tuple(sorted((params or {}).items())))
+        return await self._once(key, lambda: self.src.envoy_json(path, params, self.ctx))
+
+    async def dump(self, *kinds: str) -> cd.Json:
+        """Only the config dump sections asked for (`clusters`, `listeners`, `routes`, `secrets`), merged."""
+        configs: list[Any] = []
+        for kind in kinds:
+            part = await self.envoy("/config_dump", {"mask": SECTION_FIELDS[kind]})
+            configs += part.get("configs", []) if isinstance(part, dict) else []
+        return {"configs": configs}
+
+    async def clusters_json(self) -> Any:
+        return await self.envoy("/clusters", {"format": "json"})
+
+    async def stats(self, regex: str) -> dict[str, int]:
+        """name -> value of the used counters and gauges matching `regex` (Envoy's RE2 partial match)."""
+        return gh.stat_values(await self.envoy("/stats", {"format": "json", "usedonly": "", "filter": regex}))
+
+    async def certs(self) -> Any:
+        return await self.envoy("/certs")
+
+    async def cluster_configs(self, names: list[str]) -> dict[str, Any]:
+        """The named clusters' configs (at most CONFIG_NAMES), never the whole clusters section."""
+        found: dict[str, Any] = {}
+        for name in sorted(set(names))[:CONFIG_NAMES]:
+            config = await self._once(("cluster_config", name), partial(self._cluster_config, name))
+            if config is not None:
+                found[name] = config
+        return found
+
+    async def _cluster_config(self, name: str) -> Any:
+        regex = re.escape(name) if len(name) <= 60 else re.escape(name[:60]) + ".*"
+        for fld in ("static_clusters", "dynamic_active_clusters"):
+            part = await self.src.envoy_json("/config_dump", {"resource": fld, "name_regex": regex}, self.ctx)
+            for entry in part.get("configs", []) if isinstance(part, dict) else []:
+                cluster = entry.get("cluster") if isinstance(entry, dict) else None
+                if isinstance(cluster, dict) and cluster.get("name") == name:
+                    return cluster
+        return None
+
+    async def response_codes(self, names: list[str]) -> dict[str, int]:
+        """The clusters' `upstream_rq_<code>` counters, one short filter per cluster (RE2 size limit)."""
+        found: dict[str, int] = {}
+        for name in names[:10]:
+            found.update(await self.stats(r"^cluster\." + re.escape(name[:40]) + r".*\.upstream_rq_[0-9]+$"))
+        return found
+
+    async def ecds(self) -> tuple[Any, dict[str, int]]:
+        """The ECDS section and its load counters (the dump alone cannot tell a rejected config from a loaded one)."""
+        try:
+            dump = await self.envoy("/config_dump", {"mask": ECDS_FIELDS})
+        except UpstreamError as exc:  # Envoy answers 400 to the mask when no listener uses ECDS at all
+            if "HTTP 400" not in str(exc):
+                raise
+            dump = {"configs": []}
+        return dump, await self.stats(ecds.STATS_FILTER)
+
+    async def node_id(self) -> str:
+        node = await self.envoy("/config_dump", {"mask": "bootstrap.node.id"})
+        return str(cd.section(node, "BootstrapConfigDump").get("bootstrap", {}).get("node", {}).get("id", ""))
+
+    # ------------------------------------------------------------------ istiod
+
+    async def istiod(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+        """istiodURL's answer (raises UpstreamError: a detector that needs istiod says why it could not ask)."""
+        key = ("istiod", path, tuple(sorted((params or {}).items())))
+        return await self._once(key, lambda: self.src.istiod_json(path, params, self.ctx))
+
+    async def istiod_each(self, path: str) -> list[tuple[str, Any]]:
+        """(istiod name, JSON or UpstreamError) from every istiod pod."""
+        return await self._once(("istiod_each", path), lambda: self.src.istiod_json_each(path, None, self.ctx))
+
+    async def istiod_nacks(self) -> tuple[list[str] | None, str]:
+        """This proxy's NACKs as istiod recorded them, or None and why istiod was not asked or did not answer."""
+        node_id = await self.node_id()
+        parts = node_id.split("~")
+        proxy = parts[2] if len(parts) == 4 else node_id
+        found, answered = [], False
+        for name, answer in await self.istiod_each("/debug/syncz"):
+            if not isinstance(answer, UpstreamError):
+                with contextlib.suppress(DumpError):
+                    found += proxy_status.rows(answer, name)
+                    answered = True
+        if not answered:
+            return None, "istiod did not answer syncz: get-istiod-proxy-status says why"
+        mine = [r for r in found if r["NAME"] == proxy]
+        return [f"{col}: {err}" for r in mine for col, err in r["errors"].items()], ("" if mine else
+                                                                                    "istiod does not list this proxy")
