@@ -14,6 +14,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from higress_ops.cli.validate import print_problems
 from higress_ops.config import ConfigError, McpServerConfig, load_file
 from higress_ops.mcp.core import McpCore
 from higress_ops.registry import RegistryError, default_registry
@@ -49,8 +50,15 @@ def _common(parser: argparse.ArgumentParser, *, config_required: bool = True) ->
 
 def _server(args: argparse.Namespace) -> McpServer:
     config: McpServerConfig = load_file(args.config)
+    for warning in config.warnings:  # a skipped server among them: the listing says why it is not here
+        print(f"warning: {warning}", file=sys.stderr)
+    skipped = next((e for e in config.skipped if e.name == args.server), None)
+    if skipped is not None:
+        raise SystemExit(f"higress-ops: server {skipped.name!r} has type {skipped.type!r}, which no plugin here "
+                         "serves (the gateway's own MCP filter serves it)")
     if not config.servers:
-        raise ConfigError.single("/mcpServer/servers", "no servers configured", args.config)
+        raise ConfigError.single("/mcpServer/servers", "no servers of a type served here are configured",
+                                 args.config)
     try:
         entry = config.server(args.server) if args.server else config.servers[0]
     except KeyError:
@@ -61,9 +69,7 @@ def _server(args: argparse.Namespace) -> McpServer:
 
 def _fail(exc: Exception, source: str) -> int:
     if isinstance(exc, ConfigError):
-        print(f"{exc.source or source}: {len(exc.problems)} problem(s)", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+        print_problems(exc, source)
     else:
         print(f"higress-ops: {exc}", file=sys.stderr)
     return 1

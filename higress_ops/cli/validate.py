@@ -16,21 +16,30 @@ def register(subparsers: Any) -> None:
         help="validate a higress-config ConfigMap (or its `higress` YAML) and list its servers",
         description="Validate a higress-config ConfigMap manifest, or the YAML held in its data.higress, against "
         "the schemas of the mcpServer block and of each server type. Prints one line per server, or every problem "
-        "with its JSON pointer (exit 1). Unknown keys directly under mcpServer are warnings (exit 0): Higress "
-        "may add keys, but a typo is likelier.",
+        "with its JSON pointer (exit 1). Warnings do not fail it (exit 0): servers of a type no installed plugin "
+        "serves (the gateway's own higress-api, rag, ...) are skipped, and unknown keys directly under mcpServer "
+        "are ignored (Higress may add keys, but a typo is likelier).",
     )
     parser.add_argument("path", metavar="PATH", help="file to read, or '-' for standard input")
+    parser.add_argument("--strict", action="store_true", help="treat every warning as an error (exit 1)")
     parser.set_defaults(handler=run)
+
+
+def print_problems(exc: ConfigError, source: str, prefix: str = "") -> None:
+    """Every problem, then the warnings found beside them (an error never hides a warning)."""
+    count = len(exc.problems)
+    print(f"{prefix}{exc.source or source}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  {problem}", file=sys.stderr)
+    for warning in exc.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        config = load_file(args.path)
+        config = load_file(args.path, strict=args.strict)
     except ConfigError as exc:
-        count = len(exc.problems)
-        print(f"{exc.source or args.path}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+        print_problems(exc, args.path)
         return 1
     except RegistryError as exc:  # a broken installation, not the user's file
         print(f"higress-ops: {exc}", file=sys.stderr)
@@ -45,11 +54,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def summary(config: McpServerConfig) -> list[str]:
-    """One line per server: name, type, message endpoint, SSE endpoint, hosts."""
-    if not config.servers:
+    """One line per server: name, type, message endpoint, SSE endpoint, hosts; then the skipped ones."""
+    if not config.servers and not config.skipped:
         return ["valid: no servers configured"]
     return [
         f"{entry.name}: type={entry.type} path={entry.path} sse={entry.path}{config.sse_path_suffix} "
         f"domains={','.join(entry.domain_list)}"
         for entry in config.servers
-    ]
+    ] + [f"{entry.name}: type={entry.type} path={entry.path} skipped (not served here)" for entry in config.skipped]

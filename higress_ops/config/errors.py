@@ -20,9 +20,10 @@ class Problem:
 class ConfigError(Exception):
     """A config a user must fix. Carries every problem found, not just the first."""
 
-    def __init__(self, problems: Sequence[Problem], source: str = "") -> None:
+    def __init__(self, problems: Sequence[Problem], source: str = "", *, warnings: Sequence[Problem] = ()) -> None:
         self.problems: list[Problem] = list(problems)
         self.source = source
+        self.warnings: list[Problem] = list(warnings)  # found beside the problems: shown with them, never hidden
         super().__init__("\n".join(str(p) for p in self.problems))
 
     @classmethod

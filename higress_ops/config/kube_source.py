@@ -36,7 +36,7 @@ DATA_KEY = "higress"
 class KubeSource:
     def __init__(self, *, namespace: str = "higress-system", name: str = "higress-config", key: str = DATA_KEY,
                  context: str | None = None, kubeconfig: str | None = None, watch_timeout: int = 300,
-                 backoff_max: float = 30.0, secret_poll: float = 30.0) -> None:
+                 backoff_max: float = 30.0, secret_poll: float = 30.0, strict: bool = False) -> None:
         self.namespace = namespace
         self.name = name
         self.key = key  # the data key holding the YAML with the mcpServer block
@@ -44,6 +44,7 @@ class KubeSource:
         self.watch_timeout = watch_timeout
         self.backoff_max = backoff_max
         self.secret_poll = secret_poll
+        self.strict = strict  # warnings (a server type not served here, an unknown key) refuse the update
         kube.use(context, kubeconfig)  # the gateway and istiod targets read the same cluster
         self.api: client.CoreV1Api = kube.core_api()
         self._rv: str | None = None
@@ -76,7 +77,7 @@ class KubeSource:
             return ConfigError.single(f"/data/{self.key}", "missing: the ConfigMap must hold the config with the "
                                                            f"mcpServer block under data.{self.key}", self.description)
         try:
-            config = self._with_redis_secrets(load_text(text, source=self.description))
+            config = self._with_redis_secrets(load_text(text, source=self.description, strict=self.strict))
         except ConfigError as exc:
             return exc
         self._config = config

@@ -35,29 +35,34 @@ if TYPE_CHECKING:  # the registry imports server contracts that import config.mo
 BLOCK_SCHEMA = "schemas/mcp-server.schema.json"
 
 
-def load_file(path: str | Path, *, registry: Registry | None = None) -> McpServerConfig:
+def load_file(path: str | Path, *, registry: Registry | None = None, strict: bool = False) -> McpServerConfig:
     """Load a file, or standard input for '-'."""
     source = str(path)
     if source == "-":
-        return load_text(sys.stdin.read(), source="<stdin>", registry=registry)
+        return load_text(sys.stdin.read(), source="<stdin>", registry=registry, strict=strict)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError.single("", f"cannot read {source}: {exc.strerror or exc}", source) from None
     except UnicodeDecodeError as exc:
         raise ConfigError.single("", f"{source} is not UTF-8 text: {exc.reason}", source) from None
-    return load_text(text, source=source, registry=registry)
+    return load_text(text, source=source, registry=registry, strict=strict)
 
 
-def load_text(text: str, *, source: str = "<text>", registry: Registry | None = None) -> McpServerConfig:
+def load_text(text: str, *, source: str = "<text>", registry: Registry | None = None,
+              strict: bool = False) -> McpServerConfig:
     doc = _parse_yaml(text, source, where="")
     if isinstance(doc, Mapping) and doc.get("kind") == "ConfigMap":
         doc = _from_configmap(doc, text, source)
-    return load_document(doc, registry=registry, source=source)
+    return load_document(doc, registry=registry, source=source, strict=strict)
 
 
-def load_document(doc: Any, *, registry: Registry | None = None, source: str = "<document>") -> McpServerConfig:
-    """Validate an already-parsed `higress` document (the Kubernetes source uses this)."""
+def load_document(doc: Any, *, registry: Registry | None = None, source: str = "<document>",
+                  strict: bool = False) -> McpServerConfig:
+    """Validate an already-parsed `higress` document (the Kubernetes source uses this).
+
+    What a real higress-config may hold but this server does not serve (a `type` no plugin registers, a key
+    under mcpServer that a newer Higress added) is a warning; `strict` makes every warning an error."""
     from higress_ops.registry import default_registry
 
     registry = registry or default_registry()
@@ -72,14 +77,19 @@ def load_document(doc: Any, *, registry: Registry | None = None, source: str = "
     doc = {"mcpServer": _deepcopy(doc.get("mcpServer"))} if "mcpServer" in doc else {}
     problems = validate(doc, load_schema(BLOCK_SCHEMA))
     block = doc.get("mcpServer")
+    warnings: list[Problem] = []
+    skipped: set[int] = set()
     if isinstance(block, dict):
-        problems += _check_servers(block, registry) + _check_block(block)
+        problems += _check_servers(block, registry, warnings, skipped, strict) + _check_block(block)
+        warnings += _unknown_keys(block, strict)
+    if strict:
+        problems, warnings = problems + warnings, []
     if problems:
-        raise ConfigError(sorted(set(problems)), source)
-    return _build(block, _unknown_keys(block))
+        raise ConfigError(sorted(set(problems)), source, warnings=sorted(set(warnings)))
+    return _build(block, tuple(str(w) for w in sorted(set(warnings))), skipped)
 
 
-def _unknown_keys(block: Mapping[str, Any]) -> tuple[str, ...]:
+def _unknown_keys(block: Mapping[str, Any], strict: bool = False) -> list[Problem]:
     """Keys directly under mcpServer that the schema does not name: allowed (newer Higress releases add keys),
     but a typo like `sse_path_suffx` would otherwise pass silently, so each gets a warning and a did-you-mean."""
     known = sorted(load_schema(BLOCK_SCHEMA)["$defs"]["mcpServer"]["properties"])
@@ -87,8 +97,9 @@ def _unknown_keys(block: Mapping[str, Any]) -> tuple[str, ...]:
     for key in sorted(str(k) for k in block if k not in known):
         close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]}?" if close else f"; known keys: {', '.join(known)}"
-        warnings.append(f"{pointer(('mcpServer', key))}: unknown key, ignored{hint}")
-    return tuple(warnings)
+        what = "unknown key (--strict)" if strict else "unknown key, ignored"
+        warnings.append(Problem(pointer(("mcpServer", key)), f"{what}{hint}"))
+    return warnings
 
 
 MAX_DEPTH = 64
@@ -150,7 +161,11 @@ def _from_configmap(manifest: Mapping[str, Any], text: str, source: str) -> Any:
     return _parse_yaml(inner, source, where="", line_offset=offset, col_offset=indent)
 
 
-def _check_servers(block: dict[str, Any], registry: Registry) -> list[Problem]:
+def _check_servers(block: dict[str, Any], registry: Registry, warnings: list[Problem], skipped: set[int],
+                   strict: bool) -> list[Problem]:
+    """Names and paths unique over every entry (served or not: they share the gateway's paths); each served
+    entry's config checked by its type's schema. An entry of a type no plugin serves is added to `skipped`, with
+    a warning: a real higress-config holds the gateway's own types (higress-api, rag, nginx-migration, ...)."""
     problems: list[Problem] = []
     seen_names: dict[str, int] = {}
     seen_paths: dict[str, int] = {}
@@ -176,7 +191,14 @@ def _check_servers(block: dict[str, Any], registry: Registry) -> list[Problem]:
         try:
             server_type = registry.get(type_name)
         except KeyError as exc:  # UnknownServerType, whose message lists the registered types
-            problems.append(Problem(pointer((*base, "type")), str(exc)))
+            skipped.add(i)
+            if strict:
+                problems.append(Problem(pointer((*base, "type")), f"{exc} (--strict: a type no plugin serves is "
+                                                                  "an error instead of a skipped server)"))
+            else:
+                warnings.append(Problem(pointer(base), f"server {server.get('name')!r} skipped: no plugin here "
+                                                       f"serves type {type_name!r} (the gateway's own MCP filter "
+                                                       "serves it)"))
             continue
         server.setdefault("config", {})
         problems += validate(server["config"], server_type.config_schema, base=(*base, "config"))
@@ -229,8 +251,9 @@ def _check_redis(redis: dict[str, Any]) -> list[Problem]:
         listed = redis[mode].get("addresses") if isinstance(redis[mode], dict) else None
         addresses = [((*base, mode, "addresses", i), a) for i, a in enumerate(listed)] \
             if isinstance(listed, list) else []
+    well_formed = re.compile(load_schema(BLOCK_SCHEMA)["$defs"]["hostPort"]["pattern"])
     for where, address in addresses:
-        if isinstance(address, str):
+        if isinstance(address, str) and well_formed.search(address):  # a malformed one: the schema said so
             try:
                 parse_host_port(address, pointer(where))
             except AddressError as exc:
@@ -252,6 +275,7 @@ def _secret(ref: dict[str, Any] | None) -> SecretRef | None:
 def _redis(r: dict[str, Any]) -> RedisConfig:
     common: dict[str, Any] = dict(
         username=r["username"], password=r["password"], db=r["db"], tls=r["tls"], ca_file=r.get("caFile", ""),
+        secret=r.get("secret", ""),
         password_secret=_secret(r.get("passwordSecret")), ca_secret=_secret(r.get("caSecret")))
     if "sentinel" in r:
         s = r["sentinel"]
@@ -264,9 +288,12 @@ def _redis(r: dict[str, Any]) -> RedisConfig:
     return RedisConfig(address=r["address"], **common)
 
 
-def _build(block: dict[str, Any], warnings: tuple[str, ...] = ()) -> McpServerConfig:
+def _build(block: dict[str, Any], warnings: tuple[str, ...] = (), skipped: set[int] | None = None) -> McpServerConfig:
     redis = _redis(block["redis"]) if block.get("redis") else None
     rate = block.get("rate_limit") or {}
+    skip = skipped or set()
+    entries = [ServerEntry(name=s["name"], path=s["path"], type=s["type"], domain_list=tuple(s["domain_list"]),
+                           config=s.get("config", {})) for s in block["servers"]]
     return McpServerConfig(
         enable=block["enable"],
         sse_path_suffix=block["sse_path_suffix"],
@@ -277,13 +304,10 @@ def _build(block: dict[str, Any], warnings: tuple[str, ...] = ()) -> McpServerCo
                       path_rewrite_prefix=m["path_rewrite_prefix"])
             for m in block["match_list"]
         ),
-        servers=tuple(
-            ServerEntry(name=s["name"], path=s["path"], type=s["type"], domain_list=tuple(s["domain_list"]),
-                        config=s["config"])
-            for s in block["servers"]
-        ),
+        servers=tuple(entry for i, entry in enumerate(entries) if i not in skip),
         enable_user_level_server=block["enable_user_level_server"],
         rate_limit=RateLimit(limit=rate.get("limit", 0), window=rate.get("window", 0),
-                             white_list=tuple(rate.get("white_list", ()))),
+                             white_list=tuple(rate.get("white_list", ())), error_text=rate.get("error_text", "")),
         warnings=warnings,
+        skipped=tuple(entry for i, entry in enumerate(entries) if i in skip),
     )

@@ -51,6 +51,8 @@ class RedisConfig:
     ca_file: str = ""  # PEM bundle to verify the server with; empty: the system's CAs
     ca_secret: SecretRef | None = None  # or a Secret's key holding that PEM bundle
     ca_data: str = field(default="", repr=False)  # the PEM read from ca_secret (the kube source fills it)
+    # Higress mcp-session's `secret`: every value stored in Redis is sealed with AES-256-GCM under SHA-256 of it
+    secret: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         if not self.addresses and self.address:  # the single form built directly (tests, Higress shape)
@@ -72,6 +74,7 @@ class RateLimit:
     limit: int = 0  # 0: off
     window: int = 0  # seconds
     white_list: tuple[str, ...] = ()
+    error_text: str = ""  # the message a refused call gets (Higress mcp-session's error_text); "" : ours
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,8 @@ class McpServerConfig:
     rate_limit: RateLimit = RateLimit()
     # Not errors: e.g. an unknown key under mcpServer (Higress adds keys, so a typo cannot be refused).
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    # servers[] entries of a type no plugin here serves (the gateway's own: higress-api, rag, ...): not served
+    skipped: tuple[ServerEntry, ...] = ()
 
     def server(self, name: str) -> ServerEntry:
         for entry in self.servers:

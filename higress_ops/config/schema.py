@@ -61,7 +61,7 @@ def _order(problem: Problem) -> tuple[list[str], str]:
     return problem.pointer.split("/"), problem.message
 
 
-SECRET_KEYS = frozenset({"password", "istiodToken"})
+SECRET_KEYS = frozenset({"password", "istiodToken", "secret"})
 _MAX_MESSAGE = 300
 
 

@@ -47,6 +47,8 @@ async def offer(host: Host, load: ConfigError | McpServerConfig, source: str) ->
     if isinstance(load, ConfigError):
         host.reject(load)
         return
+    for warning in load.warnings:  # e.g. a server of the gateway's own type added: served by it, skipped here
+        logger.warning("config warning from %s: %s", source, warning)
     try:
         report = await host.apply(load)
     except Exception as exc:  # a server that fails to build: apply has already rejected the update
@@ -58,14 +60,15 @@ async def offer(host: Host, load: ConfigError | McpServerConfig, source: str) ->
 class FileSource:
     """A config file: reloaded on SIGHUP and whenever its content changes (polled, no extra dependency)."""
 
-    def __init__(self, path: str, *, poll_seconds: float = 1.0) -> None:
+    def __init__(self, path: str, *, poll_seconds: float = 1.0, strict: bool = False) -> None:
         self.path = path
+        self.strict = strict
         self.poll_seconds = poll_seconds
         self.description = f"file {path}"
         self._digest = b""
 
     def first(self) -> McpServerConfig:
-        config = load_file(self.path)
+        config = load_file(self.path, strict=self.strict)
         self._digest = self._read_digest()
         return config
 
@@ -110,7 +113,8 @@ class FileSource:
         self._digest = digest
         logger.info("reloading %s (%s)", self.path, "SIGHUP" if forced else "file changed")
         try:
-            config: ConfigError | McpServerConfig = await asyncio.to_thread(load_file, self.path)
+            config: ConfigError | McpServerConfig = await asyncio.to_thread(
+                load_file, self.path, strict=self.strict)
         except ConfigError as exc:
             config = exc
         await offer(host, config, self.description)

@@ -157,8 +157,8 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
      f"{S0}/name", "'name' is a required property"),
     ("server without type", _edit(lambda d: _mcp(d)["servers"][0].pop("type")),
      f"{S0}/type", "'type' is a required property"),
-    ("unknown server type", _edit(lambda d: _mcp(d)["servers"][0].update(type="nope")),
-     f"{S0}/type", "unknown server type 'nope'; registered types: echo, higress-ops"),
+    ("error_text not text", _edit(lambda d: _mcp(d).update(rate_limit={"limit": 1, "window": 1, "error_text": 5})),
+     "/mcpServer/rate_limit/error_text", "5 is not of type 'string'"),
     ("duplicate server name", _edit(lambda d: _mcp(d)["servers"].append(
         {**copy.deepcopy(_mcp(d)["servers"][0]), "path": "/other"})),
      "/mcpServer/servers/1/name", "duplicate server name 'ops' (also at /mcpServer/servers/0/name)"),
@@ -236,6 +236,7 @@ def test_every_problem_reported_at_once() -> None:
     _cfg(doc).pop("istiodURL")
     _mcp(doc)["enable_user_level_server"] = True
     _mcp(doc)["servers"].append({"name": "ops", "path": "x", "type": "nope"})
+    _mcp(doc)["sse_path_suffx"] = "/x"
     with pytest.raises(ConfigError) as caught:
         load_document(doc)
     assert [p.pointer for p in caught.value.problems] == [
@@ -243,11 +244,16 @@ def test_every_problem_reported_at_once() -> None:
         "/mcpServer/servers/0/config/istiodURL",
         "/mcpServer/servers/1/name",
         "/mcpServer/servers/1/path",
-        "/mcpServer/servers/1/type",
     ]
     lines = str(caught.value).splitlines()
-    assert len(lines) == 5
+    assert len(lines) == 4
     assert "/mcpServer/servers/0/config/istiodURL: 'istiodURL' is a required property" in lines
+    # The errors do not hide the warnings found beside them.
+    assert [p.pointer for p in caught.value.warnings] == ["/mcpServer/servers/1", "/mcpServer/sse_path_suffx"]
+    with pytest.raises(ConfigError) as strict:
+        load_document(doc, strict=True)
+    assert [p.pointer for p in strict.value.problems][-2:] == ["/mcpServer/servers/1/type", "/mcpServer/sse_path_suffx"]
+    assert strict.value.warnings == []
 
 
 def test_secret_values_never_echoed() -> None:
