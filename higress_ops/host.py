@@ -36,6 +36,10 @@ from higress_ops.transport.streams import StreamHandle
 logger = logging.getLogger(__name__)
 
 
+STORE_DEGRADED = ("degraded: the session store is unreachable; new and stored sessions get 503 until it returns, "
+                  "stateless (2026-07-28) calls are served")
+
+
 def default_replica_id() -> str:
     return os.environ.get("HIGRESS_OPS_REPLICA_ID") or f"{socket.gethostname()}-{os.getpid()}"
 
@@ -208,18 +212,21 @@ class Host:
         await self.gate.auth.aclose()
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Ready while the process serves and is not stopping. A session store that is down is reported as
+        degraded, not as unready: Redis is shared, so an unready answer would take every replica out of its
+        Service at once, and then even what needs no session (2026-07-28 calls) would have nowhere to go."""
         detail: dict[str, Any] = {"replica": self.replica_id, "servers": sorted(self.servers)}
         try:
             healthy = await self.store.healthy()
         except StoreUnavailable:
             healthy = False
-        detail["store"] = "ok" if healthy else "unreachable"
+        detail["store"] = "ok" if healthy else STORE_DEGRADED
         if self.rejected is not None:
             detail["config"] = "stale: the last update was rejected, serving the previous config"
             detail["problems"] = [str(p) for p in self.rejected.problems]
         else:
             detail["config"] = "ok"
-        ready = healthy and not self.stopping.is_set()
+        ready = not self.stopping.is_set()
         if self.stopping.is_set():
             detail["stopping"] = True
         return ready, detail

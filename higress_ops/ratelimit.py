@@ -20,6 +20,7 @@ from typing import Protocol
 
 from higress_ops.config.model import McpServerConfig, RateLimit
 from higress_ops.sessions.redis_client import REDIS_FAILURES, CommandClient, RedisClients, target_from_config
+from higress_ops.sessions.sealing import sealer_for
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +103,10 @@ class MemoryRateLimiter:
 class RedisRateLimiter:
     """Several replicas: the window lives in Redis, so the limit holds across them."""
 
-    def __init__(self, rule: RateLimit, client: CommandClient, clients: RedisClients | None = None) -> None:
+    def __init__(self, rule: RateLimit, client: CommandClient, clients: RedisClients | None = None,
+                 secret: str = "") -> None:
         self.rule = rule
+        self._sealer = sealer_for(secret)  # with redis.secret a key names a caller by a keyed tag, not in clear
         self._client = client
         self._clients = clients
         self._script = client.register_script(_SCRIPT)
@@ -114,7 +117,8 @@ class RedisRateLimiter:
             return ALLOW
         try:
             async with asyncio.timeout(self._clients.call_timeout if self._clients else 2.0):
-                remaining, ttl = await self._script(keys=[key(self.rule, server, caller)],
+                who = self._sealer.tag(caller) if self._sealer is not None else caller
+                remaining, ttl = await self._script(keys=[key(self.rule, server, who)],
                                                     args=[self.rule.limit, self.rule.window])
         except (TimeoutError, *REDIS_FAILURES) as exc:
             if time.monotonic() - self._warned > 30:
@@ -137,4 +141,4 @@ def make_limiter(config: McpServerConfig, redis_password: str | None = None) -> 
     if config.redis is None:
         return MemoryRateLimiter(rule)
     clients = RedisClients(target_from_config(config.redis, redis_password), name="higress-ops:rate-limit")
-    return RedisRateLimiter(rule, clients.commands(max_connections=16), clients)
+    return RedisRateLimiter(rule, clients.commands(max_connections=16), clients, config.redis.secret)

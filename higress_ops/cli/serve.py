@@ -16,6 +16,7 @@ import uvicorn
 from higress_ops import logs
 from higress_ops.auth import Authenticator, NoAuth
 from higress_ops.cli import waiting
+from higress_ops.cli.validate import print_problems
 from higress_ops.config import ConfigError, McpServerConfig
 from higress_ops.config.sources import ConfigSource, FileSource
 from higress_ops.host import Host, HostSettings, default_replica_id
@@ -59,8 +60,10 @@ def register(subparsers: Any) -> None:
                         "reloaded on SIGHUP and when the file changes")
     source.add_argument("--kube", action="store_true", help="read and watch the ConfigMap from the Kubernetes API "
                         "(in-cluster config, else kubeconfig)")
-    parser.add_argument("--namespace", default="higress-system", help="--kube: the ConfigMap's namespace")
-    parser.add_argument("--configmap", default="higress-config", help="--kube: the ConfigMap's name")
+    parser.add_argument("--namespace", default="higress-system",
+                        help="--kube: the ConfigMap's namespace (default higress-system)")
+    parser.add_argument("--configmap", default="higress-config",
+                        help="--kube: the ConfigMap's name (default higress-config, the one Higress's chart writes)")
     parser.add_argument("--key", default="higress", help="--kube: the ConfigMap data key holding the YAML with the "
                         "mcpServer block (default higress)")
     parser.add_argument("--wait-for-config", action="store_true",
@@ -87,7 +90,11 @@ def register(subparsers: Any) -> None:
                         help="interval of SSE keep-alive comments (default 15)")
     parser.add_argument("--drain-timeout", type=float, default=10.0, metavar="SECONDS",
                         help="how long SIGTERM waits for in-flight calls (default 10)")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--strict", action="store_true",
+                        help="treat config warnings as errors: a server type no plugin here serves, an unknown key "
+                        "under mcpServer (at start and on every reload; default: warn and skip)")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                        help="(default info)")
     parser.set_defaults(handler=run)
 
 
@@ -151,8 +158,8 @@ def source_from(args: argparse.Namespace) -> ConfigSource:
         from higress_ops.config.kube_source import KubeSource
 
         return KubeSource(namespace=args.namespace, name=args.configmap, key=args.key, context=args.context,
-                          kubeconfig=args.kubeconfig, secret_poll=max(0.2, args.secret_poll))
-    return FileSource(args.config)
+                          kubeconfig=args.kubeconfig, secret_poll=max(0.2, args.secret_poll), strict=args.strict)
+    return FileSource(args.config, strict=args.strict)
 
 
 def settings_from(args: argparse.Namespace) -> HostSettings:
@@ -259,10 +266,7 @@ def run(args: argparse.Namespace) -> int:
     except waiting.Stopped:
         return 0
     except ConfigError as exc:
-        where = exc.source or args.config or "config"
-        print(f"higress-ops serve: {where}: {len(exc.problems)} problem(s)", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+        print_problems(exc, args.config or "config", prefix="higress-ops serve: ")
         return 1
     except (RegistryError, ValueError) as exc:
         print(f"higress-ops serve: {exc}", file=sys.stderr)

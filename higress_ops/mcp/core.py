@@ -259,9 +259,10 @@ class McpCore:
             if not decision.allowed:
                 self._observe(name, 0.0, "limited")
                 rule = self.limiter.rule
-                raise RpcError(RATE_LIMITED, f"Rate limit exceeded: at most {rule.limit} tool calls per {rule.window}s "
-                                             f"for {ctx.caller or 'this client'} (mcpServer.rate_limit); retry in "
-                                             f"{decision.retry_after}s", {"retryAfterSeconds": decision.retry_after})
+                message = _clip(rule.error_text) if rule.error_text else (  # the operator's own words, as Higress
+                    f"Rate limit exceeded: at most {rule.limit} tool calls per {rule.window}s for "
+                    f"{ctx.caller or 'this client'} (mcpServer.rate_limit); retry in {decision.retry_after}s")
+                raise RpcError(RATE_LIMITED, message, {"retryAfterSeconds": decision.retry_after})
         if record.id and self._running.get(record.id, 0) >= self.max_inflight:
             raise RpcError(RATE_LIMITED, f"Too many tool calls in flight: this session already runs "
                                          f"{self.max_inflight}; wait for their answers", {"retryAfterSeconds": 1})

@@ -201,8 +201,10 @@ class ChannelHub:
         backoff_max: float = 0.5,
         keepalive: float = 5.0,
         queue_bytes: int = STREAM_QUEUE_BYTES,
+        unseal: Callable[[bytes], bytes | None] | None = None,
     ) -> None:
         self.topology = topology
+        self._unseal = unseal  # redis.secret: frames arrive sealed; None from it drops one that does not open
         self.replica_id = replica_id
         self._channel_of = channel_of
         self.subscribe_timeout = subscribe_timeout
@@ -277,8 +279,11 @@ class ChannelHub:
 
     def dispatch(self, channel: bytes, frame: bytes) -> None:
         session_id = self._by_channel.get(channel)
-        if session_id is not None:
-            self.deliver_local(session_id, frame)
+        if session_id is None:
+            return
+        opened = self._unseal(frame) if self._unseal is not None else frame
+        if opened is not None:
+            self.deliver_local(session_id, opened)
 
     @asynccontextmanager
     async def stream(self, session_id: str) -> AsyncIterator[FrameStream]:

@@ -1,11 +1,13 @@
 """Session records and stream delivery in Redis, so several replicas behave as one.
 
-Records live in a hash `higress-ops:session:<id>` (fields `record` JSON, `owner`, `last_seen`)
-whose TTL every read refreshes; stream frames travel on Higress's channel `mcp-server-sse:<id>`
+Records live in a hash `higress-ops:session:<id>` (fields `record` JSON, `owner`: the replica holding
+the stream) whose TTL every read refreshes; stream frames travel on Higress's channel `mcp-server-sse:<id>`
 in Higress's SSE framing, so a Higress gateway can share the Redis. In a Redis Cluster both names
 put the id in a hash tag (`higress-ops:session:{<id>}`, `mcp-server-sse:{<id>}`), so a session's
 record and channel share a slot, and frames go by SPUBLISH, within that slot's shard.
-Clients come from `RedisClients`: the same short timeouts in every mode, failing fast with
+With `redis.secret` the record and every published frame are sealed as Higress seals its values
+(sealing.py) and `owner` is a keyed tag, so Redis holds no session data in the clear; a value that does not open
+reads as absent. Clients come from `RedisClients`: the same short timeouts in every mode, failing fast with
 `StoreUnavailable` while Redis is down.
 """
 
@@ -41,6 +43,7 @@ from higress_ops.sessions.redis_client import (
     parse_address,
     target_from_config,
 )
+from higress_ops.sessions.sealing import Unreadable, sealer_for
 from higress_ops.sessions.topology import ClusterShards, OneShard, Topology
 
 __all__ = ["RedisSessionStore", "RedisSettingsError", "RedisTarget", "parse_address", "target_from_config"]
@@ -51,22 +54,22 @@ KEY_PREFIX = "higress-ops:session:"
 REDELIVERY_WINDOW = 2.0  # seconds a frame for a held stream is retried while its subscription moves
 
 # Each script acts only on an existing key: a late save or read never resurrects a deleted session.
+# A read refreshes the TTL and nothing else: the record's last use is the moment of that read.
 _CREATE = """
 if redis.call('exists', KEYS[1]) == 1 then return 0 end
-redis.call('hset', KEYS[1], 'record', ARGV[1], 'owner', ARGV[2], 'last_seen', ARGV[3])
-redis.call('pexpire', KEYS[1], ARGV[4])
+redis.call('hset', KEYS[1], 'record', ARGV[1], 'owner', ARGV[2])
+redis.call('pexpire', KEYS[1], ARGV[3])
 return 1
 """
 _TOUCH = """
 if redis.call('exists', KEYS[1]) == 0 then return false end
-redis.call('hset', KEYS[1], 'last_seen', ARGV[1])
-redis.call('pexpire', KEYS[1], ARGV[2])
-return redis.call('hmget', KEYS[1], 'record', 'owner', 'last_seen')
+redis.call('pexpire', KEYS[1], ARGV[1])
+return redis.call('hmget', KEYS[1], 'record', 'owner')
 """
 _SAVE = """
 if redis.call('exists', KEYS[1]) == 0 then return 0 end
-redis.call('hset', KEYS[1], 'record', ARGV[1], 'owner', ARGV[2], 'last_seen', ARGV[3])
-redis.call('pexpire', KEYS[1], ARGV[4])
+redis.call('hset', KEYS[1], 'record', ARGV[1], 'owner', ARGV[2])
+redis.call('pexpire', KEYS[1], ARGV[3])
 return 1
 """
 _RELEASE = """
@@ -97,10 +100,13 @@ class RedisSessionStore:
         connect_timeout: float = 0.5,
         backoff_max: float = 0.5,
         queue_bytes: int = STREAM_QUEUE_BYTES,
+        secret: str = "",
     ) -> None:
         if ttl_seconds <= 0:
             raise ValueError(f"ttl_seconds must be > 0, got {ttl_seconds}")
         self.target = target
+        self.sealer = sealer_for(secret)
+        self._warned: set[str] = set()  # kinds of unreadable values already logged: once each, not per value
         self.replica_id = replica_id
         self.ttl_seconds = ttl_seconds
         self._socket_timeout = socket_timeout
@@ -116,13 +122,15 @@ class RedisSessionStore:
         topology: Topology = ClusterShards(self.clients, self._client) if isinstance(self._client, RedisCluster) \
             else OneShard(self.clients)
         self.hub = ChannelHub(topology, replica_id=replica_id, channel_of=self.channel_of,
-                              subscribe_timeout=socket_timeout, backoff_max=backoff_max, queue_bytes=queue_bytes)
+                              subscribe_timeout=socket_timeout, backoff_max=backoff_max, queue_bytes=queue_bytes,
+                              unseal=self._open_frame if self.sealer else None)
         self.hub.on_reconnect = self._restore_held
 
     @classmethod
     def from_config(cls, config: RedisConfig, *, replica_id: str, ttl_seconds: float,
                     password: str | None = None, **options: Any) -> RedisSessionStore:
-        return cls(target_from_config(config, password), replica_id=replica_id, ttl_seconds=ttl_seconds, **options)
+        return cls(target_from_config(config, password), replica_id=replica_id, ttl_seconds=ttl_seconds,
+                   secret=config.secret, **options)
 
     @property
     def where(self) -> str:
@@ -158,7 +166,7 @@ class RedisSessionStore:
             try:
                 async with asyncio.timeout(self._socket_timeout * 2):
                     for session_id in held:
-                        await self._release(keys=[self.key_of(session_id)], args=[self.replica_id])
+                        await self._release(keys=[self.key_of(session_id)], args=[self._owner(self.replica_id)])
             except (TimeoutError, *REDIS_FAILURES) as exc:
                 logger.warning("replica %s: could not release %d stream(s) in Redis (%s)",
                                self.replica_id, len(held), _reason(exc))
@@ -173,8 +181,7 @@ class RedisSessionStore:
     async def create(self, record: SessionRecord) -> None:
         now = time.time()
         record.last_seen = now
-        created = await self._call("create", self._create, record.id,
-                                   [_encode(record), record.stream_replica or "", repr(now), self._ttl_ms()])
+        created = await self._call("create", self._create, record.id, self._fields(record))
         if not created:
             raise ValueError(f"session {redact(record.id)} already exists")
 
@@ -183,7 +190,7 @@ class RedisSessionStore:
         if not SESSION_ID.fullmatch(session_id):
             return None
         try:
-            found = await self._call("get", self._touch, session_id, [repr(time.time()), self._ttl_ms()])
+            found = await self._call("get", self._touch, session_id, [self._ttl_ms()])
         except StoreUnavailable:
             local = self._held.get(session_id)
             if local is None or not self.hub.holds(session_id):
@@ -194,21 +201,18 @@ class RedisSessionStore:
             self._held.pop(session_id, None)
             return None
         try:
-            record = _decode(found)
-        except (ValueError, TypeError) as exc:  # not written by us: treat as unknown rather than fail
-            logger.warning("replica %s: unreadable record for session %s (%s)", self.replica_id,
-                           redact(session_id), _reason(exc))
+            record = self._decode(found)
+        except (ValueError, TypeError) as exc:  # not written by us, or not under our secret: unknown, not a failure
+            self._unreadable("record", f"session {redact(session_id)}: {_reason(exc)}")
             return None
         self._remember(record)
         return record
 
     async def save(self, record: SessionRecord) -> None:
-        now = time.time()
-        record.last_seen = now
+        record.last_seen = time.time()
         self._remember(record)
-        args = [_encode(record), record.stream_replica or "", repr(now), self._ttl_ms()]
         try:
-            await self._call("save", self._save, record.id, args)
+            await self._call("save", self._save, record.id, self._fields(record))
         except StoreUnavailable:
             if not self.hub.holds(record.id):
                 raise
@@ -219,12 +223,11 @@ class RedisSessionStore:
         """After an outage or a failover, write back the sessions whose streams live here: a restarted
         Redis, or a promoted replica that missed the last writes, lost them, and POSTs landing on other
         replicas look them up there."""
-        now = repr(time.time())
         restored = 0
         for record in list(self._held.values()):
             if self.hub.holds(record.id):
-                restored += int(await self._create(keys=[self.key_of(record.id)],
-                                                   args=[_encode(record), self.replica_id, now, self._ttl_ms()]))
+                record.stream_replica = self.replica_id
+                restored += int(await self._create(keys=[self.key_of(record.id)], args=self._fields(record)))
         if restored:
             logger.warning("replica %s: %d session(s) written back to %s after it returned", self.replica_id,
                            restored, self.where)
@@ -255,7 +258,7 @@ class RedisSessionStore:
                 self._held.pop(session_id, None)
                 with suppress(StoreUnavailable):
                     await self._bounded("release", self._release(keys=[self.key_of(session_id)],
-                                                                 args=[self.replica_id]))
+                                                                 args=[self._owner(self.replica_id)]))
 
     async def deliver(self, session_id: str, frame: bytes) -> bool:
         """Local delivery skips Redis. A publish nobody received is retried for a short window while the
@@ -275,6 +278,8 @@ class RedisSessionStore:
 
     async def _publish(self, session_id: str, frame: bytes) -> int:
         channel = self.channel_of(session_id)
+        if self.sealer is not None:
+            frame = self.sealer.seal(frame)
         if self.clustered:
             return int(await self._bounded("publish", self._client.spublish(channel, frame)))
         return int(await self._bounded("publish", self._client.publish(channel, frame)))
@@ -315,21 +320,51 @@ class RedisSessionStore:
     def _ttl_ms(self) -> int:
         return max(1, int(self.ttl_seconds * 1000))
 
+    # -- what is stored -----------------------------------------------------------------------------
 
-def _encode(record: SessionRecord) -> str:
-    data = record.to_dict()
-    data.pop("last_seen", None)
-    data.pop("stream_replica", None)
-    return json.dumps(data, separators=(",", ":"))
+    def _owner(self, replica: str | None) -> str:
+        """The `owner` field: the replica's id, or its keyed tag under a secret (the release script compares it)."""
+        if not replica:
+            return ""
+        return self.sealer.tag(replica) if self.sealer is not None else replica
 
+    def _fields(self, record: SessionRecord) -> list[Any]:
+        """Script arguments: the record (sealed under a secret), its owner field, the TTL."""
+        data = record.to_dict()
+        data.pop("last_seen", None)
+        text = json.dumps(data, separators=(",", ":")).encode()
+        return [self.sealer.seal(text) if self.sealer is not None else text, self._owner(record.stream_replica),
+                self._ttl_ms()]
 
-def _decode(fields: list[bytes | None]) -> SessionRecord:
-    raw, owner, last_seen = fields
-    record = SessionRecord.from_dict(json.loads(raw or b"{}"))
-    record.stream_replica = owner.decode() if owner else None
-    if last_seen:
-        record.last_seen = float(last_seen)
-    return record
+    def _decode(self, fields: list[bytes | None]) -> SessionRecord:
+        raw, owner = fields[0] or b"{}", fields[1]
+        if self.sealer is not None:
+            raw = self.sealer.open(raw)
+        record = SessionRecord.from_dict(json.loads(raw))
+        if self.sealer is None:  # `owner` names the stream's replica
+            record.stream_replica = owner.decode() if owner else None
+        elif not owner:  # its tag says whether one holds it; which one is in the sealed record
+            record.stream_replica = None
+        record.last_seen = time.time()  # the read just refreshed it
+        return record
+
+    def _open_frame(self, sealed: bytes) -> bytes | None:
+        assert self.sealer is not None
+        try:
+            return self.sealer.open(sealed)
+        except Unreadable as exc:
+            self._unreadable("frame", str(exc))
+            return None
+
+    def _unreadable(self, kind: str, why: str) -> None:
+        """Logged once per kind: a Redis full of records from before the secret was set must not flood the log."""
+        if kind in self._warned:
+            logger.debug("replica %s: unreadable %s treated as absent: %s", self.replica_id, kind, why)
+            return
+        self._warned.add(kind)
+        logger.warning("replica %s: a %s in %s could not be read and is treated as absent (%s); every replica "
+                       "sharing this Redis needs the same mcpServer.redis.secret. Further ones are not logged.",
+                       self.replica_id, kind, self.where, why)
 
 
 def _reason(exc: BaseException) -> str:

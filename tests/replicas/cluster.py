@@ -66,14 +66,15 @@ class Replica:
                  "--replica-id", self.replica_id],
                 stdout=out, stderr=subprocess.STDOUT, env=env)
         try:
-            wait_until(self._ready, timeout, f"replica {self.replica_id}", self.proc)
+            wait_until(self.ready, timeout, f"replica {self.replica_id}", self.proc)
         except Exception as exc:
             self.stop()
             raise RuntimeError(f"{exc}\n{log_tail(self.log)}") from exc
         return self
 
-    def _ready(self) -> bool:
-        return requests.get(f"{self.admin_url}/readyz", timeout=1).status_code == 200
+    def ready(self) -> bool:
+        answer = requests.get(f"{self.admin_url}/readyz", timeout=1)  # 200 even while Redis is away: "degraded"
+        return answer.status_code == 200 and answer.json()["store"] == "ok"
 
     @property
     def alive(self) -> bool:
@@ -165,11 +166,13 @@ class Cluster:
         self.redis.stop()
 
 
-def make_cluster(workdir: Path, replicas: int, mode: str = "single") -> Cluster:
+def make_cluster(workdir: Path, replicas: int, mode: str = "single", secret: str = "") -> Cluster:
+    """`secret`: the config's redis.secret, so everything stored and published is sealed."""
     redis = start_backend(mode, workdir)
     started: list[Replica] = []
     try:
-        config = write_config(workdir / "higress.yaml", redis.redis_block())
+        config = write_config(workdir / "higress.yaml", {**redis.redis_block(), **({"secret": secret} if secret
+                                                                                   else {})})
         started = start_replicas(replicas, config, workdir)
         envoy, port = front_proxy([r.port for r in started], workdir / "envoy")
     except Exception:

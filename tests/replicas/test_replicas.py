@@ -4,6 +4,8 @@ scenarios run on a single redis-server, a Sentinel group and a Redis Cluster (fa
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import time
 from collections.abc import Iterator
@@ -12,6 +14,7 @@ from typing import Any
 
 import httpx2 as httpx
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from mcp import Client
 from mcp.client.sse import sse_client
 
@@ -28,13 +31,24 @@ from tests.replicas.cluster import (
     sse_events,
 )
 from tests.replicas.front import requests_per_replica
+from tests.support.asgi import stateless
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
 
+SECRET = "replicas-share-this-secret"  # mcpServer.redis.secret: in every mode, what Redis holds is sealed
+
+
+def higress_open(sealed: bytes) -> bytes:
+    """Higress mcp-session's Crypto.Decrypt, step by step: base64, then a 12-byte nonce, then AES-256-GCM
+    (ciphertext || tag) under SHA-256(secret), no associated data."""
+    raw = base64.b64decode(sealed, validate=True)
+    return AESGCM(hashlib.sha256(SECRET.encode()).digest()).decrypt(raw[:12], raw[12:], None)
+
+
 @pytest.fixture(scope="module", params=MODES)
 def shared_cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    cluster = make_cluster(tmp_path_factory.mktemp(f"replicas-{request.param}"), 3, request.param)
+    cluster = make_cluster(tmp_path_factory.mktemp(f"replicas-{request.param}"), 3, request.param, SECRET)
     yield cluster
     cluster.stop()
 
@@ -83,9 +97,12 @@ async def test_legacy_sse_on_a_with_every_post_on_b(shared_cluster: Cluster) -> 
             assert answer["result"]["content"][0]["text"] == f"hi m{i}"
         assert backend.publishes() >= before + 31  # every answer crossed from b to a through Redis
 
-        record = await r.hgetall(backend.key(session_id))
-        assert record[b"owner"] == a.replica_id.encode()
-        assert json.loads(record[b"record"])["protocol_version"] == init["result"]["protocolVersion"]
+        record = await r.hgetall(backend.key(session_id))  # sealed: nothing readable without the secret
+        assert set(record) == {b"record", b"owner"}
+        assert a.replica_id.encode() not in record[b"owner"] and b"replica-test" not in record[b"record"]
+        opened = json.loads(higress_open(record[b"record"]))
+        assert opened["protocol_version"] == init["result"]["protocolVersion"]
+        assert opened["stream_replica"] == a.replica_id and opened["client_info"]["name"] == "replica-test"
 
         # A POST landing on the stream's own replica skips Redis.
         on_a = f"{a.url}{target.path}?{target.query.decode()}"
@@ -95,8 +112,10 @@ async def test_legacy_sse_on_a_with_every_post_on_b(shared_cluster: Cluster) -> 
             await watcher.subscribe(f"mcp-server-sse:{session_id}")
             assert (await http.post(on_b, json=rpc("tools/call", echo_call("remote"), id=98))).status_code == 202
             assert (await next_message(events))["result"]["content"][0]["text"] == "hi remote"
-            seen = await published(watcher, 2)
-            assert seen is not None and b"hi remote" in seen["data"]  # the watcher does see what crosses
+            seen = await published(watcher, 2)  # the watcher does see what crosses, sealed
+            assert seen is not None and b"hi remote" not in seen["data"]
+            assert higress_open(seen["data"]).startswith(b"event: message\ndata: ")
+            assert b"hi remote" in higress_open(seen["data"])
             assert (await http.post(on_a, json=rpc("tools/call", echo_call("local"), id=99))).status_code == 202
             assert (await next_message(events))["result"]["content"][0]["text"] == "hi local"
             assert await published(watcher, 0.3) is None
@@ -181,8 +200,18 @@ async def test_redis_killed_and_restarted_mid_run(own_cluster: Cluster) -> None:
         # The stream and its POSTs on one replica keep working.
         assert (await http.post(on_a, json=rpc("tools/call", echo_call("during"), id=3))).status_code == 202
         assert (await next_message(events))["result"]["content"][0]["text"] == "hi during"
-        ready = await http.get(f"{b.admin_url}/readyz")
-        assert ready.status_code == 503
+        # Readiness stays up, so Kubernetes keeps both replicas in the Service: Redis is shared, an unready answer
+        # would empty it. What needs no session is served: 2026-07-28 tools/list and tools/call; liveness too.
+        for replica in (a, b):
+            ready = await http.get(f"{replica.admin_url}/readyz")
+            assert ready.status_code == 200 and ready.json()["store"].startswith("degraded"), ready.text
+            assert (await http.get(f"{replica.admin_url}/healthz")).status_code == 200
+            body, headers = stateless("tools/list")
+            listed = await http.post(f"{replica.url}{PATH}", json=body, headers=headers)
+            assert listed.status_code == 200 and "echo" in [t["name"] for t in listed.json()["result"]["tools"]]
+            body, headers = stateless("tools/call", **echo_call("stateless"))
+            called = await http.post(f"{replica.url}{PATH}", json=body, headers=headers)
+            assert called.status_code == 200 and called.json()["result"]["content"][0]["text"] == "hi stateless"
         assert a.alive and b.alive
 
         own_cluster.redis.single.start()

@@ -61,12 +61,16 @@ class ServeProcess:
                  *self.args],
                 stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env})
         try:
-            wait_until(lambda: requests.get(self.admin("/readyz"), timeout=1).status_code == 200, timeout,
-                       "higress-ops serve", self.proc)
+            wait_until(self.ready, timeout, "higress-ops serve", self.proc)
         except Exception as exc:
             self.stop()
             raise RuntimeError(f"{exc}\n{log_tail(self.log_path)}") from exc
         return self
+
+    def ready(self) -> bool:
+        """Ready, and its session store connected (a Redis outage leaves /readyz at 200, "degraded")."""
+        answer = requests.get(self.admin("/readyz"), timeout=1)
+        return answer.status_code == 200 and answer.json().get("store") == "ok"
 
     def terminate(self) -> int:
         """SIGTERM and wait: the graceful path."""
