@@ -17,4 +17,5 @@ USER 10001:10001
 ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 EXPOSE 8080
 ENTRYPOINT ["higress-ops"]
-CMD ["serve", "--kube", "--namespace", "higress-system", "--configmap", "higress-ops-config", "--wait-for-config", "--host", "0.0.0.0", "--port", "8080"]
+CMD ["serve", "--kube", "--namespace", "higress-system", "--configmap", "higress-ops-config", "--wait-for-config", \
+     "--auth", "kubernetes", "--host", "0.0.0.0", "--port", "8080", "--admin-port", "8081"]

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.deploy.test_manifests import named, ops_container, patched_gateway, render
+from tests.deploy.test_manifests import image_command, named, ops_container, patched_gateway, render
 from tests.support.apiserver import ApiServer, api_server
 from tests.support.procs import free_port, log_tail, port_open, stop, wait_until
 from tests.support.redis import RedisServer
@@ -41,6 +41,8 @@ def redis_on_6379(workdir: Path) -> Iterator[RedisServer]:
 
 def shipped_args(overlay: str) -> tuple[list[str], dict[str, str]]:
     """The container's args and literal env of an overlay, as rendered (the sidecar's after the gateway patch)."""
+    if overlay == "image":  # a container that gives no args: the Dockerfile's CMD
+        return image_command(), {}
     if overlay == "standalone":
         container = ops_container(named(render("standalone"), "Deployment", "higress-ops"))
     else:
@@ -77,7 +79,7 @@ def put_shipped(api: ApiServer) -> None:
     api.put("configmaps", NAMESPACE, configmap["metadata"]["name"], configmap["data"])
 
 
-@pytest.mark.parametrize("overlay", ["standalone", "sidecar"])
+@pytest.mark.parametrize("overlay", ["standalone", "sidecar", "image"])
 def test_serve_kube_with_the_shipped_configmap_becomes_ready(overlay: str, tmp_path: Path) -> None:
     args, env = shipped_args(overlay)
     assert arg_of(args, "--configmap") == "higress-ops-config"
