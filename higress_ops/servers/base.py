@@ -135,6 +135,8 @@ class McpServer(Protocol):
         """Release upstream connections; called when the server is removed or the process stops."""
         ...
 
+    # Optional: `def probes(self) -> dict[str, tuple[str, str]]`, upstream name -> (a URL that answers when it is
+    # there, the config key holding it); `serve` says in its `listening` line which answered.
     # Optional: `async def session_target(self) -> str | None`, asked once at initialize. Its answer is kept in
     # the session record and comes back as CallContext.target on every call of that session, on any replica.
 

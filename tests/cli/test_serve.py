@@ -56,3 +56,33 @@ def test_serve_logs_a_warning_for_an_unknown_key_and_serves(tmp_path: Path) -> N
         assert "did you mean sse_path_suffix?" in warnings[0]["msg"]
     finally:
         process.stop()
+
+
+def test_the_listening_line_gives_the_urls_and_which_upstream_answered(tmp_path: Path) -> None:
+    from tests.support.istiod import istiod_double
+
+    envoy_port = free_port()  # nothing listens there
+    with istiod_double() as istiod:
+        config = {"mcpServer": {"servers": [{"name": "ops", "path": "/ops", "type": "higress-ops", "config": {
+            "istiodURL": f"http://127.0.0.1:{istiod.port}", "envoyAdminURL": f"http://127.0.0.1:{envoy_port}"}}]}}
+        process = ServeProcess(write_config(tmp_path / "c.yaml", config), tmp_path).start()
+        try:
+            (line,) = [json.loads(line) for line in process.log().splitlines() if '"msg": "listening"' in line]
+        finally:
+            process.stop()
+    assert line["urls"] == {"ops": {"legacy_sse": f"{process.base}/ops/sse", "streamable_http": f"{process.base}/ops"}}
+    assert line["upstreams"]["ops"]["istiod"] == "answered"
+    assert line["upstreams"]["ops"]["envoy"].startswith(f"no answer at http://127.0.0.1:{envoy_port}/ready (")
+    assert line["upstreams"]["ops"]["envoy"].endswith("check envoyAdminURL in the server config")
+
+
+def test_serve_help_shows_every_default() -> None:
+    from higress_ops.cli import build_parser
+
+    parser = build_parser()
+    serve_parser = next(a for a in parser._subparsers._group_actions[0].choices.values() if a.prog.endswith("serve"))
+    missing = [action.option_strings[0] for action in serve_parser._actions
+               if action.option_strings and action.default not in (None, False, [], "==SUPPRESS==")
+               and "default" not in (action.help or "")]
+    assert missing == []
+    assert "(default 8080)" in serve_parser.format_help().replace("\n", " ")

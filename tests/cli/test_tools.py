@@ -100,3 +100,16 @@ def test_a_cut_json_result_is_still_json_on_stdout(tmp_path: Path, config: Path)
         assert run.returncode == 0, run.stderr
         json.loads(run.stdout)  # what jq would read
         assert "[cut to the 4,096-byte budget" in run.stderr
+
+
+def test_an_unreachable_upstream_names_the_config_key_to_fix(tmp_path: Path) -> None:
+    from tests.support.procs import free_port
+
+    path = tmp_path / "down.yaml"
+    path.write_text(json.dumps({"mcpServer": {"servers": [{"name": "ops", "path": "/ops", "type": "higress-ops",
+                                                           "config": {"istiodURL": f"http://127.0.0.1:{free_port()}",
+                                                                      "envoyAdminURL": f"http://127.0.0.1:{free_port()}"}}]}}))
+    for tool, key in (("get-envoy-ready", "envoyAdminURL"), ("get-istiod-version", "istiodURL")):
+        result = cli("call", "--config", str(path), tool)
+        assert result.returncode == 1
+        assert "is unreachable" in result.stdout and f"check {key} in the server config" in result.stdout, tool

@@ -30,10 +30,12 @@ def targeted(spec: ToolSpec) -> ToolSpec:
     return replace(spec, input_schema=with_pod_parameter(spec.input_schema))
 
 
-def answered_by(result: ToolResult, target: Target) -> ToolResult:
-    """The result with a last line naming the Envoy it came from (never its address)."""
+def answered_by(result: ToolResult, target: Target, tool: str = "") -> ToolResult:
+    """The result with a last line naming the Envoy it came from (never its address); an istiod tool's answer
+    came from istiod, about that Envoy, and says so."""
     origin = f"pod {target.name}" if target.pod is not None else f"the Envoy at {target.name}"
-    return replace(result, content=[*result.content, {"type": "text", "text": f"[answered by {origin}]"}])
+    line = f"[answered by istiod, for {origin}]" if tool.startswith("get-istiod") else f"[answered by {origin}]"
+    return replace(result, content=[*result.content, {"type": "text", "text": line}])
 
 
 class OpsServer:
@@ -83,7 +85,7 @@ class OpsServer:
         if result.is_error and target.pod is not None and not await self._still_there(target):
             return ToolResult.error(f"{name}: pod {target.name} went away during the call (it is no longer listed); "
                                     "list-gateway-pods shows the pods there are")
-        return answered_by(result, target)
+        return answered_by(result, target, name)
 
     async def _run(self, name: str, arguments: Mapping[str, Any], ctx: CallContext) -> ToolResult:
         entry = self._entries.get(name)
@@ -96,6 +98,15 @@ class OpsServer:
             return any(p.name == target.name for p in await self.upstreams.gateways.pods(fresh=True))
         except UpstreamError:
             return True  # cannot tell: the call's own error stands
+
+    def probes(self) -> dict[str, tuple[str, str]]:
+        """What `serve` checks at start: the configured URLs (pods reached through the API are not probed)."""
+        found = {}
+        for what, fleet, path in (("istiod", self.upstreams.istiods, "/version"),
+                                  ("envoy", self.upstreams.gateways, "/ready")):
+            if not fleet.discovers:
+                found[what] = (fleet.local.base_url + path, fleet.local_name)
+        return found
 
     async def aclose(self) -> None:
         await self.upstreams.aclose()

@@ -79,6 +79,10 @@ class Upstream:
         # IP or a port-forward's loopback port means nothing to the caller).
         self.at = f"{self.who} at {self.base_url}" if shown is None else (f"{self.who} at {shown}" if shown
                                                                           else self.who)
+        # What to fix when it cannot be reached: the config key holding the URL, or the pod itself.
+        key = "istiodURL" if self.label == "istiod" else "envoyAdminURL"
+        self.fix = (f"check {key} in the server config and that the component is running" if shown is None
+                    else "check that the pod is running and its port is right")
         self.timeout = timeout
         self.connections = connections
         self._session: aiohttp.ClientSession | None = None
@@ -122,15 +126,14 @@ class Upstream:
                 status, content_type = response.status, response.headers.get("content-type", "")
                 location = response.headers.get("location", "")
         except aiohttp.ConnectionTimeoutError:
-            raise UpstreamError(f"{self.at} is unreachable (connect timed out); check the URL "
-                                "in the server config and that the component is running", "connect_timeout") from None
+            raise UpstreamError(f"{self.at} is unreachable (connect timed out); {self.fix}",
+                                "connect_timeout") from None
         except TimeoutError:
             raise UpstreamError(f"{self.who} did not answer {path} within {self.timeout:g}s (timeoutSeconds in the "
                                 "server config); it may be overloaded, or the URL points at the wrong port",
                                 "timeout") from None
         except aiohttp.ClientConnectorError as exc:
-            raise UpstreamError(f"{self.at} is unreachable ({_reason(exc)}); check the URL in "
-                                "the server config and that the component is running", "unreachable") from None
+            raise UpstreamError(f"{self.at} is unreachable ({_reason(exc)}); {self.fix}", "unreachable") from None
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError) as exc:
             raise UpstreamError(f"{self.who} closed the connection in the middle of {path} ({_reason(exc)})",
                                 "disconnected") from None
@@ -139,8 +142,7 @@ class Upstream:
                                 f"({exc.message[:120]}); check that the URL points at the right port",
                                 "invalid_http") from None
         except aiohttp.ClientError as exc:
-            raise UpstreamError(f"{self.at} is unreachable ({_reason(exc)}); check the URL in "
-                                "the server config and that the component is running", "unreachable") from None
+            raise UpstreamError(f"{self.at} is unreachable ({_reason(exc)}); {self.fix}", "unreachable") from None
         if 300 <= status < 400:
             target_host = urlsplit(location).netloc or "the same host"
             raise UpstreamError(f"{self.who} redirected {path} (HTTP {status}) to {target_host}; redirects are never "

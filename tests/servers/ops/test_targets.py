@@ -63,6 +63,8 @@ async def test_each_pod_answers_for_itself_and_says_so(ops: OpsServer, fresh_pod
     assert "gw-a.higress-system" in node and origin == "[answered by pod gw-a]"
     view = await ops.call_tool("get-envoy-proxy-config", {"type": "routes", "pod": "gw-b"}, CallContext())
     assert "canary-routes" in text(view) and text(view).endswith("[answered by pod gw-b]")
+    istiods = await ops.call_tool("get-istiod-config-dump", {"pod": "gw-b"}, CallContext())
+    assert text(istiods).endswith("[answered by istiod, for pod gw-b]")  # istiod's view, never "by the Envoy"
     through_api = fresh_pods.api.portforwards > forwarded
     assert through_api is (ops.upstreams.gateways.block.access == "portforward")
 
