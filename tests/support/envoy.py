@@ -32,6 +32,7 @@ class Envoy:
     bootstrap: dict[str, Any]
     workdir: Path
     admin_port: int = field(default_factory=free_port)
+    args: tuple[str, ...] = ()  # more command-line options, e.g. a short --file-flush-interval-msec
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -48,7 +49,7 @@ class Envoy:
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 [envoy_binary(), "-c", str(config), "--base-id", str(next(_base_ids)), "--concurrency", "1",
-                 "-l", "warning", "--disable-hot-restart"],
+                 "-l", "warning", "--disable-hot-restart", *self.args],
                 stdout=out, stderr=subprocess.STDOUT,
             )
         try:

@@ -9,10 +9,29 @@ Kubernetes API) is reported as skipped with the reason, and the others still run
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from higress_ops.servers.ops.detectors import missing_cluster, rejected_config
+from higress_ops.servers.ops.detectors import (
+    certificates,
+    circuit_breaker,
+    connect_failure,
+    empty_cluster,
+    extension_config,
+    health_check,
+    missing_cluster,
+    no_route,
+    no_virtual_host,
+    outlier_ejection,
+    redirect_loop,
+    rejected_config,
+    route_timeout,
+    shadowed_route,
+    tls_listener,
+    upstream_protocol,
+    upstream_tls,
+)
 from higress_ops.servers.ops.detectors.base import Detector, Finding, Focus, Ref, Severity, Verdict, route_ref
 from higress_ops.servers.ops.detectors.facts import Facts
 from higress_ops.servers.ops.views.configdump import DumpError
@@ -21,9 +40,24 @@ from higress_ops.servers.ops.views.source import UpstreamError
 __all__ = ["DETECTORS", "Detector", "Facts", "Finding", "Focus", "Ref", "Report", "Severity", "Verdict", "by_name",
            "route_ref", "run"]
 
-DETECTORS: tuple[Detector, ...] = (
+DETECTORS: tuple[Detector, ...] = (  # the issue's failure classes, in its order; then the other health checks
     missing_cluster.DETECTOR,
+    health_check.DETECTOR,
+    connect_failure.DETECTOR,
+    shadowed_route.DETECTOR,
+    no_route.DETECTOR,
+    no_virtual_host.DETECTOR,
+    route_timeout.DETECTOR,
+    circuit_breaker.DETECTOR,
+    outlier_ejection.DETECTOR,
+    upstream_tls.DETECTOR,
+    upstream_protocol.DETECTOR,
+    redirect_loop.DETECTOR,
     rejected_config.DETECTOR,
+    tls_listener.DETECTOR,
+    empty_cluster.DETECTOR,
+    certificates.DETECTOR,
+    extension_config.DETECTOR,
 )
 
 
@@ -47,8 +81,23 @@ class Report:
         return [f for f in self.findings if any(focus.covers(r) for r in f.refs())]
 
 
+def stat_patterns(detectors: Sequence[Detector], focus: Focus | None) -> list[str]:
+    """The detectors' /stats filters, `<cluster>` filled with the focus's clusters (or any cluster)."""
+    if focus is None:
+        clusters = ".+"
+    elif focus.clusters:
+        clusters = "(" + "|".join(re.escape(c) for c in sorted(focus.clusters)) + ")"
+    else:
+        clusters = ""
+    return [p.replace("<cluster>", clusters) for d in detectors for p in d.stats if clusters or "<cluster>" not in p]
+
+
 async def run(facts: Facts, focus: Focus | None = None, detectors: Sequence[Detector] = DETECTORS) -> Report:
-    """Run the detectors concurrently over one call's facts (each document is still fetched once)."""
+    """Run the detectors concurrently over one call's facts (each document is still fetched once, the counters
+    of all of them in one /stats request). Without a focus, request-only detectors have nothing to say."""
+    if focus is None:
+        detectors = [d for d in detectors if not d.request_only]
+    facts.want(*stat_patterns(detectors, focus))
 
     async def one(d: Detector) -> list[Finding] | str:
         try:

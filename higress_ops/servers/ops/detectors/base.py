@@ -10,7 +10,7 @@ detector looks at those alone; get-gateway-health and analyze pass none and get 
 from __future__ import annotations
 
 import enum
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -52,8 +52,14 @@ class Verdict:
     """What a finding means for a request that goes through its subject: the status Envoy answers and the
     machine-readable reason find-route's last line carries (`verdict: 503 upstream_overflow`)."""
 
-    status: int  # 0: the connection is reset, no HTTP answer
+    status: int | None  # 0: the connection is reset, no HTTP answer; None: the status the route gives, unchanged
     reason: str
+
+    def replaces(self, status: Any) -> bool:
+        """Whether this verdict replaces find-route's own: always a success (a request Envoy fails is never
+        called routed), and one of the same status (the cause instead of the symptom: `503 upstream_tls_error`
+        for the counters' `503 upstream_connect_failure`, `301 redirect_loop` for `301 redirect`)."""
+        return (isinstance(status, int) and 200 <= status < 300) or self.status in (None, status)
 
 
 @dataclass(frozen=True)
@@ -110,12 +116,19 @@ class Focus:
     routes: frozenset[Ref] = frozenset()  # route_ref(...) of the matched routes
     clusters: frozenset[str] = frozenset()
     extra: dict[str, Any] = field(default_factory=dict, compare=False)  # what one detector leaves for the view
+    ports: tuple[Mapping[str, Any], ...] = field(default=(), compare=False)  # find-route's match per port
+    sni: str = ""  # the TLS server name the client sends ('' for plaintext)
 
     def covers(self, ref: Ref) -> bool:
-        """Whether a finding about `ref` concerns this request."""
+        """Whether a finding about `ref` concerns this request (a rejected xDS subscription concerns all)."""
+        if ref.kind in GATEWAY_WIDE:
+            return True
         names = {"cluster": self.clusters, "listener": self.listeners, "route_config": self.route_configs,
                  "virtual_host": self.virtual_hosts}.get(ref.kind)
         return ref in self.routes if ref.kind == "route" else names is not None and ref.name in names
+
+
+GATEWAY_WIDE = frozenset({"xds_subscription"})  # kinds whose findings concern every request
 
 
 def route_within(route_config: str, virtual_host: str) -> str:
@@ -140,3 +153,21 @@ class Detector:
     detect: Detect
     next_tool: str = ""  # what to call for more about one finding (placeholders: <cluster>, <host>, ...)
     sources: tuple[str, ...] = ("envoy",)  # envoy, istiod, kubernetes: which sources it reads
+    # The counters it reads, as /stats filters (RE2, partial match; `<cluster>` stands for the focus's clusters,
+    # or any cluster): a call fetches the union of every detector's in one request (Facts.counters).
+    stats: tuple[str, ...] = ()
+    request_only: bool = False  # about one request alone (no route, no virtual host): not in gateway-wide lists
+
+
+def in_scope(names: Iterable[str], focus: Focus | None) -> list[str]:
+    """The names a detector looks at: the focus's clusters, or every one, sorted."""
+    return sorted(n for n in names if focus is None or n in focus.clusters)
+
+
+def counter(stats: Mapping[str, int], cluster: str, suffix: str) -> int:
+    return stats.get(f"cluster.{cluster}.{suffix}", 0)
+
+
+def cluster_pattern(suffixes: Iterable[str]) -> str:
+    """A /stats filter for these counters of the `<cluster>` placeholder (the focus's clusters, or any)."""
+    return r"^cluster\.<cluster>\.(" + "|".join(s.replace(".", r"\.") for s in suffixes) + ")$"

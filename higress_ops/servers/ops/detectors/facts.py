@@ -22,8 +22,12 @@ import anyio
 from higress_ops.servers.base import CallContext
 from higress_ops.servers.ops.views import configdump as cd
 from higress_ops.servers.ops.views import ecds, proxy_status
+from higress_ops.servers.ops.views import endpoints as eps
 from higress_ops.servers.ops.views import gateway_health as gh
+from higress_ops.servers.ops.views import host_health as hh
+from higress_ops.servers.ops.views import routes as rt
 from higress_ops.servers.ops.views.configdump import DumpError
+from higress_ops.servers.ops.views.routes import RouteAt
 from higress_ops.servers.ops.views.source import Source, UpstreamError
 
 T = TypeVar("T")
@@ -40,11 +44,13 @@ CONFIG_NAMES = 50  # cluster configs fetched by name in one call, at most (two s
 class Facts:
     """The documents of one call. Not shared between calls: a call reads the gateway as it is now."""
 
-    def __init__(self, src: Source, ctx: CallContext) -> None:
+    def __init__(self, src: Source, ctx: CallContext, *, days: int = 30) -> None:
         self.src = src
         self.ctx = ctx
+        self.days = days  # certificates expiring within this many days count as expiring
         self._memo: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
         self.notes: dict[str, list[str]] = {}  # detector -> what it could not read, said beside its findings
+        self._wanted: dict[str, None] = {}  # the /stats filters of this call, fetched together by counters()
 
     def note(self, detector: str, text: str) -> None:
         if text and text not in self.notes.setdefault(detector, []):
@@ -82,6 +88,38 @@ class Facts:
     async def stats(self, regex: str) -> dict[str, int]:
         """name -> value of the used counters and gauges matching `regex` (Envoy's RE2 partial match)."""
         return gh.stat_values(await self.envoy("/stats", {"format": "json", "usedonly": "", "filter": regex}))
+
+    def want(self, *patterns: str) -> None:
+        """Register /stats filters before the first `counters()`: the call fetches their union once."""
+        if ("counters",) in self._memo and any(p not in self._wanted for p in patterns):
+            raise RuntimeError("counters were already fetched: register every filter before the first read")
+        self._wanted.update(dict.fromkeys(p for p in patterns if p))
+
+    async def counters(self) -> dict[str, int]:
+        """The used counters and gauges matching any registered filter, from one /stats request (Envoy's
+        /stats filter, unlike config_dump's name_regex, takes a long RE2 alternation)."""
+        async def fetch() -> dict[str, int]:
+            if not self._wanted:
+                return {}
+            regex = "|".join(f"(?:{p})" for p in self._wanted)
+            return await self.stats(regex)
+        return await self._once(("counters",), fetch)
+
+    async def cluster_healths(self) -> dict[str, hh.ClusterHealth]:
+        """Every cluster as the load balancer sees it (host flags, counters), computed once per call; panic
+        thresholds come from the configs this call has fetched, else Envoy's default."""
+        async def build() -> dict[str, hh.ClusterHealth]:
+            statuses = eps.cluster_statuses(await self.clusters_json())
+            return await self.compute(lambda: {str(cs.get("name", "")): hh.cluster_health(cs, str(cs.get("name", "")))
+                                               for cs in statuses})
+        return await self._once(("cluster_healths",), build)
+
+    async def routes(self) -> list[RouteAt]:
+        """Every route of the routes section with where it is: (route config, virtual host, index, route)."""
+        async def build() -> list[RouteAt]:
+            dump = await self.dump("routes")
+            return await self.compute(lambda: list(rt.all_routes(dump)))
+        return await self._once(("routes",), build)
 
     async def certs(self) -> Any:
         return await self.envoy("/certs")

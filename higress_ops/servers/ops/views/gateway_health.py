@@ -24,9 +24,11 @@ if TYPE_CHECKING:
 
 BUDGET_BYTES = 6000  # 2,000 tokens at 3 bytes a token, a conservative rate for this mix of names and numbers
 STATES = {0: "LIVE", 1: "DRAINING", 2: "PRE_INITIALIZING", 3: "INITIALIZING"}
-CLUSTER_FLAGS = {  # response flag -> the cluster counter that counts it
+CLUSTER_FLAGS = {  # response flag -> the cluster counter that counts it (UO: max_requests, then the pending queue)
     "UF": "upstream_cx_connect_fail", "UH": "upstream_cx_none_healthy", "UT": "upstream_rq_timeout",
-    "URX": "upstream_rq_retry_limit_exceeded", "UO": "upstream_rq_pending_overflow"}
+    "URX": "upstream_rq_retry_limit_exceeded", "UO": "upstream_rq_active_overflow",
+    "UO(pending)": "upstream_rq_pending_overflow"}
+ISTIO_BY_DESIGN = ("BlackHoleCluster", "PassthroughCluster", "InboundPassthroughCluster")  # no hosts on purpose
 _SUBSCOPES = ("external", "internal", "canary")  # Envoy's own sub-scopes of a cluster's request counters
 LISTENER_FLAGS = {"NR": "no_route", "NC": "no_cluster", "DC": "downstream_cx_destroy_remote_active_rq"}
 _SERVER = ("state", "uptime", "memory_allocated", "memory_heap_size", "hot_restart_epoch")
@@ -34,8 +36,7 @@ STATS_FILTER = (
     r"^(server\.(" + "|".join(_SERVER) + r")"
     r"|cluster\..+\.(upstream_rq_5xx|" + "|".join(CLUSTER_FLAGS.values()) + ")"
     r"|http\..+\.(downstream_rq_5xx|" + "|".join(LISTENER_FLAGS.values()) + ")"
-    r"|vhost\..+\.route\..+\.upstream_rq_5xx"
-    r"|.+\.update_rejected|extension_config_discovery\..+\.config_fail)$")
+    r"|vhost\..+\.route\..+\.upstream_rq_5xx)$")
 
 
 def stat_values(stats_json: Any) -> dict[str, int]:
@@ -63,12 +64,14 @@ class Section:
     lines: list[str] = field(default_factory=list)  # worst first
     next_tool: str = ""
     note: str = ""  # said after the count, whether or not there are lines
+    name: str = ""  # a detector's name: an empty detector section is named in one line with the others
 
 
 def _troubled(health: hh.ClusterHealth) -> bool:
+    """Hosts unhealthy or failing; a cluster without hosts is the empty-cluster detector's (when routes use it)."""
     c = health.counts
-    return not health.hosts or c["healthy"] + c["degraded"] < len(health.hosts) or \
-        any(h["failing"] for h in health.hosts)
+    return bool(health.hosts) and (c["healthy"] + c["degraded"] < len(health.hosts)
+                                   or any(h["failing"] for h in health.hosts))
 
 
 def _rank(health: hh.ClusterHealth) -> tuple[float, str]:
@@ -80,7 +83,8 @@ def _rank(health: hh.ClusterHealth) -> tuple[float, str]:
 def troubled_clusters(clusters_json: Any) -> list[hh.ClusterHealth]:
     """The clusters the report lists, worst first, so the caller can fetch the configs (panic threshold) of
     just the page it shows; their health is computed once, here."""
-    healths = [hh.cluster_health(cs, str(cs.get("name", ""))) for cs in eps.cluster_statuses(clusters_json)]
+    healths = [hh.cluster_health(cs, str(cs.get("name", ""))) for cs in eps.cluster_statuses(clusters_json)
+               if not str(cs.get("name", "")).startswith(ISTIO_BY_DESIGN)]
     return sorted((h for h in healths if _troubled(h)), key=_rank)
 
 
@@ -97,7 +101,7 @@ def _unhealthy_clusters(troubled: list[hh.ClusterHealth], configs: Mapping[str, 
                 reasons[f] = reasons.get(f, 0) + 1
             if h["failing"]:
                 reasons[h["failing"]] = reasons.get(h["failing"], 0) + 1
-        why = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())) or "no endpoints"
+        why = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()))
         sec.lines.append(f"{health.name}: {c['healthy'] + c['degraded']}/{len(health.hosts)} healthy ({why})"
                          + (", PANIC" if health.hosts and health.panic else ""))
     return sec
@@ -145,16 +149,8 @@ def detector_sections(found: Report, detectors: Sequence[Detector]) -> list[Sect
         note = "; ".join(found.notes.get(d.name, []))
         if d.name in found.skipped:
             note = f"not checked: {found.skipped[d.name]}"
-        out.append(Section(d.title, [f.line() for f in found.of(d.name)], d.next_tool, note))
+        out.append(Section(d.title, [f.line() for f in found.of(d.name)], d.next_tool, note, d.name))
     return out
-
-
-def _extensions(stats: Mapping[str, int], ecds_errors: list[str]) -> Section:
-    lines = ecds_errors or [f"{name}: {value}" for name, value in sorted(stats.items())
-                            if name.startswith("extension_config_discovery.") and name.endswith(".config_fail")
-                            and value]
-    return Section("Extension configs (ECDS / Wasm) that failed to load", lines,
-                   "get-envoy-proxy-config type=ecds")
 
 
 def secret_servers(dump: cd.Json) -> dict[str, list[str]]:
@@ -176,19 +172,6 @@ def secret_servers(dump: cd.Json) -> dict[str, list[str]]:
     return out
 
 
-def _certificates(cert_rows: list[dict[str, Any]], servers: Mapping[str, list[str]], days: int) -> Section:
-    lines = []
-    for r in cert_rows:
-        if r["STATUS"] not in ("EXPIRED", "EXPIRING"):
-            continue
-        who = r["SUBJECT"] or r["SANS"] or r["SERIAL NUMBER"]
-        served = servers.get(str(r.get("secret", "")), [])
-        where = f", served on {'; '.join(served[:3])}" if served else ""
-        when = f"expired {r['NOT AFTER']}" if r["STATUS"] == "EXPIRED" else f"expires in {r['DAYS LEFT']} days"
-        lines.append(f"{r['STATUS']} {who} ({r['SOURCE']}): {when}{where}")
-    return Section(f"Certificates expired or expiring within {days} days", lines, f"check-certs days={days}")
-
-
 def server_line(stats: Mapping[str, int]) -> str:
     state = STATES.get(stats.get("server.state", -1), "unknown")
     up = stats.get("server.uptime", 0)
@@ -199,15 +182,12 @@ def server_line(stats: Mapping[str, int]) -> str:
             f"{stats.get('server.hot_restart_epoch', 0)} (details: get-envoy-server-info, get-envoy-memory)")
 
 
-def report(troubled: list[hh.ClusterHealth], configs: Mapping[str, cd.Json], stats_json: Any,
-           cert_rows: list[dict[str, Any]],
-           listeners_dump: cd.Json, findings: list[Section], ecds_errors: list[str], *,
-           offset: int = 0, limit: int = 10, days: int = 30, budget: int = BUDGET_BYTES) -> tuple[str, dict[str, Any]]:
+def report(troubled: list[hh.ClusterHealth], configs: Mapping[str, cd.Json], stats: Mapping[str, int],
+           findings: list[Section], *, offset: int = 0, limit: int = 10,
+           budget: int = BUDGET_BYTES) -> tuple[str, dict[str, Any]]:
     """(text within `budget` bytes, structured counts and the lines shown)."""
-    stats = stat_values(stats_json)
     upstream, downstream = _errors(stats)
-    sections = [_unhealthy_clusters(troubled, configs), upstream, downstream, *findings,
-                _extensions(stats, ecds_errors), _certificates(cert_rows, secret_servers(listeners_dump), days)]
+    sections = [_unhealthy_clusters(troubled, configs), upstream, downstream, *findings]
     for n in range(limit, 0, -1):  # fewer lines per list until the answer fits, rather than cutting lists off
         text, shown = _render(stats, sections, offset, n)
         if len(text.encode()) <= budget:
@@ -216,8 +196,8 @@ def report(troubled: list[hh.ClusterHealth], configs: Mapping[str, cd.Json], sta
         text += f"[{n} line(s) per list to stay within 2,000 tokens; next page: offset={offset + n} limit={n}]\n"
     structured: dict[str, Any] = {
         "envoy": {k: stats.get(f"server.{k}") for k in _SERVER}, "limit": n,
-        "sections": [{"title": sec.title, "total": len(sec.lines), "shown": lines}
-                     for sec, lines in zip(sections, shown, strict=True)]}
+        "sections": [{"title": sec.title, **({"detector": sec.name} if sec.name else {}), "total": len(sec.lines),
+                      "shown": lines} for sec, lines in zip(sections, shown, strict=True)]}
     return _within(text, budget), structured
 
 
@@ -225,15 +205,20 @@ def _render(stats: Mapping[str, int], sections: list[Section], offset: int,
             limit: int) -> tuple[str, list[list[str]]]:
     lines = [f"Gateway health: {server_line(stats)}"]
     shown_all = []
+    quiet = [sec.name for sec in sections if sec.name and not sec.lines and not sec.note]
     for sec in sections:
         shown = [line if len(line) <= 200 else line[:197] + "..." for line in sec.lines[offset:offset + limit]]
         shown_all.append(shown)
         total = len(sec.lines)
+        if sec.name in quiet:
+            continue
         note = f" ({sec.note})" if sec.note else ""
         lines.append(f"\n{sec.title}: {total or 'none'}{note}" + (f" -> {sec.next_tool}" if total else ""))
         lines += [f"  {line}" for line in shown]
         if total > offset + len(shown):
             lines.append(f"  [{offset + 1}-{offset + len(shown)} of {total}; next page: offset={offset + limit}]")
+    if quiet:
+        lines.append(f"\nChecked, nothing found: {', '.join(quiet)}")
     return "\n".join(lines) + "\n", shown_all
 
 

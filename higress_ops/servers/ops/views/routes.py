@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +10,17 @@ from higress_ops.servers.ops.views import configdump as cd
 from higress_ops.servers.ops.views.table import Table
 
 HEADERS = ("NAME", "VHOST NAME", "DOMAINS", "MATCH", "VIRTUAL SERVICE")
+RouteAt = tuple[str, cd.Json, int, cd.Json]  # (route config name, virtual host, index in it, route)
+
+
+def all_routes(dump: cd.Json) -> Iterator[RouteAt]:
+    """Every route of every route configuration (RDS and inline ones: Envoy dumps both), in order."""
+    for rc in cd.route_configs(dump):
+        for vh in rc.get("virtual_hosts") or []:
+            if isinstance(vh, Mapping):
+                for i, route in enumerate(vh.get("routes") or []):
+                    if isinstance(route, Mapping):
+                        yield str(rc.get("name", "")), vh, i, route
 
 
 @dataclass(frozen=True)
@@ -125,3 +136,65 @@ def route_targets(route: cd.Json) -> tuple[str, list[tuple[str, int]]]:
         return "route", []
     return ("redirect" if isinstance(route.get("redirect"), Mapping)
             else "direct_response" if isinstance(route.get("direct_response"), Mapping) else "unknown"), []
+
+
+DEFAULT_ROUTE_TIMEOUT = "15s"  # RouteAction.timeout's default (envoy/config/route/v3/route_components.proto)
+
+
+def timeout_of(route: cd.Json) -> str:
+    """The upstream timeout Envoy applies to a routed request: the route's own, `15s (default)`, or `none`
+    (0s disables it). Redirects and direct responses have no upstream and no timeout: ''."""
+    action = route.get("route")
+    if not isinstance(action, Mapping):
+        return ""
+    if "timeout" not in action:
+        return f"{DEFAULT_ROUTE_TIMEOUT} (default)"
+    value = str(action["timeout"])
+    return "none (0s disables it)" if value in ("0s", "0") else value
+
+
+def describe_conditions(match: Any) -> str:
+    """A route's header, query parameter, gRPC and runtime conditions, as find-route prints them."""
+    m = match if isinstance(match, Mapping) else {}
+    out = [describe_header(h) for h in m.get("headers") or [] if isinstance(h, Mapping)]
+    out += [describe_query(q) for q in m.get("query_parameters") or [] if isinstance(q, Mapping)]
+    if isinstance(m.get("grpc"), Mapping):
+        out.append("grpc (content-type application/grpc)")
+    runtime = m.get("runtime_fraction")
+    if isinstance(runtime, Mapping):
+        pct = cd.mapping(runtime.get("default_value"))
+        out.append(f"runtime_fraction {runtime.get('runtime_key', '')} {pct.get('numerator', 0)}/"
+                   f"{str(pct.get('denominator', 'HUNDRED')).lower()}")
+    return ", ".join(out)
+
+
+def _string_match(m: Any) -> str:
+    sm = m if isinstance(m, Mapping) else {}
+    for key in ("exact", "prefix", "suffix", "contains"):
+        if key in sm:
+            return f"{key} {sm[key]}" + (" (ignore case)" if sm.get("ignore_case") else "")
+    if isinstance(sm.get("safe_regex"), Mapping):
+        return f"regex {sm['safe_regex'].get('regex', '')}"
+    return "present"
+
+
+def describe_header(h: cd.Json) -> str:
+    name = str(h.get("name", ""))
+    if "present_match" in h:
+        cond = "present" if h["present_match"] else "absent"
+    elif isinstance(h.get("string_match"), Mapping):
+        cond = _string_match(h["string_match"])
+    elif isinstance(h.get("range_match"), Mapping):
+        cond = f"in [{h['range_match'].get('start', 0)}, {h['range_match'].get('end', 0)})"
+    else:
+        legacy = next((k for k in ("exact_match", "prefix_match", "suffix_match", "contains_match") if k in h), "")
+        regex = h.get("safe_regex_match")
+        cond = (f"{legacy.removesuffix('_match')} {h[legacy]}" if legacy else
+                f"regex {regex.get('regex', '')}" if isinstance(regex, Mapping) else "present")
+    return f"header {name} " + ("not " if h.get("invert_match") else "") + cond
+
+
+def describe_query(q: cd.Json) -> str:
+    cond = "present" if q.get("present_match") or not isinstance(q.get("string_match"), Mapping) else \
+        _string_match(q["string_match"])
+    return f"query {q.get('name', '')} {cond}"

@@ -192,16 +192,17 @@ async def _find_route(args: Mapping[str, Any], src: Source, ctx: CallContext) ->
     req = Request(host=host, path=path, method=_str(args, "method", "GET").upper() or "GET",
                   headers={str(k).lower(): v for k, v in headers.items()})
     port = _int(args, "port", 0, 0, 65535) or None
+    sni = _str(args, "sni").lower() or None
     facts = Facts(src, ctx)
     dump = await facts.dump("listeners", "routes")
-    names = await facts.compute(lambda: fr.routed_clusters(fr.match(dump, req, port)))
+    names = await facts.compute(lambda: fr.routed_clusters(fr.match(dump, req, port, sni)))
     configs = await facts.cluster_configs(names)
     clusters_json = await facts.clusters_json()
     codes = None
-    answer = await facts.compute(fr.find_route, dump, clusters_json, req, port, configs)
+    answer = await facts.compute(fr.find_route, dump, clusters_json, req, port, configs, None, sni)
     if any(m.get("reason") == "upstream_5xx" for m in answer["matches"]):  # which 5xx: the clusters' own stats
         codes = await facts.response_codes(names)
-        answer = await facts.compute(fr.find_route, dump, clusters_json, req, port, configs, codes)
+        answer = await facts.compute(fr.find_route, dump, clusters_json, req, port, configs, codes, sni)
     report = await detectors.run(facts, fr.focus(answer, req))
     fr.apply_findings(answer, report.findings, req)
     text = fr.render(answer)
@@ -227,22 +228,16 @@ async def _check_certs(args: Mapping[str, Any], src: Source, ctx: CallContext) -
 async def _gateway_health(args: Mapping[str, Any], src: Source, ctx: CallContext) -> ToolResult:
     offset, limit = _int(args, "offset", 0), _int(args, "limit", 10, 1, 100)
     days = _int(args, "days", 30, 0, 3650)
-    facts = Facts(src, ctx)
-    clusters_json = await facts.clusters_json()
-    stats = await facts.envoy("/stats", {"format": "json", "usedonly": "", "filter": gh.STATS_FILTER})
-    certs_json = await facts.certs()
-    dump = await facts.dump("listeners", "secrets")
-    ecds_dump, ecds_stats = await facts.ecds()
-    ecds_errors = ecds.failures(ecds_dump, ecds_stats)
+    facts = Facts(src, ctx, days=days)
+    facts.want(gh.STATS_FILTER)  # the summary's counters travel in the detectors' one /stats request
     found = await detectors.run(facts)
-    cert_rows = await anyio.to_thread.run_sync(lambda: certs.table(certs_json, dump, days).rows)
-    troubled = await anyio.to_thread.run_sync(gh.troubled_clusters, clusters_json)
+    stats = await facts.counters()
+    troubled = await anyio.to_thread.run_sync(gh.troubled_clusters, await facts.clusters_json())
     # Panic thresholds of the clusters on the page shown (two small requests each), never of all of them.
     configs = await facts.cluster_configs([h.name for h in troubled[offset:offset + min(limit, 25)]])
     text, structured = await anyio.to_thread.run_sync(lambda: gh.report(
-        troubled, configs, stats, cert_rows, dump, gh.detector_sections(found, detectors.DETECTORS), ecds_errors,
-        offset=offset, limit=limit,
-        days=days, budget=min(src.max_bytes, gh.BUDGET_BYTES)))
+        troubled, configs, stats, gh.detector_sections(found, detectors.DETECTORS), offset=offset, limit=limit,
+        budget=min(src.max_bytes, gh.BUDGET_BYTES)))
     return ToolResult.text(text, structured=structured)
 
 
@@ -296,7 +291,9 @@ TOOLS: tuple[ViewTool, ...] = (
         {"host": {**_S, "description": "Host header"}, "path": {**_S, "default": "/"},
          "method": {**_S, "default": "GET"},
          "headers": {"type": "object", "additionalProperties": {"type": "string"}},
-         "port": {**_PORT, "description": "listener port (default: every HTTP listener)"}}, ("host",)), _find_route),
+         "port": {**_PORT, "description": "listener port (default: every HTTP listener)"},
+         "sni": {**_S, "description": "TLS server name the client sends (default: the host, on TLS listeners)"}},
+        ("host",)), _find_route),
     ViewTool(_spec(
         "get-gateway-health",
         "What is broken on this gateway right now, in one short answer (within 2,000 tokens): clusters with "

@@ -46,7 +46,7 @@ CASES = [
     ("plain", "app.example.com", "/eds-unhealthy", "panic_mode"),
     ("plain", "app.example.com", "/closed", "upstream_connect_failure"),
     ("plain", "app.example.com", "/closed-hc", "no_healthy_upstream"),
-    ("plain", "app.example.com", "/slow", "upstream_timeout"),
+    ("plain", "app.example.com", "/slow", "route_timeout"),  # every host times out: the route's timeout
     ("plain", "app.example.com", "/missing", "cluster_not_found"),
     ("plain", "app.example.com", "/missing-port", "cluster_not_found"),
     ("plain", "app.example.com", "/outlier", "upstream_5xx"),  # the host's own 503, ejected or not

@@ -41,7 +41,8 @@ async def test_broken_clusters_errors_and_extensions_with_the_next_tool(vgw: Ver
     assert any(line.startswith("cluster slow: ") and "UT 1" in line for line in flags)
     assert any(line.startswith("cluster nopanic: ") and "UH 1" in line for line in flags)
     [ext] = section(structured, "Extension configs")["shown"]
-    assert ext.startswith("higress-system.key-auth (envoy.extensions.filters.http.wasm.v3.Wasm): FAILED")
+    assert ext.startswith("[error] extension_config higress-system.key-auth: higress-system.key-auth "
+                          "(envoy.extensions.filters.http.wasm.v3.Wasm): FAILED")
     assert "istiod did not answer syncz" in text
     for title in ("Clusters with unhealthy", "Clusters by 5xx", "Extension configs"):
         assert any(line.startswith(title) and " -> " in line for line in text.splitlines()), title
