@@ -111,6 +111,8 @@ async def run(facts: Facts, focus: Focus | None = None, detectors: Sequence[Dete
             report.skipped[d.name] = result
         else:
             report.findings += result
+    # An inline route configuration on several filter chains is the same object each time: one finding for it.
+    report.findings = list({(f.detector, f.subject, f.message): f for f in report.findings}.values())
     report.findings.sort(key=Finding.key)
     report.notes = {k: v for k, v in facts.notes.items() if v}
     return report

@@ -26,7 +26,7 @@ async def detect(facts: Facts, focus: Focus | None) -> list[Finding]:
         if p.get("reason") != "no_virtual_host":
             continue
         known = sorted(domains.get(rc, set()) | set(p.get("known_domains", [])))
-        near = difflib.get_close_matches(host.lower(), [d.lower() for d in known], n=SHOWN, cutoff=0.6)
+        near = difflib.get_close_matches(host.lower(), [d.lower() for d in known], n=SHOWN, cutoff=0.8)
         with_port = [d for d in known if d.lower().startswith(host.lower() + ":")]
         hint = (f"did you mean {' or '.join(near)}?" if near and host.lower() not in near else
                 f"{host} is served without the port {port}: the connection manager keeps it in the host"

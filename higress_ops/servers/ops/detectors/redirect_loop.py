@@ -16,6 +16,7 @@ from higress_ops.servers.ops.views.redirects import redirect_target
 
 FIX = "drop the https redirect where TLS ends in front of the gateway (or redirect only when x-forwarded-proto is " \
       "http: a virtual host's require_tls EXTERNAL_ONLY), or point the redirect elsewhere"
+FIX_SELF = "point the redirect at another path or host"
 
 
 def _loop(redirect: cd.Json, req: Request, tls: bool) -> str:
@@ -60,7 +61,8 @@ async def detect(facts: Facts, focus: Focus | None) -> list[Finding]:
                 findings.append(Finding(
                     DETECTOR.name, Severity.ERROR, route_ref(port["route_config"], port["virtual_host"], r["index"],
                                                              r["name"]),
-                    f"redirect loop: {why}", FIX, (f"redirect {cd.mapping(route['redirect'])}",),
+                    f"redirect loop: {why}", FIX if "https" in why else FIX_SELF,
+                    (f"redirect {dict(cd.mapping(route['redirect']))}",),
                     verdict=Verdict(port.get("status") or 301, "redirect_loop")))
         return findings
     tls_rcs = _tls_route_configs(await facts.dump("listeners"))
@@ -76,7 +78,7 @@ async def detect(facts: Facts, focus: Focus | None) -> list[Finding]:
         elif match.get("path") and redirect.get("path_redirect") == match["path"] and not any(
                 redirect.get(k) for k in ("https_redirect", "host_redirect", "port_redirect", "scheme_redirect")):
             findings.append(Finding(DETECTOR.name, Severity.ERROR, ref, f"redirect loop: {match['path']} redirects "
-                                    "to itself", FIX, (f"redirect {dict(redirect)}",)))
+                                    "to itself", FIX_SELF, (f"redirect {dict(redirect)}",)))
     return findings
 
 

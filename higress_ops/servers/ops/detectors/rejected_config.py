@@ -11,7 +11,7 @@ from istiod, which records the NACK's error_detail (syncz `lastError`).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from higress_ops.servers.ops.detectors.base import Detector, Finding, Focus, Ref, Severity
 from higress_ops.servers.ops.detectors.facts import Facts
@@ -21,13 +21,14 @@ STATS = r"\.(update_rejected|update_time)$"
 LAST = "it answers from the last accepted version"
 
 
-def _subject(stat: str) -> Ref:
+def _subject(stat: str, known: Iterable[str] = ()) -> Ref:
     """The resource the counter belongs to: `http.<prefix>.rds.<route config>` a route configuration,
     `sds.<secret>` a secret, `cluster.<name>` a cluster's EDS; the others a whole subscription
     (`cluster_manager.cds`, `listener_manager.lds`), which concerns every request."""
     base = stat.removesuffix(".update_rejected")
-    if ".rds." in base:
-        return Ref("route_config", base.split(".rds.", 1)[1])
+    if ".rds." in base:  # stat prefixes and route config names both may hold dots: prefer a name Envoy has
+        named = [n for n in known if base.endswith(".rds." + n)]
+        return Ref("route_config", max(named, key=len) if named else base.rsplit(".rds.", 1)[1])
     for prefix, kind in (("sds.", "secret"), ("cluster.", "cluster")):
         if base.startswith(prefix):
             return Ref(kind, base.removeprefix(prefix))
@@ -58,9 +59,10 @@ async def detect(facts: Facts, focus: Focus | None) -> list[Finding]:
     rejected = {name: value for name, value in stats.items() if name.endswith(".update_rejected") and value
                 and not name.startswith("extension_config_discovery.")}  # extension-config's: it says what failed
     lds = listener_errors(await facts.dump("listeners"))
+    known = {rc for rc, _, _, _ in await facts.routes()} if any(".rds." in n for n in rejected) else set()
     findings = []
     for name, value in sorted(rejected.items()):
-        subject = _subject(name)
+        subject = _subject(name, known)
         errors = [f"listener {n}: {text[:300]} (at {when})" for n, text, when in lds] if ".lds" in name else []
         findings.append(Finding(
             DETECTOR.name, Severity.ERROR, subject, f"Envoy rejected {value} update(s): {LAST}",

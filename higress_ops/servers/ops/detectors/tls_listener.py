@@ -72,9 +72,11 @@ async def _focused(facts: Facts, focus: Focus, by_name: Mapping[str, cd.Json]) -
                 "send one of the server names, or add this one to the Gateway/Ingress TLS hosts",
                 (f"server names: {', '.join(names[:10])}",), verdict=Verdict(0, "no_filter_chain")))
             continue
-        chain = port.get("chain")
-        if not isinstance(chain, Mapping):
+        chains = ls.filter_chains(lst)
+        index = int(port.get("chain_index", -1))
+        if not 0 <= index < len(chains):
             continue
+        chain = chains[index]
         if rows is None:
             rows = cert_view.table(await facts.certs(), await facts.dump("secrets"), facts.days).rows
         secrets = chain_secrets(chain)
