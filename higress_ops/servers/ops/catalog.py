@@ -29,6 +29,25 @@ FIELD_NAME = r"^[a-z][a-z0-9_]{0,63}$"  # a README section or one of Envoy's rep
 _MASK_PATH = r"[a-z_][a-z0-9_]{0,63}(\.[a-z_][a-z0-9_]{0,63}){0,15}"
 FIELD_MASK = rf"^{_MASK_PATH}(,{_MASK_PATH}){{0,15}}$"  # protobuf FieldMask paths, comma-separated
 MAX_REGEX = 256
+# The config dump's repeated fields: a FieldMask cannot select inside a list (Envoy answers 400 "could not be
+# successfully applied"); with resource=<field> the mask applies to each element instead (checked on Envoy 1.40).
+REPEATED = ("static_clusters", "dynamic_active_clusters", "dynamic_warming_clusters", "static_listeners",
+            "dynamic_listeners", "static_route_configs", "dynamic_route_configs", "static_scoped_route_configs",
+            "dynamic_scoped_route_configs", "static_secrets", "dynamic_active_secrets", "dynamic_warming_secrets",
+            "static_endpoint_configs", "dynamic_endpoint_configs", "ecds_filters")
+
+
+def mask_through_list(args: Mapping[str, Any]) -> str | None:
+    """A mask path that goes into a repeated field, explained with the request that works."""
+    for path in str(args.get("mask", "")).split(","):
+        head, _, rest = path.partition(".")
+        if head in REPEATED and rest:
+            inner = "cluster" if "cluster" in head else "listener" if "listener" in head else \
+                "route_config" if "route" in head else "secret" if "secret" in head else rest.split(".")[0]
+            example = f"resource={head} mask={rest if rest.startswith(inner) else inner + '.name'}"
+            return (f"mask {path!r} goes into {head}, a list: Envoy's field masks cannot select inside lists. "
+                    f"Ask for the list with the mask applied to each element: {example}")
+    return None
 
 
 def as_is(key: str) -> ToQuery:
@@ -95,6 +114,7 @@ class Entry:
     narrow: str = ""  # which arguments make a result smaller, for the budget note
     fallbacks: tuple[str, ...] = field(default=())  # read instead when the path is absent (404)
     parse: Parse | None = None  # instead of a plain JSON parse, e.g. to summarise part of the body
+    validate: Callable[[Mapping[str, Any]], str | None] | None = None  # a check across arguments
 
     def input_schema(self) -> dict[str, Any]:
         return {"type": "object", "properties": {p.name: p.schema for p in self.params},
@@ -166,7 +186,7 @@ CATALOG: tuple[Entry, ...] = (
                                    "description": "How to show the bootstrap's node.extensions: names by category "
                                                   "(default), counts by category, or Envoy's full entries."},
                     not_sent),
-          ), parse=server_info.parse_config_dump,
+          ), parse=server_info.parse_config_dump, validate=mask_through_list,
           narrow="resource=<section or field>, name_regex=<names>, mask=<fields>"),
     Entry("get-envoy-listeners", "Envoy listeners",
           "Envoy's listeners with their addresses (/listeners); format=json gives listener_statuses.",

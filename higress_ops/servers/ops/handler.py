@@ -33,6 +33,9 @@ async def run(entry: Entry, args: Mapping[str, Any], upstreams: Upstreams, ctx: 
             problem = param.check(args[param.name])
             if problem:
                 return ToolResult.error(f"{entry.name}: {param.name} {problem}; nothing was sent to the upstream")
+    problem = entry.validate(args) if entry.validate is not None else None
+    if problem:
+        return ToolResult.error(f"{entry.name}: {problem}; nothing was sent to the upstream")
     try:
         fetched = await upstreams.fetch(entry.upstream, entry.path, query_of(entry, args), ctx,
                                         ok=entry.ok_statuses)
@@ -68,7 +71,8 @@ def shape_json(name: str, body: bytes, args: Mapping[str, Any], budget: int) -> 
         return ToolResult.error(f"{entry.name}: {entry.upstream} returned invalid JSON for {entry.path}: {text!r}")
     section = args.get("resource")
     if entry.name == "get-envoy-config-dump" and section in SECTIONS:
-        return select_section(entry, value, section, budget)
+        extra = ("endpoints",) if args.get("include_eds") and section != "endpoints" else ()
+        return select_section(entry, value, section, budget, extra)
     return json_result(entry, value, budget, note=note)
 
 
@@ -84,10 +88,13 @@ def _text_of(entry: Entry, fetched: Fetched) -> str:
     return text
 
 
-def select_section(entry: Entry, dump: Any, section: str, budget: int) -> ToolResult:
+def select_section(entry: Entry, dump: Any, section: str, budget: int, extra: tuple[str, ...] = ()) -> ToolResult:
+    """One README section of the dump; `extra` sections travel with it (include_eds with resource=clusters
+    keeps the endpoints Envoy added)."""
     configs = dump.get("configs", []) if isinstance(dump, dict) else []
     wanted = SECTIONS[section]
-    chosen = [c for c in configs if isinstance(c, dict) and str(c.get("@type", "")).endswith("." + wanted)]
+    kinds = tuple("." + SECTIONS[k] for k in (section, *extra))
+    chosen = [c for c in configs if isinstance(c, dict) and str(c.get("@type", "")).endswith(kinds)]
     if not chosen:
         present = sorted({str(c.get("@type", "")).rsplit(".", 1)[-1] for c in configs if isinstance(c, dict)})
         return ToolResult.text(f"Envoy's config dump has no {section} section ({wanted}); it has: "

@@ -33,7 +33,7 @@ def targeted(spec: ToolSpec) -> ToolSpec:
 def answered_by(result: ToolResult, target: Target, tool: str = "") -> ToolResult:
     """The result with a last line naming the Envoy it came from (never its address); an istiod tool's answer
     came from istiod, about that Envoy, and says so."""
-    origin = f"pod {target.name}" if target.pod is not None else f"the Envoy at {target.name}"
+    origin = f"pod {target.name}" if target.pod is not None else f"the local Envoy ({target.name})"
     line = f"[answered by istiod, for {origin}]" if tool.startswith("get-istiod") else f"[answered by {origin}]"
     return replace(result, content=[*result.content, {"type": "text", "text": line}])
 

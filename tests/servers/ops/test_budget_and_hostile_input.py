@@ -41,7 +41,7 @@ async def test_a_2000_cluster_dump_is_cut_to_the_budget(big: Envoy, make_server:
                                                          "name_regex": ".*svc-01234.*"}, CallContext())
     clusters = json.loads(one.content[0]["text"])["configs"]
     assert [c["cluster"]["name"] for c in clusters] == ["outbound|80||svc-01234.ns-34.svc.cluster.local"]
-    assert len(one.content) == 2 and one.content[1]["text"] == "[answered by the Envoy at envoyAdminURL]"
+    assert len(one.content) == 2 and one.content[1]["text"] == "[answered by the local Envoy (envoyAdminURL)]"
 
 
 HOSTILE: list[tuple[str, dict[str, Any]]] = [

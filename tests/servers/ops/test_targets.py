@@ -161,7 +161,7 @@ async def test_local_access_reads_envoy_admin_url_and_refuses_other_pods(fresh_p
     server = OpsServer(ServerEntry(name="ops", path="/p", type="higress-ops", config=config))
     try:
         node, origin = await node_of(server)
-        assert "gw-b.higress-system" in node and origin == "[answered by the Envoy at envoyAdminURL]"
+        assert "gw-b.higress-system" in node and origin == "[answered by the local Envoy (envoyAdminURL)]"
         refused = await server.call_tool("get-envoy-ready", {"pod": "gw-a"}, CallContext())
         assert refused.is_error and "gateways.access" in text(refused)
         assert await server.session_target() == "envoyAdminURL"

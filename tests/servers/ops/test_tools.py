@@ -251,3 +251,18 @@ async def test_every_result_fits_the_budget(make_server: Any, gateway: IstioGate
         payload = sum(len(part["text"].encode()) for part in answer(result)[:-1])
         assert payload <= 4096, (name, payload)
         assert "maxResponseBytes" in answer(result)[-1]["text"], name
+
+
+async def test_a_mask_into_a_list_is_explained_with_a_request_that_works(ops: OpsServer) -> None:
+    refused = await call(ops, "get-envoy-config-dump", mask="dynamic_active_clusters.cluster.name")
+    assert refused.is_error and "cannot select inside lists" in text(refused)
+    example = "resource=dynamic_active_clusters mask=cluster.name"
+    assert example in text(refused)
+    names = body(await call(ops, "get-envoy-config-dump", resource="dynamic_active_clusters", mask="cluster.name"))
+    assert names["configs"] and all(set(c["cluster"]) == {"@type", "name"} for c in names["configs"])
+
+
+async def test_include_eds_with_the_clusters_section_keeps_the_endpoints(ops: OpsServer) -> None:
+    dump = body(await call(ops, "get-envoy-config-dump", resource="clusters", include_eds=True))
+    kinds = {c["@type"].rsplit(".", 1)[1] for c in dump["configs"]}
+    assert kinds == {"ClustersConfigDump", "EndpointsConfigDump"}
