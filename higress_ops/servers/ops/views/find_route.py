@@ -337,6 +337,7 @@ def render(answer: dict[str, Any]) -> str:
     """A few lines per listener port, the likely one first; the last line is the first port's verdict."""
     req = answer["request"]
     lines = [f"Request: {req['method']} {req['host']}{req['path']}"]
+    shown: set[tuple[str, str, str]] = set()
     if not answer["matches"]:
         lines.append("No HTTP or TCP listener on this proxy" + (" for that port" if req.get("port") else "") + ".")
     for m in answer["matches"]:
@@ -358,6 +359,11 @@ def render(answer: dict[str, Any]) -> str:
             more = f" (+{m['more_domains']} more)" if m.get("more_domains") else ""
             lines.append("  domains served: " + ", ".join(m["known_domains"]) + more)
         for f in m.get("findings", []):
+            key = (f["detector"], f["object"], f["message"])
+            if key in shown:  # the same object seen through another port: said once, in full, above
+                lines.append(f"  finding [{f['severity']}] {f['object']}: as above")
+                continue
+            shown.add(key)
             lines.append(f"  finding [{f['severity']}] {f['object']}: {f['message']}"
                          + (f" Fix: {f['fix']}" if f.get("fix") else ""))
             lines += [f"    {e}" for e in f.get("evidence", [])]
