@@ -79,13 +79,28 @@ def _specificity(route: cd.Json) -> tuple[int, int]:
 
 
 def shadowed(vh: cd.Json) -> list[tuple[int, int]]:
-    """(shadowing index, shadowed index) pairs of one virtual host, each shadowed route once (its first)."""
+    """(shadowing index, shadowed index) pairs of one virtual host, each shadowed route once (its first).
+    Candidates come from an index of the earlier routes' literal paths (the prefixes of M's path), so a virtual
+    host of thousands of routes costs a pass, not a comparison of every pair."""
     routes = [r if isinstance(r, Mapping) else {} for r in vh.get("routes") or []]
+    by_path: dict[tuple[str, str], list[int]] = {}
+    regexes: list[int] = []
     out = []
     for j, m in enumerate(routes):
-        n = next((i for i in range(j) if covers(routes[i], m)), None)
-        if n is not None:
-            out.append((n, j))
+        kind, value = _path(cd.mapping(m.get("match")))
+        if kind and kind != "safe_regex":
+            keys = [("prefix", value[:k]) for k in range(len(value) + 1)]
+            keys += [("path_separated_prefix", value[:k]) for k in range(len(value) + 1)
+                     if k == len(value) or value[k] == "/"]
+            keys += [("path", value)]
+            candidates = sorted({i for key in keys for i in by_path.get(key, ())} | set(regexes))
+            n = next((i for i in candidates if covers(routes[i], m)), None)
+            if n is not None:
+                out.append((n, j))
+        if kind == "safe_regex":
+            regexes.append(j)
+        elif kind:
+            by_path.setdefault((kind, value), []).append(j)
     return out
 
 
