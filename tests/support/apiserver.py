@@ -5,12 +5,17 @@ resourceVersion), and `pods/{name}/portforward` over WebSocket to the real proce
 
 Tests change objects (`put`, `delete`), send bookmarks, drop open watches and expire old versions; add pods
 (`add_pod`), flip their readiness, and make them vanish with their open port-forwards.
+
+The read-only kinds the ops server's object views use (Ingresses, Services, EndpointSlices, Pods, Events,
+WasmPlugins, McpBridges) live in `store` (apiobjects.py: paging, selectors, RBAC refusals as the real server
+words them); `store.add(manifest)` puts one there, tests/support/shop.py a whole scenario.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.support.apiobjects import ObjectStore, Refused, status
 from tests.support.portforward import PROTOCOL, Forward, accept_key
 from tests.support.procs import http_server
 
@@ -46,6 +52,7 @@ class ApiServer:
     forwards: dict[str, list[Forward]] = field(default_factory=dict)  # name -> open port-forward streams
     portforwards: int = 0  # port-forward streams opened so far
     pod_lists: int = 0  # pod list requests served so far
+    store: ObjectStore = field(default_factory=ObjectStore)  # the read-only kinds (apiobjects.py)
 
     def add_pod(self, name: str, labels: dict[str, str], ports: dict[int, int], *, namespace: str = "higress-system",
                 ip: str = "127.0.0.1", node: str = "node-a", ready: bool = True,
@@ -151,6 +158,12 @@ def _handler(api: ApiServer) -> type[BaseHTTPRequestHandler]:
             if len(segments) >= 5 and segments[:3] == ["api", "v1", "namespaces"] and segments[4] == "pods":
                 self._pods(segments[3], segments[5:], query)
                 return
+            if segments[:2] == ["api", "v1"] and len(segments) in (5, 6) and segments[4] in ("services", "events"):
+                self._object("", "v1", segments[4], segments[3], segments[5:], query)
+                return
+            if segments[0] == "apis" and len(segments) in (6, 7) and segments[3] == "namespaces":
+                self._object(segments[1], segments[2], segments[5], segments[4], segments[6:], query)
+                return
             # /api/v1/namespaces/{ns}/{kind}[/{name}]
             if len(segments) < 5 or segments[:3] != ["api", "v1", "namespaces"] or segments[4] not in KINDS:
                 self._json(404, self._status(404, "NotFound", "no such path"))
@@ -173,22 +186,32 @@ def _handler(api: ApiServer) -> type[BaseHTTPRequestHandler]:
             self._json(200, {"kind": KINDS[kind] + "List", "apiVersion": "v1",
                              "metadata": {"resourceVersion": str(api.rv)}, "items": items})
 
+        def _object(self, group: str, version: str, plural: str, namespace: str, rest: list[str],
+                    query: dict[str, str], extra: list[dict[str, Any]] | None = None) -> None:
+            """A read of the store's kinds: 404 for a kind not served, else the store's answer or refusal."""
+            time.sleep(api.store.delay)
+            if not api.store.serves(group, version, plural):
+                self._json(404, status(404, "NotFound", "the server could not find the requested resource", {}))
+                return
+            try:
+                if rest:
+                    self._json(200, api.store.get(group, version, plural, namespace, rest[0], extra or ()))
+                else:
+                    self._json(200, api.store.list(group, version, plural, namespace, query, extra or ()))
+            except Refused as refused:
+                self._json(refused.code, refused.body)
+
         def _pods(self, namespace: str, rest: list[str], query: dict[str, str]) -> None:
+            with api.cond:
+                gateway_pods = [p for p in api.pods.values() if p["metadata"]["namespace"] == namespace]
             if not rest:
                 api.pod_lists += 1
-                with api.cond:
-                    items = [p for p in api.pods.values() if p["metadata"]["namespace"] == namespace
-                             and _selects(query.get("labelSelector", ""), p["metadata"]["labels"])]
-                self._json(200, {"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": str(api.rv)},
-                                 "items": items})
+                self._object("", "v1", "pods", namespace, [], query, gateway_pods)
                 return
             name = rest[0]
             pod = api.pods.get(name)
-            if pod is None or pod["metadata"]["namespace"] != namespace:
-                self._json(404, self._status(404, "NotFound", f'pods "{name}" not found'))
-                return
-            if rest[1:] != ["portforward"]:
-                self._json(200, pod)
+            if pod is None or pod["metadata"]["namespace"] != namespace or rest[1:] != ["portforward"]:
+                self._object("", "v1", "pods", namespace, rest[:1], query, gateway_pods)
                 return
             port = int(query.get("ports", "0").split(",")[0] or 0)
             target = api.pod_ports.get(name, {}).get(port)
@@ -286,22 +309,6 @@ def _handler(api: ApiServer) -> type[BaseHTTPRequestHandler]:
             return None
 
     return Handler
-
-
-def _selects(selector: str, labels: dict[str, str]) -> bool:
-    """Equality-based label selectors (`a=b,c!=d,e`), what the targets send."""
-    for term in filter(None, (t.strip() for t in selector.split(","))):
-        if "!=" in term:
-            key, value = term.split("!=", 1)
-            if labels.get(key.strip()) == value.strip():
-                return False
-        elif "=" in term:
-            key, value = term.replace("==", "=").split("=", 1)
-            if labels.get(key.strip()) != value.strip():
-                return False
-        elif term not in labels:
-            return False
-    return True
 
 
 @contextmanager
