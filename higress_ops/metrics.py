@@ -50,8 +50,9 @@ class Metrics:
         self._request_children: dict[tuple[str, str, str, int], Any] = {}
         self.reloads = Counter("higress_ops_config_reloads", "config updates by result", ["result"],
                                registry=self.registry)
-        self.upstream_seconds = Histogram("higress_ops_upstream_request_seconds", "GETs to istiod and Envoy admin, "
-                                          "by upstream and catalog path", ["upstream", "path"],
+        self.upstream_seconds = Histogram("higress_ops_upstream_request_seconds", "GETs to istiod, Envoy admin and "
+                                          "the Kubernetes API, by upstream and catalog path (the API: by resource)",
+                                          ["upstream", "path"],
                                           registry=self.registry, buckets=UPSTREAM_BUCKETS)
         self.upstream_errors = Counter("higress_ops_upstream_errors", "upstream GETs that failed or answered >= 400",
                                        ["upstream", "path", "reason"], registry=self.registry)

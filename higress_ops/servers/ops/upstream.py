@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
@@ -20,6 +20,9 @@ from yarl import URL
 from higress_ops import jsonfast
 from higress_ops.metrics import observe_upstream
 from higress_ops.servers.base import CallContext
+
+if TYPE_CHECKING:
+    from higress_ops.servers.ops.kubeapi import Listed
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_BYTES = 64 * 1024
@@ -206,6 +209,10 @@ class Upstreams:
         self.envoy = self.gateways.local
         self.istiod = self.istiods.local  # istiodURL: the Service, for every istiod tool but the aggregated ones
         self.namespace = str(config.get("namespace", "higress-system"))
+        from higress_ops.servers.ops.kubeapi import KubeApi  # it builds on UpstreamError, defined above
+
+        self.kube = KubeApi(config, timeout=timeout)
+        self.kube_namespaces = self.kube.namespaces
         self.max_bytes = int(config.get("maxResponseBytes", DEFAULT_MAX_BYTES))
         self._fallback_token = str(config.get("istiodToken") or "")
 
@@ -269,6 +276,13 @@ class Upstreams:
 
         answers = await asyncio.gather(*(one(t.upstream) for t in targets))
         return [(t.name, answer) for t, answer in zip(targets, answers, strict=True)]
+
+    async def kube_list(self, kind: str, namespace: str, labels: str = "", fields: str = "") -> Listed:
+        """The Kubernetes API's objects (kubeapi.KubeApi: read-only, bounded, cached a few seconds)."""
+        return await self.kube.list(kind, namespace, labels=labels, fields=fields)
+
+    async def kube_get(self, kind: str, namespace: str, name: str) -> Mapping[str, Any] | None:
+        return await self.kube.get(kind, namespace, name)
 
     async def aclose(self) -> None:
         await self.gateways.aclose()

@@ -184,6 +184,7 @@ class Recording:
 
     def __init__(self, inner: Upstreams) -> None:
         self.inner, self.max_bytes, self.asked = inner, inner.max_bytes, []
+        self.namespace, self.kube_namespaces = inner.namespace, inner.kube_namespaces
 
     async def envoy_json(self, path: str, params: Any = None, ctx: CallContext | None = None) -> Any:
         self.asked.append((path, dict(params or {})))
@@ -194,6 +195,12 @@ class Recording:
 
     async def istiod_json_each(self, path: str, params: Any, ctx: CallContext) -> Any:
         return await self.inner.istiod_json_each(path, params, ctx)
+
+    async def kube_list(self, kind: str, namespace: str, labels: str = "", fields: str = "") -> Any:
+        return await self.inner.kube_list(kind, namespace, labels, fields)
+
+    async def kube_get(self, kind: str, namespace: str, name: str) -> Any:
+        return await self.inner.kube_get(kind, namespace, name)
 
 
 @pytest.mark.anyio
