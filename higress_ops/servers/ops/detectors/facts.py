@@ -15,7 +15,7 @@ import contextlib
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
@@ -29,6 +29,9 @@ from higress_ops.servers.ops.views import routes as rt
 from higress_ops.servers.ops.views.configdump import DumpError
 from higress_ops.servers.ops.views.routes import RouteAt
 from higress_ops.servers.ops.views.source import Source, UpstreamError
+
+if TYPE_CHECKING:  # the inventory reads these facts; it is made on first use
+    from higress_ops.servers.ops.objects.inventory import Inventory
 
 T = TypeVar("T")
 SECTION_FIELDS = {
@@ -51,6 +54,7 @@ class Facts:
         self._memo: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
         self.notes: dict[str, list[str]] = {}  # detector -> what it could not read, said beside its findings
         self._wanted: dict[str, None] = {}  # the /stats filters of this call, fetched together by counters()
+        self._objects: Inventory | None = None
 
     def note(self, detector: str, text: str) -> None:
         if text and text not in self.notes.setdefault(detector, []):
@@ -62,6 +66,11 @@ class Facts:
             future = self._memo[key] = asyncio.ensure_future(fetch())
         result: T = await future
         return result
+
+    async def once(self, key: tuple[Any, ...], make: Callable[[], Awaitable[T]]) -> T:
+        """Anything derived from this call's documents, made at most once per call (the objects layer's
+        parsed Ingresses, Services, ...)."""
+        return await self._once(("derived", *key), make)
 
     @staticmethod
     async def compute(fn: Callable[..., T], *args: Any) -> T:
@@ -191,3 +200,25 @@ class Facts:
         mine = [r for r in found if r["NAME"] == proxy]
         return [f"{col}: {err}" for r in mine for col, err in r["errors"].items()], ("" if mine else
                                                                                     "istiod does not list this proxy")
+
+    # ------------------------------------------------------------------ Kubernetes API, and the objects
+
+    async def kube(self, kind: str, namespace: str, labels: str = "", fields: str = "") -> Any:
+        """A list of kubeapi.KINDS `kind` (a kubeapi.Listed); raises kubeapi.KubeError saying what is missing."""
+        return await self._once(("kube", kind, namespace, labels, fields),
+                                lambda: self.src.kube_list(kind, namespace, labels, fields))
+
+    async def kube_object(self, kind: str, namespace: str, name: str) -> Any:
+        """One object, or None when it does not exist."""
+        return await self._once(("kube_get", kind, namespace, name),
+                                lambda: self.src.kube_get(kind, namespace, name))
+
+    @property
+    def objects(self) -> Inventory:
+        """The Ingresses, Services, endpoints, Istio resources ... behind Envoy's config, from whichever source
+        answers (objects/inventory.py)."""
+        if self._objects is None:
+            from higress_ops.servers.ops.objects.inventory import Inventory
+
+            self._objects = Inventory(self)
+        return self._objects
