@@ -117,13 +117,14 @@ class Upstream:
 
 @contextmanager
 def upstreams(*names: str, healthz: Mapping[str, int] | None = None, delay: Mapping[str, float] | None = None,
-              draining: tuple[str, ...] = ()) -> Iterator[dict[str, Upstream]]:
+              draining: tuple[str, ...] = (), hosts: Mapping[str, str] | None = None) -> Iterator[dict[str, Upstream]]:
     """HTTP servers on loopback, each answering every request with its own name (and `/healthz` with the
-    status `healthz` gives it, 200 by default; `delay` holds answers back, for timeouts)."""
+    status `healthz` gives it, 200 by default; `delay` holds answers back, for timeouts). `hosts` binds some to
+    another loopback address (127.0.0.11: a pod IP of tests/support/shop.py)."""
     started: dict[str, Upstream] = {}
     try:
         for name in names:
-            server = ThreadingHTTPServer(("127.0.0.1", 0), _Named)
+            server = ThreadingHTTPServer(((hosts or {}).get(name, "127.0.0.1"), 0), _Named)
             server.daemon_threads = True
             server.name = name  # type: ignore[attr-defined]
             server.healthz = (healthz or {}).get(name, 200)  # type: ignore[attr-defined]

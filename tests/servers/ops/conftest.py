@@ -1,4 +1,5 @@
-"""A real gateway Envoy and the istiod double, shared by the ops tool tests of a module."""
+"""A real gateway Envoy and the istiod double, shared by the ops tool tests of a module; the shop scenario
+(Envoy, istiod and the Kubernetes API agreeing) for the object views and detectors."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from typing import Any
 import pytest
 import requests
 
+from higress_ops import kube
 from higress_ops.config.model import ServerEntry
 from higress_ops.servers.ops import OpsServer
 from tests.support.istio_envoy import IstioGateway, istio_gateway
 from tests.support.istiod import IstiodDouble, istiod_double
 from tests.support.serve import ServeProcess, serving
+from tests.support.shop_world import ShopWorld, shop_world
 from tests.support.verdict_envoy import VerdictGateway, verdict_gateway
 
 
@@ -70,3 +73,22 @@ def server(gateway: IstioGateway, istiod: IstiodDouble,
          "config": {"istiodURL": istiod.url, "envoyAdminURL": gateway.admin_url}}]}}
     with serving(config, tmp_path_factory.mktemp("ops-serve")) as process:
         yield process
+
+
+@pytest.fixture(scope="session")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShopWorld]:
+    """The shop scenario running (tests/support/shop_world.py): a real Envoy, istiod and the API, consistent;
+    one per test process (tests put the doubles back with `shop.reset()`, as `shop_ops` does)."""
+    with shop_world(tmp_path_factory.mktemp("shop")) as world:
+        yield world
+
+
+@pytest.fixture
+async def shop_ops(shop: ShopWorld) -> AsyncIterator[OpsServer]:
+    """An ops server reading the shop scenario's three sources, the doubles back in their scenario state."""
+    kube.use(kubeconfig=str(shop.kubeconfig))
+    shop.reset()
+    server = OpsServer(ServerEntry(name="ops", path="/higress-ops", type="higress-ops", config=shop.config()))
+    yield server
+    await server.aclose()
+    kube.use()  # the process default again

@@ -129,8 +129,8 @@ def describe_management(metadata: Any) -> str:
     if not isinstance(istio, Mapping) or "config" not in istio:
         return ""
     path = istio.get("config")
-    if not isinstance(path, str):
-        return ""
+    if not isinstance(path, str):  # Go's GetStringValue gives "" for another type, which renders as <unknown>
+        return "<unknown>"
     if path.startswith("/apis/networking.istio.io/"):
         pieces = path.split("/")
         if len(pieces) != 8:

@@ -16,6 +16,7 @@ from typing import Any
 
 from higress_ops.servers.ops.detectors.base import Finding, Focus, route_ref
 from higress_ops.servers.ops.views import cluster_settings as cs
+from higress_ops.servers.ops.objects.links import cluster_link, route_link
 from higress_ops.servers.ops.views import configdump as cd
 from higress_ops.servers.ops.views import endpoints as eps
 from higress_ops.servers.ops.views import host_health as hh
@@ -146,7 +147,8 @@ def _match_http(res: dict[str, Any], hcm: cd.Json, rc: cd.Json | None, req: Requ
     kind, clusters = route_targets(route)
     res.update(route={"index": index, "name": str(route.get("name", "")), "match": describe_match(route.get("match")),
                       "conditions": describe_conditions(route.get("match")),
-                      "virtual_service": cd.describe_management(route.get("metadata")), **_policy(route, vh)},
+                      "virtual_service": cd.describe_management(route.get("metadata")),
+                      "ingress": "/".join(route_link(route).ingress or ()), **_policy(route, vh)},
                action=kind, skipped_routes=len(skipped))
     if kind == "redirect":
         redirect = route["redirect"]
@@ -212,6 +214,7 @@ def _cluster_entry(health: hh.ClusterHealth, weight: int, statuses: Mapping[str,
     c = health.counts
     return {"cluster": health.name, "weight": weight, "found": health.found, "panic": health.found and health.panic,
             "transport": cs.transport(config), "protocol": cs.protocol(config),
+            "objects": cluster_link(health.name, config).describe(),
             "panic_threshold": health.threshold, "healthy": c["healthy"] + c["degraded"], "total": len(health.hosts),
             "endpoints": [{**h, "status": s} for h, s in zip(health.hosts, eds, strict=False)]}
 
@@ -320,7 +323,7 @@ def _render_cluster(c: dict[str, Any]) -> list[str]:
         return [f"  cluster {c['cluster']}: NOT FOUND on this proxy"]
     panic = f", PANIC MODE (below {c['panic_threshold']:g}%): Envoy uses every host" if c["panic"] else ""
     lines = [f"  cluster {c['cluster']} (weight {c['weight']}): {c['healthy']}/{c['total']} hosts healthy{panic}; "
-             f"{c['transport']}, {c['protocol']}"]
+             f"{c['transport']}, {c['protocol']}" + (f"; from {c['objects']}" if c.get("objects") else "")]
     for e in c["endpoints"][:10]:  # the state Envoy acts on; EDS's own word is in its flags when it matters
         flags = f" ({', '.join(e['flags'])})" if e["flags"] else ""
         counters = f", connect failures {e['cx_connect_fail']} of {e['cx_total']}" if e["cx_connect_fail"] else ""
@@ -350,6 +353,7 @@ def render(answer: dict[str, Any]) -> str:
         if "route" in m:
             r = m["route"]
             vs = f", virtual service {r['virtual_service']}" if r["virtual_service"] else ""
+            vs += f", Ingress {r['ingress']}" if r.get("ingress") else ""
             cond = f" [{r['conditions']}]" if r.get("conditions") else ""
             policy = f"; timeout {r['timeout']}, retries {r['retries']}" if r["timeout"] else ""
             lines.append(f"  route #{r['index']} {r['name'] or ''} match {r['match'] or '(any)'}{cond}{vs}{policy}")

@@ -21,12 +21,14 @@ from higress_ops.servers.ops.views import (
     certs,
     clusters,
     compare,
+    describe_cluster,
     ecds,
     endpoints,
     listeners,
     proxy_status,
     routes,
     secrets,
+    what_changed,
 )
 from higress_ops.servers.ops.views import find_route as fr
 from higress_ops.servers.ops.views import gateway_health as gh
@@ -241,6 +243,30 @@ async def _gateway_health(args: Mapping[str, Any], src: Source, ctx: CallContext
     return ToolResult.text(text, structured=structured)
 
 
+# ---------------------------------------------------------------- the objects behind the config
+
+async def _describe_cluster(args: Mapping[str, Any], src: Source, ctx: CallContext) -> ToolResult:
+    name = describe_cluster.cluster_name(_str(args, "cluster"), _str(args, "service"), _int(args, "port", 0, 0, 65535),
+                                         _str(args, "subset"))
+    answer = await describe_cluster.describe(Facts(src, ctx), name)
+    return ToolResult.text(fit(describe_cluster.render(answer), src.max_bytes), structured=answer)
+
+
+async def _what_changed(args: Mapping[str, Any], src: Source, ctx: CallContext) -> ToolResult:
+    minutes = _int(args, "minutes", 60, 1, 10080)
+    kinds = tuple(args.get("kinds") or what_changed.KINDS)
+    if not all(k in what_changed.KINDS for k in kinds):
+        raise ValueError(f"'kinds' must name some of {', '.join(what_changed.KINDS)}")
+    namespace = _str(args, "namespace")
+    if namespace and namespace not in src.kube_namespaces:
+        raise ValueError(f"'namespace' must be one of kubernetes.namespaces ({', '.join(src.kube_namespaces)})")
+    answer = await what_changed.changes(Facts(src, ctx), minutes, kinds, namespace)
+    rows, footer = page(answer["rows"], _int(args, "offset", 0), _int(args, "limit", 50, 1, 1000))
+    text = what_changed.table(answer, rows) + (footer + "\n" if footer else "")
+    return ToolResult.text(fit(text, src.max_bytes, "use minutes=, kinds=, namespace= or offset/limit"),
+                           structured={**answer, "rows": structured_rows(rows), "total": len(answer["rows"])})
+
+
 def _spec(name: str, description: str, props: dict[str, Any], required: tuple[str, ...] = ()) -> ToolSpec:
     schema: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
     if required:
@@ -310,4 +336,26 @@ TOOLS: tuple[ViewTool, ...] = (
         "Every certificate on this gateway (Envoy /certs and SDS secrets): subject, SANs, days until expiry, "
         "and warnings for expired ones and those expiring within `days`.",
         {"days": {"type": "integer", "minimum": 0, "maximum": 3650, "default": 30}, **_PAGING}), _check_certs),
+    ViewTool(_spec(
+        "describe-cluster",
+        "Everything behind one Envoy cluster, like istioctl x describe: the Service (ports, protocols, target "
+        "ports, selector) from the Kubernetes API or istiod's registry, its endpoints and matching pods, the "
+        "DestinationRule that applies with its effective policy for this port and subset, the EnvoyFilters that "
+        "patch the cluster, the routes and Ingresses that lead to it, recent Warning events.",
+        {"cluster": {**_S, "description": "Envoy cluster name, e.g. outbound|80||cart.shop.svc.cluster.local"},
+         "service": {**_S, "description": "instead of cluster: namespace/name or a host, with port"},
+         "port": {**_PORT, "description": "with service: the service port"},
+         "subset": {**_S, "description": "with service: a DestinationRule subset"}}), _describe_cluster),
+    ViewTool(_spec(
+        "what-changed",
+        "The Ingresses, Services, EndpointSlices, Pods, WasmPlugins and McpBridges that changed in the last "
+        "`minutes` (default 60), newest first, with the manager that changed them (kubectl-edit, helm, ...), and "
+        "the Warning events of that window. Reads the Kubernetes API (kubernetes.namespaces).",
+        {"minutes": {"type": "integer", "minimum": 1, "maximum": 10080, "default": 60},
+         "kinds": {"type": "array", "items": {"type": "string", "enum": list(what_changed.KINDS)},
+                   "uniqueItems": True, "description": "only these kinds"},
+         "namespace": {**_S, "description": "only this namespace"},
+         "offset": _PAGING["offset"],
+         "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}}), _what_changed,
+        reads_envoy=False),
 )
