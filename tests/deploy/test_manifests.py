@@ -14,6 +14,7 @@ import yaml
 
 from higress_ops.config import load_text
 from higress_ops.config.model import PodFleet
+from higress_ops.servers.ops.kubeapi import KINDS
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -76,7 +77,8 @@ def assert_locked_down(pod: dict[str, Any], container: dict[str, Any]) -> None:
 
 
 def assert_rbac(items: list[dict[str, Any]], subject: str) -> None:
-    """One Role in the namespace: the verbs the code uses, on the objects it uses them on; nothing cluster-wide."""
+    """One Role in the namespace: the verbs the code uses, on the objects it uses them on; the object reads'
+    ClusterRole bound in the namespace only; nothing cluster-wide but the review rights."""
     (role,) = by_kind(items, "Role")
     rules = {(tuple(r["resources"]), tuple(r.get("resourceNames", ()))): sorted(r["verbs"]) for r in role["rules"]}
     assert rules == {
@@ -86,11 +88,21 @@ def assert_rbac(items: list[dict[str, Any]], subject: str) -> None:
         (("pods/portforward",), ()): ["create"],  # istioctl's way to their admin ports
     }
     assert all(r["apiGroups"] == [""] for r in role["rules"])
-    (binding,) = by_kind(items, "RoleBinding")
-    assert binding["roleRef"]["name"] == role["metadata"]["name"]
-    assert [(s["kind"], s["name"]) for s in binding["subjects"]] == [("ServiceAccount", subject)]
+    bindings = {b["metadata"]["name"]: b for b in by_kind(items, "RoleBinding")}
+    assert set(bindings) == {"higress-ops", "higress-ops-objects"}
+    assert bindings["higress-ops"]["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                                  "name": role["metadata"]["name"]}
+    for binding in bindings.values():
+        assert [(s["kind"], s["name"]) for s in binding["subjects"]] == [("ServiceAccount", subject)]
+    # The object reads: exactly the kinds and verbs of kubeapi.KINDS, never a Secret, granted by a RoleBinding only.
+    (objects,) = by_kind(items, "ClusterRole")
+    assert bindings["higress-ops-objects"]["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io",
+                                                          "kind": "ClusterRole", "name": objects["metadata"]["name"]}
+    granted = {(g, res, verb) for r in objects["rules"] for g in r["apiGroups"] for res in r["resources"]
+               for verb in r["verbs"]}
+    assert granted == {(k.group, k.plural, verb) for k in KINDS.values() for verb in k.verbs}
+    assert not any("secrets" in r["resources"] or "resourceNames" in r for r in objects["rules"])
     # Cluster-wide: only --auth kubernetes's TokenReviews and SubjectAccessReviews, through the built-in role.
-    assert not by_kind(items, "ClusterRole")
     (delegator,) = by_kind(items, "ClusterRoleBinding")
     assert delegator["roleRef"]["name"] == "system:auth-delegator"
     assert [(s["kind"], s["name"], s["namespace"]) for s in delegator["subjects"]] == [
@@ -113,7 +125,12 @@ def assert_references_exist(items: list[dict[str, Any]], container: dict[str, An
     server = config.servers[0].config
     assert PodFleet.of(server, "gateways").access == "portforward"  # Envoy's admin API is on the pod's loopback
     assert PodFleet.of(server, "istiods").access == "portforward"
-    assert {o["metadata"].get("namespace") for o in items if o["kind"] != "ClusterRoleBinding"} == {"higress-system"}
+    # The object reads are bound in every namespace the server reads objects in, and in no other.
+    bound = {b["metadata"]["namespace"] for b in by_kind(items, "RoleBinding") if b["metadata"]["name"] ==
+             "higress-ops-objects"}
+    assert bound == set(server["kubernetes"]["namespaces"]) == {"higress-system"}
+    assert {o["metadata"].get("namespace") for o in items
+            if o["kind"] not in ("ClusterRoleBinding", "ClusterRole")} == {"higress-system"}
 
 
 def test_standalone_overlay() -> None:
