@@ -351,6 +351,9 @@ def test_production_runs_sentinel_and_the_config_points_at_it() -> None:
         assert {"name": "password", "mountPath": "/run/secrets/redis", "readOnly": True} in main["volumeMounts"]
         assert any(v.get("secret", {}).get("secretName") == SECRET for v in pod["volumes"])
     config = load_text(named(items, "ConfigMap", "higress-ops-config")["data"]["higress"])
+    shipped = load_text(named(render("standalone"), "ConfigMap", "higress-ops-config")["data"]["higress"])
+    assert config.servers == shipped.servers  # only the sessions' Redis differs
+    assert_rbac(items, "higress-ops")
     assert config.redis is not None and config.redis.mode == "sentinel" and config.redis.master_name == "higress-ops"
     headless = sentinel["spec"]["serviceName"]
     assert list(config.redis.addresses) == [f"higress-ops-sentinel-{i}.{headless}:26379" for i in range(3)]
