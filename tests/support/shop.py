@@ -270,13 +270,13 @@ def api_objects(shop: Shop = Shop()) -> list[dict[str, Any]]:
 
 def _config(kind: str, name: str, ns: str, spec: dict[str, Any], generated: bool = True,
             **meta: Any) -> dict[str, Any]:
-    """A configz entry (crd.ConvertConfig): generated configs have no creation time and no resourceVersion."""
+    """A configz entry (crd.ConvertConfig): generated configs have a null creation time and no resourceVersion;
+    an empty status is left out (`status,omitempty`, and `{}` is turned into nil)."""
     version = "v1alpha3" if kind == "EnvoyFilter" else "v1"
     metadata: dict[str, Any] = {"name": name, "namespace": ns, "creationTimestamp": None, **meta}
     if not generated:
-        metadata.update(creationTimestamp="2026-11-01T08:00:00Z", resourceVersion="4711")
-    return {"kind": kind, "apiVersion": f"networking.istio.io/{version}", "metadata": metadata, "spec": spec,
-            "status": None if generated else {}}
+        metadata.update(creationTimestamp="2026-11-01T08:00:00Z", resourceVersion="4711", generation=1)
+    return {"kind": kind, "apiVersion": f"networking.istio.io/{version}", "metadata": metadata, "spec": spec}
 
 
 def _http(ingress: str, path: str, host: str, port: int) -> dict[str, Any]:
