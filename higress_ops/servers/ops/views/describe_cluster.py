@@ -178,6 +178,7 @@ async def describe(facts: Facts, name: str) -> dict[str, Any]:
                                                            if p.selector else "")
                             for p in await inv.cluster_patches(name, [link.host])]
     out["routes"] = {"total": len(routes), "list": routes[:SHOWN]}
+    out["stale"] = await _stale(facts, link, routes)
     out["warnings"] = [f"{e.regarding[0]} {e.regarding[1]}/{e.regarding[2]} {e.reason} (x{e.count}, last {e.last}): "
                        f"{e.message}" for e in (await inv.warnings_for(related))[:SHOWN]]
     out["not_read"] = list(inv.gaps)
@@ -186,6 +187,29 @@ async def describe(facts: Facts, name: str) -> dict[str, Any]:
 
 async def _none() -> None:
     return None
+
+
+async def _stale(facts: Facts, link: ClusterLink, routes: list[dict[str, Any]]) -> list[str]:
+    """Links Envoy holds that istiod's configz no longer backs: the config was changed or deleted after the last
+    push this Envoy accepted (or a push was rejected: get-gateway-health)."""
+    configs = await facts.objects.istio()
+    if not configs:
+        return []  # istiod did not answer: nothing to compare with (not_read says so)
+    known = {(c.meta.kind, c.meta.namespace, c.meta.name): c for c in configs}
+    out = []
+    if link.destination_rule and ("DestinationRule", *link.destination_rule) not in known:
+        out.append("DestinationRule {}/{} (the cluster's istio.config) is not in istiod's configz".format(
+            *link.destination_rule))
+    for r in routes:
+        vs = tuple(r.get("virtual_service", "").split("/", 1))
+        found = known.get(("VirtualService", *vs)) if len(vs) == 2 else None
+        if len(vs) == 2 and found is None:
+            out.append(f"VirtualService {r['virtual_service']} (route {r['name'] or '#' + str(r['index'])}) is not in "
+                       "istiod's configz")
+        elif found is not None and r["name"] and r["name"] not in {
+                str(cd.mapping(h).get("name", "")) for h in found.spec.get("http") or []}:
+            out.append(f"VirtualService {r['virtual_service']} has no http route named {r['name']} any more")
+    return sorted(set(out))
 
 
 async def _rule(facts: Facts, link: ClusterLink, namespace: str) -> Any:
@@ -279,6 +303,8 @@ def render(d: Mapping[str, Any]) -> str:
     if d.get("ingresses"):
         lines += ["Ingresses with this backend:"] + [f"  {i}" for i in d["ingresses"]]
         lines += [f"  {w}" for w in d.get("wasm_plugins") or []]
+    if d.get("stale"):
+        lines += ["Envoy's links istiod no longer backs:"] + [f"  {x}" for x in d["stale"]]
     if d["warnings"]:
         lines += ["Warning events:"] + [f"  {w}" for w in d["warnings"]]
     if d["not_read"]:

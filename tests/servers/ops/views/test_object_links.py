@@ -93,6 +93,19 @@ async def test_describe_cluster_from_every_source(shop_ops: OpsServer, shop: Sho
     assert "port http 80/HTTP -> target" in shown and "<- this cluster" in shown and "Not read" not in shown
 
 
+async def test_links_istiod_no_longer_backs_are_named(shop_ops: OpsServer, shop: ShopWorld) -> None:
+    assert (await call(shop_ops, "describe-cluster", cluster=s.CART_80)).structured["stale"] == []
+    configz = shop.istiod.state["/debug/configz"]
+    vs = next(c for c in configz if c["metadata"]["name"] == s.SHOP_VS)
+    vs["spec"]["http"] = [h for h in vs["spec"]["http"] if h["name"] != "shop/cart"]  # Ingress shop/cart deleted
+    shop.istiod.state["/debug/configz"] = [c for c in configz if c["kind"] != "DestinationRule"]  # and the rule
+    result = await call(shop_ops, "describe-cluster", cluster=s.CART_80)
+    assert result.structured["stale"] == [
+        "DestinationRule shop/cart (the cluster's istio.config) is not in istiod's configz",
+        f"VirtualService {s.HIGRESS}/{s.SHOP_VS} has no http route named shop/cart any more"]
+    assert "Envoy's links istiod no longer backs:" in text(result)
+
+
 async def test_describe_a_subset_cluster(shop_ops: OpsServer) -> None:
     d = (await call(shop_ops, "describe-cluster", service="shop/cart", port=80, subset="v1")).structured
     assert d["cluster"] == s.CART_80_V1 and d["pods"]["selector"] == "app=cart,version=v1"
