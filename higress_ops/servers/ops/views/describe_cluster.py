@@ -181,7 +181,7 @@ async def describe(facts: Facts, name: str) -> dict[str, Any]:
     out["stale"] = await _stale(facts, link, routes)
     out["warnings"] = [f"{e.regarding[0]} {e.regarding[1]}/{e.regarding[2]} {e.reason} (x{e.count}, last {e.last}): "
                        f"{e.message}" for e in (await inv.warnings_for(related))[:SHOWN]]
-    out["not_read"] = list(inv.gaps)
+    out["not_read"] = sorted(inv.gaps)
     return out
 
 

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from higress_ops.servers.ops.detectors.base import Finding, Focus, route_ref
-from higress_ops.servers.ops.views import cluster_settings as cs
 from higress_ops.servers.ops.objects.links import cluster_link, route_link
+from higress_ops.servers.ops.views import cluster_settings as cs
 from higress_ops.servers.ops.views import configdump as cd
 from higress_ops.servers.ops.views import endpoints as eps
 from higress_ops.servers.ops.views import host_health as hh

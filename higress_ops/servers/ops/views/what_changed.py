@@ -55,7 +55,7 @@ async def changes(facts: Facts, minutes: int, kinds: Sequence[str] = KINDS, name
     return {"since": start, "minutes": minutes, "rows": rows,
             "warnings": [{"last": e.last, "ago": _ago(e.last, now), "object": "{} {}/{}".format(*e.regarding),
                           "reason": e.reason, "count": e.count, "message": e.message} for e in warnings],
-            "namespaces": list(inv.namespaces), "not_read": list(inv.gaps)}
+            "namespaces": list(inv.namespaces), "not_read": sorted(inv.gaps)}
 
 
 def table(answer: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> str:

@@ -130,7 +130,7 @@ async def test_without_rights_the_api_says_which_and_istiod_still_answers(shop_o
     assert d["endpoints"]["source"] == ["istiod Kubernetes/Kubernetes"] and d["endpoints"]["ready"] == 1
     assert "pods" not in d and d["destination_rule"]["name"] == "cart"  # pods need the API; the rule is istiod's
     assert d["ingresses"][0].startswith("shop/cart: shop.example.com/cart (Prefix) -> cart:80 [kubernetes")  # granted
-    assert "Not read:\n  forbidden to get services in namespace shop" in shown
+    assert "Not read:\n  forbidden to get services in namespace shop" in shown  # sorted: the same every call
 
 
 async def test_without_the_api_every_link_comes_from_istiod(shop: ShopWorld) -> None:
