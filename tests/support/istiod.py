@@ -23,6 +23,58 @@ CDS = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 GATEWAY = "higress-gateway-7d9c-abcde.higress-system"
 
 
+def service(host: str, name: str, namespace: str, ports: list[tuple[str, int, str]],
+            selector: dict[str, str] | None = None, registry: str = "Kubernetes", vip: str = "10.96.0.10",
+            labels: dict[str, str] | None = None, service_type: str = "ClusterIP") -> dict[str, Any]:
+    """A /debug/registryz entry as istiod writes model.Service (pilot/pkg/model/service.go): `Attributes` without
+    JSON tags (ServiceAttributes with K8sAttributes embedded), the rest by their tags; `clusterVIPs` an AddressMap
+    object, `creationTime` always there (omitempty does not drop a struct)."""
+    kube = registry == "Kubernetes"
+    return {"Attributes": {"ServiceRegistry": registry, "Name": name, "Namespace": namespace,
+                           "Labels": labels if labels is not None else {"app": name}, "ExportTo": None,
+                           "LabelSelectors": selector, "Aliases": None, "ClusterExternalAddresses": {"Addresses": None},
+                           "ClusterExternalPorts": None, "PassthroughTargetPorts": None,
+                           "Type": service_type if kube else "", "ExternalName": "", "NodeLocal": False,
+                           "TrafficDistribution": 0, "ObjectName": name, "DNSConnectStrategy": 0,
+                           "PublishNotReadyAddresses": False},
+            "ports": [{"name": n, "port": p, "protocol": proto} for n, p, proto in ports],
+            "creationTime": "2026-11-01T08:00:00Z", "hostname": host,
+            "clusterVIPs": {"Addresses": {"Kubernetes": [vip]}} if vip else {"Addresses": None},
+            "defaultAddress": vip or "0.0.0.0", "Resolution": 0 if kube else 1, "MeshExternal": not kube,
+            "ResourceVersion": "4711"}
+
+
+def endpoint(address: str, namespace: str, app: str, port_name: str, port: int, labels: dict[str, str] | None = None,
+             sidecar: bool = False, healthy: bool = True) -> dict[str, Any]:
+    """An IstioEndpoint as /debug/endpointz writes it (no JSON tags: Go field names; HealthStatus 1 healthy, 2
+    unhealthy)."""
+    return {"Labels": labels if labels is not None else {"app": app}, "Addresses": [address],
+            "ServicePortName": port_name, "LegacyClusterPortKey": 0,
+            "ServiceAccount": f"spiffe://cluster.local/ns/{namespace}/sa/{app}", "Network": "",
+            "Locality": {"Label": "r1/z1", "ClusterID": "Kubernetes"}, "EndpointPort": port, "LbWeight": 0,
+            "TLSMode": "istio" if sidecar else "disabled", "Namespace": namespace, "WorkloadName": app,
+            "HostName": "", "SubDomain": "", "HealthStatus": 1 if healthy else 2, "SendUnhealthyEndpoints": False,
+            "NodeName": "node-a"}
+
+
+def shards(namespace: str, app: str, endpoints: list[dict[str, Any]]) -> dict[str, Any]:
+    """endpointz's `namespace -> EndpointShards` (Shards keyed `provider/cluster`, ServiceAccounts a set)."""
+    return {namespace: {"Shards": {"Kubernetes/Kubernetes": endpoints},
+                        "ServiceAccounts": {f"spiffe://cluster.local/ns/{namespace}/sa/{app}": {}}}}
+
+
+def config(kind: str, name: str, namespace: str, spec: dict[str, Any], api_version: str = "networking.istio.io/v1",
+           status: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A /debug/configz entry as crd.ConvertConfig writes it: kind, apiVersion, metadata, spec, and status only
+    when not empty."""
+    entry = {"kind": kind, "apiVersion": api_version, "metadata": {
+        "name": name, "namespace": namespace, "resourceVersion": "4711", "generation": 1,
+        "creationTimestamp": "2026-11-01T08:00:00Z"}, "spec": spec}
+    if status:
+        entry["status"] = status
+    return entry
+
+
 def default_state() -> dict[str, Any]:
     return {
         "/debug/syncz": [
@@ -35,23 +87,40 @@ def default_state() -> dict[str, Any]:
              "resources": {CDS: {"sent": "n9", "acked": "n8", "lastError": "cluster outbound|80||x: bad policy"}}},
         ],
         "/debug/configz": [
-            {"kind": "Gateway", "apiVersion": "networking.istio.io/v1", "metadata": {"name": "higress-gateway",
-                                                                                   "namespace": "higress-system"},
-             "spec": {"servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}]},
-             "status": {}},
-            {"kind": "VirtualService", "apiVersion": "networking.istio.io/v1",
-             "metadata": {"name": "httpbin", "namespace": "default"}, "spec": {"hosts": ["httpbin.example.com"]},
-             "status": {"validationMessages": [{"type": {"code": "IST0101"}, "level": "Error"}]}},
+            config("Gateway", "higress-gateway", "higress-system", {
+                "selector": {"higress": "higress-system-higress-gateway"},
+                "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}]}),
+            config("VirtualService", "httpbin", "default", {
+                "hosts": ["httpbin.example.com"], "gateways": ["higress-system/higress-gateway"],
+                "http": [{"route": [{"destination": {"host": "httpbin.default.svc.cluster.local"}}]}]},
+                status={"validationMessages": [{"type": {"name": "ReferencedResourceNotFound", "code": "IST0101"},
+                                                "level": "ERROR"}], "observedGeneration": "1"}),
+            config("VirtualService", "shop", "shop", {"hosts": ["*.shop.example.com"],
+                                                       "gateways": ["higress-system/higress-gateway"], "http": [
+                {"route": [{"destination": {"host": "cart.shop.svc.cluster.local"}}]}]}),
+            config("DestinationRule", "cart", "shop", {"host": "cart.shop.svc.cluster.local",
+                                                       "trafficPolicy": {"tls": {"mode": "DISABLE"}}}),
+            config("WasmPlugin", "key-auth", "higress-system", {
+                "url": "oci://higress-registry.cn-hangzhou.cr.aliyuncs.com/plugins/key-auth:1.0.0",
+                "matchRules": [{"domain": ["httpbin.example.com"], "config": {"allow": ["consumer1"]}}]},
+                api_version="extensions.higress.io/v1alpha1"),
         ],
-        "/debug/endpointz": {"httpbin.default.svc.cluster.local": {"default": {
-            "Shards": {"Kubernetes/Kubernetes": [{"Addresses": ["10.0.0.7"], "ServicePortName": "http",
-                                                  "EndpointPort": 8000, "HealthStatus": 1}]},
-            "ServiceAccounts": {"spiffe://cluster.local/ns/default/sa/httpbin": {}}}}},
+        "/debug/endpointz": {
+            "httpbin.default.svc.cluster.local": shards("default", "httpbin", [
+                endpoint("10.0.0.7", "default", "httpbin", "http", 8000)]),
+            "cart.shop.svc.cluster.local": shards("shop", "cart", [
+                endpoint("10.0.1.4", "shop", "cart", "http", 8080), endpoint("10.0.1.5", "shop", "cart", "http", 8080,
+                                                                           healthy=False)]),
+        },
         "/debug/clusterz": [{"id": "Kubernetes", "secretName": "", "syncStatus": "synced"}],
         "/debug/registryz": [
-            {"hostname": "httpbin.default.svc.cluster.local", "ports": [{"name": "http", "port": 8000,
-                                                                          "protocol": "HTTP"}],
-             "Attributes": {"Name": "httpbin", "Namespace": "default", "ServiceRegistry": "Kubernetes"}}],
+            service("httpbin.default.svc.cluster.local", "httpbin", "default", [("http", 8000, "HTTP")],
+                    {"app": "httpbin"}),
+            service("cart.shop.svc.cluster.local", "cart", "shop", [("http", 8080, "HTTP")], {"app": "cart"},
+                    vip="10.96.0.11"),
+            service("api.partner.example", "api.partner.example", "shop", [("https", 443, "HTTPS")],
+                    registry="External", vip=""),
+        ],
         "/debug/push_status": {"Start": "2026-11-24T10:00:00Z", "End": "2026-11-24T10:00:00.1Z",
                                "ProxyStatus": {}, "pilot_xds_pushes": {"cds": 3}},
         "/debug/connections": {"totalClients": 2, "clients": [{"connectionId": GATEWAY + "-1",

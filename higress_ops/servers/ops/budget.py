@@ -24,22 +24,91 @@ def size(value: Any) -> int:
     return len(jsonfast.dumps(value))
 
 
+@dataclass(frozen=True)
+class Cut:
+    pointer: str  # JSON pointer of the list, object or string that was shortened
+    kept: int
+    total: int
+    unit: str
+
+    def line(self, value: Any = None) -> str:
+        return f"{named_pointer(value, self.pointer) if value is not None else self.pointer or '/'}: kept " \
+               f"{self.kept:,} of {self.total:,} {self.unit}"
+
+
 @dataclass
 class Cuts:
     """What was left out, for the note."""
 
-    items: list[str] = field(default_factory=list)
+    cuts: list[Cut] = field(default_factory=list)
 
     def add(self, pointer: str, kept: int, total: int, unit: str) -> None:
-        self.items.append(f"{pointer or '/'}: kept {kept:,} of {total:,} {unit}")
+        self.cuts.append(Cut(pointer, kept, total, unit))
 
     def __bool__(self) -> bool:
-        return bool(self.items)
+        return bool(self.cuts)
 
-    def describe(self, limit: int = 8) -> str:
-        shown = "; ".join(self.items[:limit])
-        more = len(self.items) - limit
+    def describe(self, value: Any = None, limit: int = 8) -> str:
+        """The cuts, each pointer naming the items it goes through when `value` (the uncut answer) is given:
+        `/cluster_statuses/3 (outbound|80||cart)/host_statuses: kept 40 of 900 items`."""
+        shown = "; ".join(c.line(value) for c in self.cuts[:limit])
+        more = len(self.cuts) - limit
         return shown + (f"; and {more} more cuts" if more > 0 else "")
+
+
+def item_name(item: Any) -> str:
+    """The name an item of a list goes by: its own `name`/`hostname`, metadata.name (Kubernetes objects), or the
+    name of the one resource it wraps (a config dump entry's `cluster`, `active_state.listener`, ...)."""
+    if not isinstance(item, dict):
+        return ""
+    for key in ("name", "hostname"):
+        if isinstance(item.get(key), str):
+            return str(item[key])
+    if isinstance(item.get("metadata"), dict) and isinstance(item["metadata"].get("name"), str):
+        return str(item["metadata"]["name"])
+    inner = [v for v in item.values() if isinstance(v, dict)]
+    return item_name(inner[0]) if len(inner) == 1 else ""
+
+
+def _steps(pointer: str) -> list[str]:
+    return [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]] if pointer else []
+
+
+def named_pointer(value: Any, pointer: str) -> str:
+    """`pointer` with the name of each named list item it goes through: /configs/1/dynamic_active_clusters/0
+    (outbound|80||cart)/cluster/load_assignment."""
+    out, at = "", value
+    for step in _steps(pointer):
+        out += "/" + step.replace("~", "~0").replace("/", "~1")
+        if isinstance(at, list) and step.isdigit() and int(step) < len(at):
+            at = at[int(step)]
+            name = item_name(at)
+            out += f" ({name})" if name else ""
+        elif isinstance(at, dict):
+            at = at.get(step)
+        else:
+            at = None
+    return out or "/"
+
+
+def first_item_cut(value: Any, cuts: Cuts) -> dict[str, str] | None:
+    """For the first cut inside a named item of a list: the item's name, the list's member name and the dotted
+    path from the item to the cut part, so a note can say how to ask for that part alone."""
+    for cut in cuts.cuts:
+        at, steps = value, _steps(cut.pointer)
+        for i, step in enumerate(steps):
+            if isinstance(at, list) and step.isdigit() and int(step) < len(at):
+                name = item_name(at[int(step)])
+                if name and i + 1 < len(steps):
+                    rest = steps[i + 1:]
+                    inner = rest[:next((j for j, s in enumerate(rest) if s.isdigit()), len(rest))]
+                    return {"name": name, "list": steps[i - 1] if i else "", "inner": ".".join(inner)}
+                at = at[int(step)]
+            elif isinstance(at, dict):
+                at = at.get(step)
+            else:
+                break
+    return None
 
 
 def fit_json(value: Any, budget: int) -> tuple[Any, Cuts]:

@@ -138,7 +138,7 @@ async def list_pods(args: Mapping[str, Any], upstreams: Upstreams, ctx: CallCont
              else "")
     extra += ("\nUnreachable:\n" + "\n".join(errors) + "\n") if errors else ""
     text = t.render() + extra
-    return ToolResult.text(fit(text, upstreams.max_bytes), structured={
+    return ToolResult.text(fit(text, upstreams.max_bytes, "the structured content lists every pod"), structured={
         "rows": structured_rows(t.rows), "total": len(t.rows), "drift": [d.lower() for d in drift]})
 
 

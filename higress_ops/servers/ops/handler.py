@@ -7,14 +7,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import multiprocessing
+import re
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from higress_ops import jsonfast
 from higress_ops.servers.base import CallContext, ToolResult
-from higress_ops.servers.ops.budget import fit_json_text, fit_text
+from higress_ops.servers.ops.budget import first_item_cut, fit_json_text, fit_text
 from higress_ops.servers.ops.catalog import CATALOG, SECTIONS, Entry
+from higress_ops.servers.ops.selection import select, select_lines
 from higress_ops.servers.ops.upstream import Fetched, UpstreamError, Upstreams
 
 BY_NAME = {entry.name: entry for entry in CATALOG}
@@ -58,7 +60,10 @@ def shape(name: str, fetched: Fetched, args: Mapping[str, Any], budget: int) -> 
     if kind == "by-format":
         kind = "json" if args.get("format") == "json" else "text"
     if kind == "text":
-        return text_result(entry, _text_of(entry, fetched), budget)
+        text, note = _text_of(entry, fetched), ""
+        if entry.select is not None:
+            text, note = select_lines(entry.select, text, args)
+        return text_result(entry, text, budget, note, args)
     return shape_json(name, fetched.body, args, budget)
 
 
@@ -69,11 +74,14 @@ def shape_json(name: str, body: bytes, args: Mapping[str, Any], budget: int) -> 
     except ValueError:
         text = body[:120].decode("utf-8", errors="replace").strip()
         return ToolResult.error(f"{entry.name}: {entry.upstream} returned invalid JSON for {entry.path}: {text!r}")
+    if entry.select is not None:  # the filters the upstream does not take, on the parsed answer
+        value, picked = select(entry.select, value, args)
+        note = " ".join(n for n in (picked, note) if n)
     section = args.get("resource")
     if entry.name == "get-envoy-config-dump" and section in SECTIONS:
         extra = ("endpoints",) if args.get("include_eds") and section != "endpoints" else ()
-        return select_section(entry, value, section, budget, extra)
-    return json_result(entry, value, budget, note=note)
+        return select_section(entry, value, section, budget, extra, args)
+    return json_result(entry, value, budget, note=note, args=args)
 
 
 @functools.cache
@@ -88,7 +96,8 @@ def _text_of(entry: Entry, fetched: Fetched) -> str:
     return text
 
 
-def select_section(entry: Entry, dump: Any, section: str, budget: int, extra: tuple[str, ...] = ()) -> ToolResult:
+def select_section(entry: Entry, dump: Any, section: str, budget: int, extra: tuple[str, ...] = (),
+                   args: Mapping[str, Any] | None = None) -> ToolResult:
     """One README section of the dump; `extra` sections travel with it (include_eds with resource=clusters
     keeps the endpoints Envoy added)."""
     configs = dump.get("configs", []) if isinstance(dump, dict) else []
@@ -99,10 +108,29 @@ def select_section(entry: Entry, dump: Any, section: str, budget: int, extra: tu
         present = sorted({str(c.get("@type", "")).rsplit(".", 1)[-1] for c in configs if isinstance(c, dict)})
         return ToolResult.text(f"Envoy's config dump has no {section} section ({wanted}); it has: "
                                f"{', '.join(present) or 'nothing'}")
-    return json_result(entry, {"configs": chosen}, budget)
+    return json_result(entry, {"configs": chosen}, budget, args=args)
 
 
-def json_result(entry: Entry, value: Any, budget: int, *, prefix: str = "", note: str = "") -> ToolResult:
+def how_to_ask(entry: Entry, args: Mapping[str, Any] | None, part: dict[str, str] | None = None) -> str:
+    """What the caller can send to get what a cut left out: the requests for the one item the cut went into
+    (those that are not the request already made), then the entry's ways to ask for less; a tool with neither
+    says that only a larger maxResponseBytes shows more."""
+    asks, args = [], args or {}
+    if part is not None:
+        listed = part["list"]
+        if listed == "configs" and args.get("resource"):  # a dump of one field has its items under configs
+            listed = str(args["resource"])
+        for way in entry.one:
+            one = way.format(name=part["name"], name_re=re.escape(part["name"]), list=listed, inner=part["inner"])
+            if not all(str(args.get(k)) == v for k, v in re.findall(r"(\w+)=(\S+)", one)):
+                asks.append(one)
+    asks.append(entry.narrow or "This tool has no narrower form: a larger maxResponseBytes (server config) shows "
+                                "more.")
+    return " ".join(asks)
+
+
+def json_result(entry: Entry, value: Any, budget: int, *, prefix: str = "", note: str = "",
+                args: Mapping[str, Any] | None = None) -> ToolResult:
     structured = entry.output_schema is not None
     if structured and not isinstance(value, dict):
         value = {"items": value}
@@ -117,19 +145,35 @@ def json_result(entry: Entry, value: Any, budget: int, *, prefix: str = "", note
     if note:
         content.append({"type": "text", "text": note})
     if cuts:
-        hint = f" Narrow it with {entry.narrow}." if entry.narrow else ""
         content.append({"type": "text", "text": f"[cut to the {budget:,}-byte budget (maxResponseBytes): "
-                                                f"{cuts.describe()}.{hint}]"})
+                                                f"{cuts.describe(value)}. "
+                                                f"{how_to_ask(entry, args, first_item_cut(value, cuts))}]"})
     return ToolResult(content=content, structured=fitted if structured else None)
 
 
-def text_result(entry: Entry, text: str, budget: int) -> ToolResult:
-    fitted, kept, total = fit_text(text, budget)
+def text_result(entry: Entry, text: str, budget: int, note: str = "",
+                args: Mapping[str, Any] | None = None) -> ToolResult:
+    """Text cut at a line end; with a note (a filter's count) after it. When the entry's lines are items (the
+    `cluster::...` lines of /clusters), the cut names the item it went into and the items left out."""
+    fitted, kept, total = fit_text(text, max(budget - len(note.encode()), 64))
+    content = [{"type": "text", "text": text if kept < 0 else fitted}]
+    if note:
+        content.append({"type": "text", "text": note})
     if kept < 0:
-        return ToolResult.text(text)
-    hint = f" Narrow it with {entry.narrow}." if entry.narrow else ""
-    note = f"[cut to the {budget:,}-byte budget (maxResponseBytes): kept {kept:,} of {total:,} lines.{hint}]"
-    return ToolResult(content=[{"type": "text", "text": fitted}, {"type": "text", "text": note}])
+        return ToolResult(content=content)
+    what, part = f"kept {kept:,} of {total:,} lines", None
+    if entry.select is not None and entry.select.lines:
+        keys = [entry.select.key(line) for line in text.splitlines()]
+        cut_in, left = keys[kept] if kept < len(keys) else "", dict.fromkeys(k for k in keys[kept:] if k)
+        if cut_in:
+            whole = cut_in not in keys[:kept]
+            what += (f"; {len(left):,} {entry.select.what} left out from {cut_in}" if whole else
+                     f"; {cut_in} is cut inside ({keys.count(cut_in) - keys[:kept].count(cut_in):,} of its lines "
+                     f"left out), {len(left) - 1:,} more {entry.select.what} after it")
+            part = {"name": cut_in, "list": "", "inner": ""}
+    content.append({"type": "text", "text": f"[cut to the {budget:,}-byte budget (maxResponseBytes): {what}. "
+                                            f"{how_to_ask(entry, args, part)}]"})
+    return ToolResult(content=content)
 
 
 async def _fallback(entry: Entry, upstreams: Upstreams, ctx: CallContext) -> ToolResult:

@@ -71,7 +71,7 @@ async def test_the_readme_tools_come_first_with_read_only_annotations(ops: OpsSe
 
 async def test_istiod_tools(ops: OpsServer, istiod: IstiodDouble) -> None:
     configz = body(await call(ops, "get-istiod-configz"))
-    assert {c["kind"] for c in configz} == {"Gateway", "VirtualService"}
+    assert {c["kind"] for c in configz} == {"Gateway", "VirtualService", "DestinationRule", "WasmPlugin"}
     assert "httpbin.default.svc.cluster.local" in body(await call(ops, "get-istiod-endpointz"))
     clusters = await call(ops, "get-istiod-clusters")
     assert clusters.structured == {"items": [{"id": "Kubernetes", "secretName": "", "syncStatus": "synced"}]}

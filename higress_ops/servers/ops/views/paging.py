@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from higress_ops.servers.ops.budget import fit_json_text
@@ -38,6 +38,27 @@ def fit(text: str, max_bytes: int, hint: str = "narrow it with a filter or a sma
     return cut + f"[cut at {shown} of {len(data)} bytes (maxResponseBytes {max_bytes}); {hint}]\n"
 
 
+def fit_page(render: Callable[[list[T], str], str], items: Sequence[T], offset: int, limit: int,
+             max_bytes: int, hint: str) -> tuple[str, list[T]]:
+    """A page of rows rendered within max_bytes, and the rows shown. When the page does not fit, fewer whole rows
+    (never a row cut in half), and the footer gives the offset and limit of the next page."""
+    rows, footer = page(items, offset, limit)
+    text = render(rows, footer)
+    if len(text.encode()) <= max_bytes or len(rows) <= 1:
+        return fit(text, max_bytes, hint), rows
+
+    def shorter(n: int) -> str:
+        end = offset + n
+        return render(rows[:n], f"[rows {offset + 1}-{end} of {len(items)}, fewer to stay within maxResponseBytes "
+                                f"{max_bytes}; next page: offset={end} limit={n}]")
+
+    lo, hi = 1, len(rows) - 1  # the most rows that fit
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if len(shorter(mid).encode()) <= max_bytes else (lo, mid - 1)
+    return fit(shorter(lo), max_bytes, hint), rows[:lo]
+
+
 def structured_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k.lower().replace(" ", "_"): v for k, v in r.items()} for r in rows]
 
@@ -49,7 +70,7 @@ def json_content(value: Any, max_bytes: int, hint: str, footer: str = "") -> lis
     content = [{"type": "text", "text": text}]
     if footer:
         content.append({"type": "text", "text": footer})
-    if cuts:
+    if cuts:  # each pointer names the items it goes through (`/3 (outbound|80||cart...)/cluster/...`)
         content.append({"type": "text", "text": f"[cut to the {max_bytes:,}-byte budget (maxResponseBytes): "
-                                                f"{cuts.describe()}; {hint}]"})
+                                                f"{cuts.describe(value)}; {hint}]"})
     return content

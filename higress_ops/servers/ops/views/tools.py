@@ -34,7 +34,7 @@ from higress_ops.servers.ops.views import find_route as fr
 from higress_ops.servers.ops.views import gateway_health as gh
 from higress_ops.servers.ops.views.configdump import DumpError
 from higress_ops.servers.ops.views.matching import Request
-from higress_ops.servers.ops.views.paging import DEFAULT_LIMIT, fit, json_content, page, structured_rows
+from higress_ops.servers.ops.views.paging import DEFAULT_LIMIT, fit, fit_page, json_content, page, structured_rows
 from higress_ops.servers.ops.views.source import Source, UpstreamError, as_source
 from higress_ops.servers.ops.views.table import Table, with_config_type
 
@@ -79,10 +79,12 @@ def _str(args: Mapping[str, Any], key: str, default: str = "", choices: tuple[st
 
 
 def _paged_result(t: Table, args: Mapping[str, Any], src: Source, title: str = "", extra: str = "") -> ToolResult:
-    rows, footer = page(t.rows, _int(args, "offset", 0), _int(args, "limit", DEFAULT_LIMIT, 1, 1000))
-    text = (title + "\n" if title else "") + t.render(rows) + (footer + "\n" if footer else "") + extra
-    return ToolResult.text(fit(text, src.max_bytes, "use offset/limit or a filter"),
-                           structured={"rows": structured_rows(rows), "total": len(t.rows)})
+    def render(rows: list[dict[str, Any]], footer: str) -> str:
+        return (title + "\n" if title else "") + t.render(rows) + (footer + "\n" if footer else "") + extra
+
+    text, rows = fit_page(render, t.rows, _int(args, "offset", 0), _int(args, "limit", DEFAULT_LIMIT, 1, 1000),
+                          src.max_bytes, "use offset/limit or a filter")
+    return ToolResult.text(text, structured={"rows": structured_rows(rows), "total": len(t.rows)})
 
 
 # ---------------------------------------------------------------- get-envoy-proxy-config
@@ -127,9 +129,28 @@ async def _proxy_config(args: Mapping[str, Any], src: Source, ctx: CallContext) 
                                                "use a filter, offset/limit, or output=short", footer))
     if len(kinds) == 1:
         return _paged_result(built[kind][0], args, src)
-    text = "".join(f"--- {k} ---\n{with_config_type(k, t).render()}\n" for k, (t, _) in built.items())
-    return ToolResult.text(fit(text, src.max_bytes, "ask for one type with offset/limit"),
-                           structured={k: {"total": len(t.rows)} for k, (t, _) in built.items()})
+    text = _every_type(built, src.max_bytes)
+    return ToolResult.text(text, structured={k: {"total": len(t.rows)} for k, (t, _) in built.items()})
+
+
+def _every_type(built: Mapping[str, tuple[Table, Any]], max_bytes: int) -> str:
+    """type=all: each table whole while they fit; the first that does not gets the rows that fit, and it and every
+    table after it say what was left out and the request that shows it."""
+    out, cut = "", False
+    for i, (k, (t, _)) in enumerate(built.items()):
+        table = with_config_type(k, t)
+        room = max_bytes - len(out.encode()) - 100 * (len(built) - i - 1)  # the notes of the tables after it
+        whole = f"--- {k} ---\n{table.render()}\n"
+        if not cut and len(whole.encode()) <= room:
+            out += whole
+            continue
+        shown = 0 if cut else next((n for n in range(len(t.rows) - 1, 0, -1)
+                                    if len(table.render(t.rows[:n]).encode()) + 150 <= room), 0)
+        out += (f"--- {k} ---\n{table.render(t.rows[:shown])}[{k}: rows 1-{shown} of {len(t.rows)} shown; the rest: "
+                f"type={k} offset={shown}]\n" if shown else
+                f"--- {k}: {len(t.rows)} rows left out to stay within maxResponseBytes; ask type={k} ---\n")
+        cut = True
+    return fit(out, max_bytes, "ask for one type with type=<type> and offset/limit")
 
 
 async def _ecds(args: Mapping[str, Any], output: str, src: Source, ctx: CallContext) -> ToolResult:
@@ -173,7 +194,8 @@ async def _istiod_config_dump(args: Mapping[str, Any], src: Source, ctx: CallCon
         envoy_dump = await src.envoy_json("/config_dump", None, ctx)
         result = await anyio.to_thread.run_sync(compare.compare, istiod_dump, envoy_dump)
         text = f"istiod ({proxy_id}) vs this Envoy:\n" + compare.render(result)
-        return ToolResult.text(fit(text, src.max_bytes), structured=result)
+        return ToolResult.text(fit(text, src.max_bytes, "the structured content has every name; "
+                                   "get-envoy-proxy-config with a filter shows one resource"), structured=result)
     content = await anyio.to_thread.run_sync(partial(
         json_content, istiod_dump, src.max_bytes, "pass types= to fetch fewer sections, or use compare=true"))
     return ToolResult(content=content)
@@ -210,8 +232,9 @@ async def _find_route(args: Mapping[str, Any], src: Source, ctx: CallContext) ->
     text = fr.render(answer)
     last = fr.verdict_line(answer)
     # The verdict line survives any cut: a client or a test reads it from the end.
-    body = fit(text.removesuffix(last + "\n"), max(src.max_bytes - len(last) - 1, 256), "pass port= to look at one "
-               "listener")
+    hint = ("get-envoy-proxy-config type=endpoints cluster=<cluster> pages a cluster's hosts, type=routes "
+            "name=<route config> its routes" if port else "pass port= to look at one listener")
+    body = fit(text.removesuffix(last + "\n"), max(src.max_bytes - len(last) - 1, 256), hint)
     return ToolResult.text(body.rstrip("\n") + "\n" + last + "\n", structured=answer)
 
 

@@ -5,19 +5,18 @@ from __future__ import annotations
 import pytest
 
 from higress_ops.servers.base import CallContext
-from tests.support.istiod import istiod_double
+from tests.support.istiod import istiod_double, service
 from tests.support.verdict_envoy import CART_80, CART_8080, VerdictGateway
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 TOKEN = CallContext(headers={"x-istiod-token": "good-token"})
-CART = {"hostname": "cart.shop.svc.cluster.local", "ports": [{"name": "http", "port": 8080, "protocol": "HTTP"}],
-        "Attributes": {"Name": "cart", "Namespace": "shop", "ServiceRegistry": "Kubernetes"}}
+CART = service("cart.shop.svc.cluster.local", "cart", "shop", [("http", 8080, "HTTP")], {"app": "cart"})
 
 
 async def test_find_route_names_the_cluster_and_what_exists_instead(vgw: VerdictGateway, make_server) -> None:
     assert vgw.send("plain", "app.example.com", "/missing-port") == 503
     with istiod_double() as istiod:
-        istiod.state["/debug/registryz"].append(CART)
+        istiod.state["/debug/registryz"] = [CART]
         server = make_server(vgw.admin_url, istiod.url)
         result = await server.call_tool("find-route", {"host": "app.example.com", "path": "/missing-port",
                                                        "port": vgw.ports["plain"]}, TOKEN)

@@ -9,7 +9,7 @@ import pytest
 
 from tests.servers.ops.detectors.conftest import find_route, findings, health_section
 from tests.support.fault_envoy import EMPTY, NOPODS, FaultGateway
-from tests.support.istiod import istiod_double
+from tests.support.istiod import endpoint, istiod_double, shards
 from tests.support.procs import wait_until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(90)]
@@ -71,15 +71,14 @@ async def test_http2_towards_an_http1_backend(fgw: FaultGateway, make_server):
 
 
 @pytest.mark.parametrize(("path", "cluster", "known", "cause"), [
-    ("/empty", EMPTY, [{"Addresses": ["10.1.0.4"], "EndpointPort": 80}], "not delivered to this proxy"),
+    ("/empty", EMPTY, [endpoint("10.1.0.4", "shop", "empty", "http", 80)], "not delivered to this proxy"),
     ("/nopods", NOPODS, None, "the Service selects no ready pods")])
 async def test_empty_cluster_tells_the_cause_from_istiods_endpoints(fgw, make_server, path, cluster, known, cause):
     assert fgw.send(path) == (503, "UH")
     with istiod_double() as istiod:
         host = cluster.split("|")[3]
         if known:
-            istiod.state["/debug/endpointz"][host] = {"shop": {"Shards": {"Kubernetes/Kubernetes": known},
-                                                               "ServiceAccounts": {}}}
+            istiod.state["/debug/endpointz"][host] = shards("shop", "empty", known)
         server = make_server(fgw.admin_url, istiod.url)
         status, reason, answer = await find_route(server, fgw, path)
         assert (status, reason) == ("503", "no_endpoints"), answer["text"]
