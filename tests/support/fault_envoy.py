@@ -4,8 +4,11 @@ The verdict gateway (verdict_envoy.py) covers host health; this one covers what 
 breaker of one request in front of a slow backend, TLS towards a plaintext backend and the reverse, HTTP/2 towards
 an HTTP/1.1-only backend, a route shadowed by an earlier prefix, a route behind header and query conditions,
 redirect loops, a direct response, empty clusters, a route configuration served over file-based RDS (so a test
-can make Envoy reject an update), and a TLS listener with two SNI filter chains. Every listener writes an access
-log with Envoy's response flags, so a test compares find-route's verdict with what Envoy did, flag and all.
+can make Envoy reject an update), a TLS listener with three SNI filter chains (the third serves a certificate
+expiring in 5 days, and checks client certificates against a CA from the bootstrap's static secrets), a route
+to a cluster that does not exist (its service's cluster is on another port) and a backend that outlier
+detection ejects after one 503. Every listener writes an access log with Envoy's response flags, so a test
+compares find-route's verdict with what Envoy did, flag and all.
 """
 
 from __future__ import annotations
@@ -49,8 +52,12 @@ DOWNSTREAM_TLS = T + "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsCon
 SECRET = T + "envoy.extensions.transport_sockets.tls.v3.Secret"
 HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 ROUTE_CONFIG = T + "envoy.config.route.v3.RouteConfiguration"
-LOG_FORMAT = "%REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS% %UPSTREAM_CLUSTER%\n"
-SNI_NAMES = ("a.example.com", "b.example.com")
+# the path as the client sent it (before a prefix_rewrite), the status, the response flags, the cluster
+LOG_FORMAT = "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS% %UPSTREAM_CLUSTER%\n"
+SNI_NAMES = ("a.example.com", "b.example.com", "pay.example.com")
+EXPIRING_DAYS = 5  # the pay chain's certificate (kubernetes://pay-tls)
+CLIENT_CA = "pay-client-ca"  # a static secret: the pay chain's validation context
+ORDERS_80, ORDERS_8080 = "outbound|80||orders.shop.svc.cluster.local", "outbound|8080||orders.shop.svc.cluster.local"
 
 
 def _access_log(path: Path) -> list[dict[str, Any]]:
@@ -78,14 +85,17 @@ ROUTES: list[dict[str, Any]] = [
      "direct_response": {"status": 418, "body": {"inline_string": "I'm a teapot: short and stout"}}},
     _route("/empty", EMPTY),
     _route("/nopods", NOPODS),
+    _route("/orders", ORDERS_80),  # the service's cluster is on port 8080: 503 NC
+    {"name": "eject", "match": {"prefix": "/eject"}, "route": {"cluster": "outlier", "prefix_rewrite": "/healthz"}},
     _route("/ok", "ok"),
 ]
 
 
 def route_config(name: str = "faults") -> dict[str, Any]:
-    return {"name": name, "virtual_hosts": [{"name": "shop", "domains": ["shop.example.com"], "routes": ROUTES},
-                                            {"name": "auth", "domains": ["auth.example.com"],
-                                             "routes": [_route("/", "ok")]}]}
+    # validate_clusters false, as Istio sends it: a route to a missing cluster loads and answers 503 NC
+    return {"name": name, "validate_clusters": False,
+            "virtual_hosts": [{"name": "shop", "domains": ["shop.example.com"], "routes": ROUTES},
+                              {"name": "auth", "domains": ["auth.example.com"], "routes": [_route("/", "ok")]}]}
 
 
 def rds_config(cluster: str = "ok") -> dict[str, Any]:
@@ -170,14 +180,18 @@ def _tls_backend(cert: TestCert, workdir: Path, name: str) -> ThreadingHTTPServe
     return server
 
 
-def _sds_chain(workdir: Path, secret: str, cert: TestCert, sni: str, log: Path) -> dict[str, Any]:
+def _sds_chain(workdir: Path, secret: str, cert: TestCert, sni: str, log: Path, ca: str = "") -> dict[str, Any]:
+    """A chain serving `secret` over SDS for `sni`; `ca` names a static secret that checks client certificates
+    (a validation context without sds_config is looked up in static_resources.secrets)."""
     sds = write_xds(workdir / f"sds-{sni}.json", SECRET, [{"name": secret, "tls_certificate": {
         "certificate_chain": {"inline_bytes": b64(cert.cert_pem)},
         "private_key": {"inline_bytes": b64(cert.key_pem)}}}])
+    tls: dict[str, Any] = {"tls_certificate_sds_secret_configs": [{"name": secret, "sds_config": path_source(sds)}]}
+    if ca:
+        tls["validation_context_sds_secret_config"] = {"name": ca}
     return {"filter_chain_match": {"server_names": [sni]},
             "transport_socket": {"name": "envoy.transport_sockets.tls", "typed_config": {
-                "@type": DOWNSTREAM_TLS, "common_tls_context": {"tls_certificate_sds_secret_configs": [
-                    {"name": secret, "sds_config": path_source(sds)}]}}},
+                "@type": DOWNSTREAM_TLS, "common_tls_context": tls}},
             "filters": [_hcm("tls", log, route_config=route_config("tls-routes"))]}
 
 
@@ -185,7 +199,8 @@ def _sds_chain(workdir: Path, secret: str, cert: TestCert, sni: str, log: Path) 
 def fault_gateway(workdir: Path) -> Iterator[FaultGateway]:
     workdir.mkdir(parents=True, exist_ok=True)
     log = workdir / "access.log"
-    with upstreams("ok", "slow", "plain", "api-v1", "api-v2", delay={"slow": 1.5}) as ups:
+    with upstreams("ok", "slow", "plain", "api-v1", "api-v2", "sick", delay={"slow": 1.5},
+                   healthz={"sick": 503}) as ups:
         tls_cert = make_cert("backend.local", sans=("backend.local",))
         tls_backend = _tls_backend(tls_cert, workdir, "tls-backend")
         ports = {name: free_port() for name in ("http", "rds", "tls")}
@@ -205,20 +220,30 @@ def fault_gateway(workdir: Path) -> Iterator[FaultGateway]:
                 HTTP_OPTIONS: {"@type": T + HTTP_OPTIONS, "explicit_http_config": {"http2_protocol_options": {}}}}),
             cluster_of(EMPTY, []),
             cluster_of(NOPODS, []),
+            cluster_of(ORDERS_8080, [lb_endpoint(ups["ok"].port)]),
+            cluster_of("outlier", [lb_endpoint(ups["sick"].port)], outlier_detection={
+                "consecutive_5xx": 1, "base_ejection_time": "300s", "max_ejection_percent": 100}),
         ]
         rds_file = workdir / "rds.json"
-        certs = {f"kubernetes://{sni.split('.')[0]}-tls": make_cert(sni, sans=(sni,)) for sni in SNI_NAMES}
+        certs = {f"kubernetes://{sni.split('.')[0]}-tls": make_cert(
+            sni, sans=(sni,), days_valid=EXPIRING_DAYS + 1 if sni.startswith("pay.") else 90) for sni in SNI_NAMES}
+        certs[CLIENT_CA] = make_cert("Pay Client CA", days_valid=3650, is_ca=True)
         listeners = [
             _listener("http", ports["http"], [{"filters": [_hcm("http", log, route_config=route_config())]}]),
             _listener("rds", ports["rds"], [{"filters": [_hcm("rds", log, rds={
                 "route_config_name": "rds-routes", "config_source": path_source(rds_file)})]}]),
-            _listener("tls", ports["tls"], [_sds_chain(workdir, secret, certs[secret], sni, log)
-                                            for secret, sni in zip(certs, SNI_NAMES, strict=True)],
+            _listener("tls", ports["tls"], [_sds_chain(workdir, f"kubernetes://{sni.split('.')[0]}-tls",
+                                                       certs[f"kubernetes://{sni.split('.')[0]}-tls"], sni, log,
+                                                       CLIENT_CA if sni.startswith("pay.") else "")
+                                            for sni in SNI_NAMES],
                       listener_filters=[{"name": "envoy.filters.listener.tls_inspector", "typed_config": {
                           "@type": T + "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"}}]),
         ]
+        static_ca = {"name": CLIENT_CA, "validation_context": {"trusted_ca": {
+            "inline_bytes": b64(certs[CLIENT_CA].cert_pem)}}}
         gw = FaultGateway(Envoy({"node": {"id": "faults", "cluster": "faults"},
-                                 "static_resources": {"clusters": clusters, "listeners": listeners}}, workdir,
+                                 "static_resources": {"clusters": clusters, "listeners": listeners,
+                                                      "secrets": [static_ca]}}, workdir,
                                 args=("--file-flush-interval-msec", "20")),
                           ports, ups, log, rds_file, certs, workdir)
         gw.publish_rds(rds_config())

@@ -13,6 +13,7 @@ import requests
 from higress_ops import kube
 from higress_ops.config.model import ServerEntry
 from higress_ops.servers.ops import OpsServer
+from tests.support.fault_envoy import FaultGateway, fault_gateway
 from tests.support.istio_envoy import IstioGateway, istio_gateway
 from tests.support.istiod import IstiodDouble, istiod_double
 from tests.support.serve import ServeProcess, serving
@@ -35,6 +36,13 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IstioGateway]:
 def vgw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VerdictGateway]:
     """The Envoy whose routes each exercise one verdict rule (tests/support/verdict_envoy.py)."""
     with verdict_gateway(tmp_path_factory.mktemp("verdicts")) as gw:
+        yield gw
+
+
+@pytest.fixture(scope="module")
+def fgw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultGateway]:
+    """The Envoy with one config fault per failure class (tests/support/fault_envoy.py)."""
+    with fault_gateway(tmp_path_factory.mktemp("faults")) as gw:
         yield gw
 
 

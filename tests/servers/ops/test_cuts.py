@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from higress_ops.servers.base import CallContext, ToolResult
-from higress_ops.servers.ops import OpsServer
 from higress_ops.servers.ops.catalog import CATALOG
 from higress_ops.servers.ops.views.tools import TOOLS
 from tests.support.istio_envoy import BROKEN, HTTPBIN, IstioGateway

@@ -81,7 +81,8 @@ async def test_registryz_and_endpointz_by_hostname_and_namespace(ops: OpsServer)
     endpoints = await call(ops, "get-istiod-endpointz", hostname="cart.shop.svc.cluster.local", namespace="shop")
     shards = body(endpoints)
     assert list(shards) == ["cart.shop.svc.cluster.local"] and list(shards["cart.shop.svc.cluster.local"]) == ["shop"]
-    addresses = [e["Addresses"] for e in shards["cart.shop.svc.cluster.local"]["shop"]["Shards"]["Kubernetes/Kubernetes"]]
+    cart = shards["cart.shop.svc.cluster.local"]["shop"]["Shards"]["Kubernetes/Kubernetes"]
+    addresses = [e["Addresses"] for e in cart]
     assert addresses == [["10.0.1.4"], ["10.0.1.5"]]
     assert "[1 of 2 services match hostname=cart.shop.svc.cluster.local, namespace=shop]" in notes(endpoints)
     assert list(body(await call(ops, "get-istiod-endpointz", namespace="default"))) == [
@@ -112,3 +113,14 @@ async def test_envoy_clusters_by_name_regex_in_both_formats(ops: OpsServer, gate
     refused = await call(ops, "get-envoy-clusters", name_regex="(")
     assert refused.is_error and "nothing was sent" in refused.content[0]["text"]
     assert all(re.fullmatch(regex, n) is None for n in (HTTPBIN, BROKEN))
+
+
+async def test_filters_applied_here_are_never_sent(make_server: Any, istiod: IstiodDouble) -> None:
+    from tests.support.istiod import istiod_double
+
+    with istiod_double() as fake_envoy:  # a recording server standing where Envoy's admin would be
+        ops = make_server(fake_envoy.url, istiod.url)
+        await call(ops, "get-envoy-clusters", format="json", name_regex="x&format=text")
+        await call(ops, "get-istiod-registryz", hostname="a.b", namespace="shop")
+    assert [(r.path, r.query) for r in fake_envoy.requests] == [("/clusters", {"format": ["json"]})]
+    assert (istiod.requests[-1].path, istiod.requests[-1].query) == ("/debug/registryz", {})

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 
 from higress_ops.servers.base import CallContext
+from higress_ops.servers.ops.views import certs as cert_view
 from higress_ops.servers.ops.views import configdump as cd
 from higress_ops.servers.ops.views import ecds, proxy_status
 from higress_ops.servers.ops.views import endpoints as eps
@@ -132,6 +133,13 @@ class Facts:
 
     async def certs(self) -> Any:
         return await self.envoy("/certs")
+
+    async def cert_rows(self) -> list[dict[str, Any]]:
+        """check-certs' rows (each certificate, its secret, status within `days`, the chains serving it), once."""
+        async def build() -> list[dict[str, Any]]:
+            certs_json, dump = await self.certs(), await self.dump("secrets", "listeners")
+            return await self.compute(lambda: cert_view.table(certs_json, dump, self.days).rows)
+        return await self._once(("cert_rows",), build)
 
     async def cluster_configs(self, names: list[str]) -> dict[str, Any]:
         """The named clusters' configs (at most CONFIG_NAMES), never the whole clusters section."""

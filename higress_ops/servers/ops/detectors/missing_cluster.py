@@ -87,7 +87,8 @@ async def detect(facts: Facts, focus: Focus | None) -> list[Finding]:
                                if host else "point the route at an existing cluster"))
         findings.append(Finding(
             "missing-cluster", Severity.ERROR, Ref("cluster", cluster),
-            f"no such cluster on this proxy; {len(routes)} route(s) send requests to it (503, response flag NC)",
+            f"no such cluster (503 NC), used by {len(routes)} route(s)"
+            + (f"; same host here: {', '.join(others[:2])}" if others else ""),
             fix, tuple(evidence), tuple(routes[:ROUTES_SHOWN]),
             code="IST0101" if host else "", verdict=Verdict(503, "cluster_not_found")))
     return findings

@@ -9,9 +9,9 @@ from collections.abc import Mapping
 
 from higress_ops.servers.ops.detectors.base import Detector, Finding, Focus, Ref, Severity, Verdict
 from higress_ops.servers.ops.detectors.facts import Facts
-from higress_ops.servers.ops.views import certs as cert_view
 from higress_ops.servers.ops.views import configdump as cd
 from higress_ops.servers.ops.views import listeners as ls
+from higress_ops.servers.ops.views.certs import chain_secrets
 
 STAT = r"^listener\..+\.no_filter_chain_match$"
 
@@ -25,14 +25,6 @@ def stat_name(listener: cd.Json) -> str:
 def server_names(listener: cd.Json) -> list[str]:
     return sorted({str(n) for c in ls.filter_chains(listener)
                    for n in cd.mapping(c.get("filter_chain_match")).get("server_names") or []})
-
-
-def chain_secrets(chain: cd.Json) -> list[str]:
-    ctx = cd.mapping(cd.mapping(cd.mapping(chain.get("transport_socket")).get("typed_config")).get(
-        "common_tls_context"))
-    names = [str(c.get("name", "")) for c in ctx.get("tls_certificate_sds_secret_configs") or []
-             if isinstance(c, Mapping)]
-    return names + (["(inline certificate)"] if ctx.get("tls_certificates") else [])
 
 
 async def detect(facts: Facts, focus: Focus | None) -> list[Finding]:
@@ -78,7 +70,7 @@ async def _focused(facts: Facts, focus: Focus, by_name: Mapping[str, cd.Json]) -
             continue
         chain = chains[index]
         if rows is None:
-            rows = cert_view.table(await facts.certs(), await facts.dump("secrets"), facts.days).rows
+            rows = await facts.cert_rows()
         secrets = chain_secrets(chain)
         served = [f"{r['SOURCE']}: {r['SUBJECT'] or r['SANS']}, expires {r['NOT AFTER']} ({r['DAYS LEFT']} days, "
                   f"{r['STATUS']})" for r in rows if r.get("secret") in secrets]

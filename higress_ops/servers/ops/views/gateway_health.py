@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from higress_ops.servers.ops.views import configdump as cd
 from higress_ops.servers.ops.views import endpoints as eps
 from higress_ops.servers.ops.views import host_health as hh
-from higress_ops.servers.ops.views import listeners as ls
 
 if TYPE_CHECKING:
     from higress_ops.servers.ops.detectors import Detector, Report
@@ -150,25 +149,6 @@ def detector_sections(found: Report, detectors: Sequence[Detector]) -> list[Sect
         if d.name in found.skipped:
             note = f"not checked: {found.skipped[d.name]}"
         out.append(Section(d.title, [f.line() for f in found.of(d.name)], d.next_tool, note, d.name))
-    return out
-
-
-def secret_servers(dump: cd.Json) -> dict[str, list[str]]:
-    """secret name -> ['listener (SNI a,b)', ...] of the filter chains whose TLS context names it."""
-    out: dict[str, list[str]] = {}
-    for lst in cd.listeners(dump):
-        for chain in ls.filter_chains(lst):
-            socket = cd.mapping(chain.get("transport_socket"))
-            ctx = (socket.get("typed_config") or {}).get("common_tls_context") or {}
-            names = [str(c.get("name", "")) for c in ctx.get("tls_certificate_sds_secret_configs") or []
-                     if isinstance(c, Mapping)]
-            validation = ctx.get("validation_context_sds_secret_config")
-            if isinstance(validation, Mapping):
-                names.append(str(validation.get("name", "")))
-            match = cd.mapping(chain.get("filter_chain_match"))
-            sni = ",".join(match.get("server_names") or []) or "any SNI"
-            for name in names:
-                out.setdefault(name, []).append(f"{lst.get('name', '')} ({sni})")
     return out
 
 

@@ -4,7 +4,9 @@ and TRUST DOMAIN when a secret has one.
 As istioctl prints them: serial numbers as 32 zero-padded hex digits (`%032x`); a SPIFFE validation context
 (`custom_validator_config` with `trust_domains`) gives one CA row per trust domain under the secret's name;
 a certificate chain's trust domain is the one of its spiffe:// SAN. With no secret at all, the table is just
-istioctl's "No active or warming secrets found." line."""
+istioctl's "No active or warming secrets found." line. Unlike istioctl (whose sdscompare reads only the warming
+and active SDS secrets), the bootstrap's static secrets are listed too, after them, with STATUS STATIC: a
+listener can serve one, and its certificate expires like any other."""
 
 from __future__ import annotations
 
@@ -65,9 +67,14 @@ def rows(name: str, state: str, secret: Any, now: dt.datetime) -> list[dict[str,
     return [_row(name, state, secret_pem(secret), now)]
 
 
+def _all_secrets(dump: cd.Json) -> list[tuple[str, cd.Json]]:
+    """(state, entry) of the warming, then active SDS secrets (istioctl's order), then the static ones."""
+    return [*cd.dynamic_secrets(dump), *(("STATIC", s) for s in cd.static_secrets(dump))]
+
+
 def table(dump: cd.Json, now: dt.datetime | None = None) -> Table:
     now = now or dt.datetime.now(dt.UTC)
-    found = [r for state, entry in cd.dynamic_secrets(dump)
+    found = [r for state, entry in _all_secrets(dump)
              for r in rows(str(entry.get("name", "")), state, entry.get("secret"), now)]
     if not found:  # istioctl prints only this line, never above rows
         return Table((), note="No active or warming secrets found.")
@@ -76,9 +83,9 @@ def table(dump: cd.Json, now: dt.datetime | None = None) -> Table:
 
 
 def matching(dump: cd.Json) -> list[cd.Json]:
-    """Raw dynamic secrets without key material (Envoy already redacts keys; we drop them anyway)."""
+    """Raw secrets (SDS and static) without key material (Envoy already redacts keys; we drop them anyway)."""
     out: list[cd.Json] = []
-    for _, entry in cd.dynamic_secrets(dump):
+    for _, entry in _all_secrets(dump):
         clean = dict(entry)
         secret = entry.get("secret")
         if isinstance(secret, Mapping) and isinstance(secret.get("tls_certificate"), Mapping):

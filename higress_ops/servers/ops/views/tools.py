@@ -240,10 +240,7 @@ async def _find_route(args: Mapping[str, Any], src: Source, ctx: CallContext) ->
 
 async def _check_certs(args: Mapping[str, Any], src: Source, ctx: CallContext) -> ToolResult:
     days = _int(args, "days", 30, 0, 3650)
-    facts = Facts(src, ctx)
-    certs_json = await facts.certs()
-    dump = await facts.dump("secrets")
-    t = await anyio.to_thread.run_sync(certs.table, certs_json, dump, days)
+    t = Table(certs.HEADERS, await Facts(src, ctx, days=days).cert_rows())  # with the chains serving each
     warn = certs.warnings(t, days)
     extra = ("\nWarnings:\n" + "\n".join(warn) + "\n") if warn else f"\nNo certificate expires within {days} days.\n"
     result = _paged_result(t, args, src, extra=extra)

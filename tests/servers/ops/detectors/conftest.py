@@ -1,22 +1,14 @@
-"""The fault gateway (tests/support/fault_envoy.py), one per test module, and how to ask the views about it."""
+"""How to ask the views about the fault gateway (tests/support/fault_envoy.py; the `fgw` fixture, one per test
+module, is in tests/servers/ops/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
 from higress_ops.servers.base import CallContext
-from tests.support.fault_envoy import FaultGateway, fault_gateway
+from tests.support.fault_envoy import FaultGateway
 
 TOKEN = CallContext(headers={"x-istiod-token": "good-token"})
-
-
-@pytest.fixture(scope="module")
-def fgw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultGateway]:
-    with fault_gateway(tmp_path_factory.mktemp("faults")) as gw:
-        yield gw
 
 
 async def find_route(server: Any, gw: FaultGateway, path: str, host: str = "shop.example.com",

@@ -34,6 +34,7 @@ async def test_gateway_health_lists_every_route_to_a_missing_cluster(vgw: Verdic
     result = await server.call_tool("get-gateway-health", {}, CallContext())
     [sec] = [s for s in result.structured["sections"] if s["title"] == "Routes to clusters that do not exist"]
     assert sec["total"] == 2  # `missing` and the port-80 cluster of cart
-    start = f"[error IST0101] cluster {CART_80}: no such cluster on this proxy; 1 route(s)"
+    start = (f"[error IST0101] cluster {CART_80}: no such cluster (503 NC), used by 1 route(s); same host here: "
+             f"{CART_8080}")
     assert any(line.startswith(start) for line in sec["shown"]), sec
     assert any(line.startswith("[error] cluster missing: ") for line in sec["shown"])
