@@ -20,6 +20,7 @@ import anyio
 from higress_ops.servers.base import CallContext, ToolResult, ToolSpec
 from higress_ops.servers.ops.targets import Target
 from higress_ops.servers.ops.upstream import UpstreamError, Upstreams
+from higress_ops.servers.ops.views import proxy_status
 from higress_ops.servers.ops.views.paging import DEFAULT_LIMIT, fit, page, structured_rows
 from higress_ops.servers.ops.views.table import Table
 
@@ -137,9 +138,44 @@ async def list_pods(args: Mapping[str, Any], upstreams: Upstreams, ctx: CallCont
              "\nEvery reachable pod serves the same listeners, routes, clusters and secrets.\n" if len(t.rows) > 1
              else "")
     extra += ("\nUnreachable:\n" + "\n".join(errors) + "\n") if errors else ""
+    structured: dict[str, Any] = {"rows": structured_rows(t.rows), "total": len(t.rows),
+                                  "drift": [d.lower() for d in drift]}
+    if not upstreams.gateways.discovers:
+        note, known = await istiod_gateways(upstreams, ctx, states[0].info if states else {})
+        extra += note
+        structured.update(local=True, istiod_gateways=known)
     text = t.render() + extra
-    return ToolResult.text(fit(text, upstreams.max_bytes, "the structured content lists every pod"), structured={
-        "rows": structured_rows(t.rows), "total": len(t.rows), "drift": [d.lower() for d in drift]})
+    return ToolResult.text(fit(text, upstreams.max_bytes, "the structured content lists every pod"),
+                           structured=structured)
+
+
+LOCAL = ("\nLocal access (no gateways block): this server reads only the Envoy at envoyAdminURL, the row above. "
+         "Add a gateways block (access: portforward or direct, docs/config.md) to list and read every gateway "
+         "pod.\n")
+
+
+async def istiod_gateways(upstreams: Upstreams, ctx: CallContext,
+                          info: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    """In local access, the gateway proxies istiod knows (its syncz routers), the local Envoy's marked; or why
+    istiod could not say."""
+    try:
+        answers = await upstreams.istiod_json_each("/debug/syncz", None, ctx)
+    except UpstreamError as exc:
+        answers = [("istiod", exc)]
+    failed = [f"{name}: {a}" for name, a in answers if isinstance(a, UpstreamError)]
+    routers = [(name, [e for e in a if isinstance(e, Mapping) and e.get("proxy_type") == "router"])
+               for name, a in answers if isinstance(a, list)]
+    if not routers:
+        return LOCAL + ("istiod did not answer /debug/syncz, so the gateway proxies it knows cannot be listed: "
+                        + "; ".join(failed or ["not a list"]) + "\n"), []
+    t = await anyio.to_thread.run_sync(proxy_status.table_of, routers)
+    node = info.get("node")
+    local = proxy_status.proxy_name(str(node.get("id", "")) if isinstance(node, Mapping) else "") or "-"
+    for row in t.rows:
+        row["NAME"] += " (this Envoy)" if row["NAME"] == local else ""
+    head = f"\nGateway proxies istiod knows ({len(t.rows)}, from /debug/syncz; get-istiod-proxy-status for all):\n"
+    tail = "".join(f"not answering: {f}\n" for f in failed)
+    return LOCAL + head + t.render() + tail, structured_rows(t.rows)
 
 
 # ---------------------------------------------------------------- compare-gateway-pods
@@ -206,7 +242,8 @@ TOOLS: tuple[FleetTool, ...] = (
         "list-gateway-pods", "Gateway pods",
         "Every higress-gateway pod: ready, node, pod IP, Envoy version, uptime, and a short digest per xDS type "
         "(listeners, routes, clusters, secrets); pods that differ in a column serve different config of that "
-        "type (compare-gateway-pods says which resources). Names here are what the `pod` argument takes.",
+        "type (compare-gateway-pods says which resources). Names here are what the `pod` argument takes. In local "
+        "access (no gateways block) it says so and lists the gateway proxies istiod knows.",
         {}), list_pods),
     FleetTool(_spec(
         "compare-gateway-pods", "Compare gateway pods",

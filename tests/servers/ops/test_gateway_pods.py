@@ -13,6 +13,7 @@ from higress_ops.config.model import ServerEntry
 from higress_ops.servers.base import CallContext, ToolResult
 from higress_ops.servers.ops import OpsServer
 from tests.support.fleet import GATEWAY_LABELS, Fleet, gateway_fleet
+from tests.support.istio_envoy import IstioGateway
 from tests.support.istiod import GATEWAY, IstiodDouble, istiod_double
 from tests.support.procs import free_port
 
@@ -133,3 +134,27 @@ async def test_the_size_budget_holds_for_every_pod_answer(fleet: Fleet) -> None:
             assert len(body.encode()) <= 1024, (name, len(body.encode()))
     finally:
         await server.aclose()
+
+
+async def test_local_access_says_so_and_lists_the_gateway_proxies_istiod_knows(make_server: Any,
+                                                                               gateway: IstioGateway) -> None:
+    with istiod_double() as istiod:
+        local = "higress-gateway-abc.higress-system"  # the proxy name in this Envoy's node id
+        istiod.state["/debug/syncz"] += [
+            {"cluster_id": "Kubernetes", "proxy": local, "proxy_type": "router", "istio_version": "1.27.0",
+             "cluster_sent": "n1", "cluster_acked": "n1"},
+            {"cluster_id": "Kubernetes", "proxy": "app-5d8f.shop", "proxy_type": "sidecar", "istio_version": "1.27.0"}]
+        ops = make_server(gateway.admin_url, istiod.url)
+        result = await ops.call_tool("list-gateway-pods", {}, TOKEN)
+        assert not result.is_error, text(result)
+        assert [r["name"] for r in result.structured["rows"]] == ["envoyAdminURL"]  # type: ignore[index]
+        out = text(result)
+        assert "Local access (no gateways block): this server reads only the Envoy at envoyAdminURL" in out
+        assert "Add a gateways block (access: portforward or direct" in out
+        known = {r["name"]: r for r in result.structured["istiod_gateways"]}  # type: ignore[index]
+        assert set(known) == {GATEWAY, "other-gw.team-a", f"{local} (this Envoy)"}  # routers only
+        assert known["other-gw.team-a"]["cds"] == "ERROR" and f"{local} (this Envoy)" in out
+        down = make_server(gateway.admin_url, f"http://127.0.0.1:{free_port()}")
+        result = await down.call_tool("list-gateway-pods", {}, TOKEN)
+        assert "istiod did not answer /debug/syncz, so the gateway proxies it knows cannot be listed" in text(result)
+        assert result.structured["istiod_gateways"] == []  # type: ignore[index]

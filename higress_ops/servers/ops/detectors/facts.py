@@ -194,9 +194,7 @@ class Facts:
 
     async def istiod_nacks(self) -> tuple[list[str] | None, str]:
         """This proxy's NACKs as istiod recorded them, or None and why istiod was not asked or did not answer."""
-        node_id = await self.node_id()
-        parts = node_id.split("~")
-        proxy = parts[2] if len(parts) == 4 else node_id
+        proxy = proxy_status.proxy_name(await self.node_id())
         found, answered = [], False
         for name, answer in await self.istiod_each("/debug/syncz"):
             if not isinstance(answer, UpstreamError):

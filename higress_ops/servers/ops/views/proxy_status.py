@@ -23,6 +23,13 @@ XDS = (  # column, syncz field prefix, type URL
 HEADERS = ("NAME", "CLUSTER", *(c for c, _, _ in XDS), "ISTIOD", "VERSION")  # istioctl's columns
 
 
+def proxy_name(node_id: str) -> str:
+    """The name istiod's syncz gives a proxy (`pod.namespace`), from its Envoy's node id
+    (`router~10.0.0.1~pod.namespace~namespace.svc.cluster.local`); another id as it is."""
+    parts = node_id.split("~")
+    return parts[2] if len(parts) == 4 else node_id
+
+
 def xds_status(sent: str, acked: str) -> str:
     if not sent:
         return "NOT SENT"
