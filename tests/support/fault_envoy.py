@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import ssl
 import threading
 import time
@@ -136,6 +137,18 @@ class FaultGateway:
         status = requests.get(url, headers={"host": host, **(headers or {})}, timeout=10,
                               allow_redirects=False).status_code
         return status, self.flags_of(path, before)
+
+    def served_certificate(self, sni: str) -> bytes | None:
+        """The certificate (DER) the TLS listener presents for this server name, or None when Envoy resets the
+        connection (no filter chain takes it)."""
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        try:
+            with socket.create_connection(("127.0.0.1", self.ports["tls"]), timeout=5) as raw, \
+                    ctx.wrap_socket(raw, server_hostname=sni) as tls:
+                return tls.getpeercert(binary_form=True)
+        except (ConnectionResetError, ssl.SSLError):
+            return None
 
     def _log_lines(self) -> int:
         return len(self.log.read_text().splitlines()) if self.log.exists() else 0

@@ -150,6 +150,16 @@ class Facts:
                 found[name] = config
         return found
 
+    async def with_own_thresholds(self, names: list[str]) -> dict[str, Any]:
+        """The named clusters' configs (at most CONFIG_NAMES), each one's ClusterHealth (cluster_healths) given
+        the panic threshold its config sets: what Envoy balances with, where the default would be a guess."""
+        configs = await self.cluster_configs(names)
+        healths = await self.cluster_healths()
+        for name, config in configs.items():
+            if name in healths:
+                healths[name].threshold = hh.panic_threshold(config)
+        return configs
+
     async def _cluster_config(self, name: str) -> Any:
         regex = re.escape(name) if len(name) <= 60 else re.escape(name[:60]) + ".*"
         for fld in ("static_clusters", "dynamic_active_clusters"):

@@ -20,7 +20,6 @@ from higress_ops.servers.ops.detectors.base import (
 )
 from higress_ops.servers.ops.detectors.facts import Facts
 from higress_ops.servers.ops.views import cluster_settings as cs
-from higress_ops.servers.ops.views import host_health as hh
 
 COUNTERS = ("health_check.attempt", "health_check.success", "health_check.failure", "health_check.network_failure",
             "health_check.passive_failure", "health_check.verify_cluster", "health_check.healthy")
@@ -33,14 +32,11 @@ async def detect(facts: Facts, focus: Focus | None) -> list[Finding]:
                if any({"failed_active_hc", "active_hc_timeout"} & set(h["flags"]) for h in healths[n].hosts)]
     if not failing:
         return []
-    configs = await facts.cluster_configs(failing[:DETAILED])
+    configs = await facts.with_own_thresholds(failing[:DETAILED])
     stats = await facts.counters()
     findings = []
     for name in failing:
-        health = healths[name]
-        config = configs.get(name)
-        if config is not None:
-            health.threshold = hh.panic_threshold(config)
+        health, config = healths[name], configs.get(name)
         bad = [h for h in health.hosts if {"failed_active_hc", "active_hc_timeout"} & set(h["flags"])]
         c = health.counts
         up = c["healthy"] + c["degraded"]

@@ -7,32 +7,23 @@ exist and, when istiod answers, the service's ports in its registry.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from higress_ops.servers.ops.detectors.base import Detector, Finding, Focus, Ref, Severity, Verdict, route_ref
 from higress_ops.servers.ops.detectors.facts import Facts
 from higress_ops.servers.ops.views import configdump as cd
 from higress_ops.servers.ops.views import endpoints as eps
-from higress_ops.servers.ops.views.routes import route_targets
+from higress_ops.servers.ops.views.routes import all_routes, route_targets
 from higress_ops.servers.ops.views.source import UpstreamError
 
 ROUTES_SHOWN = 3  # routes named per missing cluster; the count says how many there are
 
 
-def _routes(dump: cd.Json) -> Iterator[tuple[str, cd.Json, int, cd.Json]]:
-    for rc in cd.route_configs(dump):
-        for vh in rc.get("virtual_hosts") or []:
-            if isinstance(vh, Mapping):
-                for i, route in enumerate(vh.get("routes") or []):
-                    if isinstance(route, Mapping):
-                        yield str(rc.get("name", "")), vh, i, route
-
-
 def missing(dump: cd.Json, known: set[str], focus: Focus | None) -> dict[str, list[Ref]]:
     """missing cluster -> the routes that point at it (only the focus's routes, given one)."""
     out: dict[str, dict[Ref, None]] = {}  # ordered sets: inline route configs of several listeners share a name
-    for rc_name, vh, i, route in _routes(dump):
+    for rc_name, vh, i, route in all_routes(dump):
         ref = route_ref(rc_name, str(vh.get("name", "")), i, str(route.get("name", "")))
         if focus is not None and ref not in focus.routes:
             continue

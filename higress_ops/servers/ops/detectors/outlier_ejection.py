@@ -22,7 +22,6 @@ from higress_ops.servers.ops.detectors.base import (
 from higress_ops.servers.ops.detectors.facts import Facts
 from higress_ops.servers.ops.views import cluster_settings as cs
 from higress_ops.servers.ops.views import configdump as cd
-from higress_ops.servers.ops.views import host_health as hh
 
 COUNTERS = ("outlier_detection.ejections_active", "outlier_detection.ejections_enforced_total",
             "outlier_detection.ejections_overflow", "outlier_detection.ejections_enforced_consecutive_5xx",
@@ -35,13 +34,11 @@ async def detect(facts: Facts, focus: Focus | None) -> list[Finding]:
     ejected = [n for n in in_scope(healths, focus) if any("outlier_ejected" in h["flags"] for h in healths[n].hosts)]
     if not ejected:
         return []
-    configs = await facts.cluster_configs(ejected[:DETAILED])
+    configs = await facts.with_own_thresholds(ejected[:DETAILED])
     stats = await facts.counters()
     findings = []
     for name in ejected:
         health, config = healths[name], configs.get(name)
-        if config is not None:
-            health.threshold = hh.panic_threshold(config)
         hosts = [h for h in health.hosts if "outlier_ejected" in h["flags"]]
         od = cd.mapping((config or {}).get("outlier_detection"))
         evidence = ["ejected: " + ", ".join(h["address"] for h in hosts[:5])

@@ -10,12 +10,10 @@ within a small byte budget (2,000 tokens) however big the gateway is.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from higress_ops.servers.ops.views import configdump as cd
-from higress_ops.servers.ops.views import endpoints as eps
 from higress_ops.servers.ops.views import host_health as hh
 
 if TYPE_CHECKING:
@@ -79,20 +77,16 @@ def _rank(health: hh.ClusterHealth) -> tuple[float, str]:
     return ((c["healthy"] + c["degraded"]) / len(health.hosts) if health.hosts else 0.0), health.name
 
 
-def troubled_clusters(clusters_json: Any) -> list[hh.ClusterHealth]:
+def troubled_clusters(healths: Iterable[hh.ClusterHealth]) -> list[hh.ClusterHealth]:
     """The clusters the report lists, worst first, so the caller can fetch the configs (panic threshold) of
-    just the page it shows; their health is computed once, here."""
-    healths = [hh.cluster_health(cs, str(cs.get("name", ""))) for cs in eps.cluster_statuses(clusters_json)
-               if not str(cs.get("name", "")).startswith(ISTIO_BY_DESIGN)]
-    return sorted((h for h in healths if _troubled(h)), key=_rank)
+    just the page it shows (Facts.with_own_thresholds)."""
+    return sorted((h for h in healths if not h.name.startswith(ISTIO_BY_DESIGN) and _troubled(h)), key=_rank)
 
 
-def _unhealthy_clusters(troubled: list[hh.ClusterHealth], configs: Mapping[str, cd.Json]) -> Section:
+def _unhealthy_clusters(troubled: list[hh.ClusterHealth]) -> Section:
     sec = Section("Clusters with unhealthy or failing hosts",
                   next_tool="get-envoy-proxy-config type=endpoints cluster=<name>")
     for health in troubled:
-        if health.name in configs:
-            health.threshold = hh.panic_threshold(configs[health.name])
         c = health.counts
         reasons: dict[str, int] = {}
         for h in health.hosts:
@@ -162,12 +156,12 @@ def server_line(stats: Mapping[str, int]) -> str:
             f"{stats.get('server.hot_restart_epoch', 0)} (details: get-envoy-server-info, get-envoy-memory)")
 
 
-def report(troubled: list[hh.ClusterHealth], configs: Mapping[str, cd.Json], stats: Mapping[str, int],
+def report(troubled: list[hh.ClusterHealth], stats: Mapping[str, int],
            findings: list[Section], *, offset: int = 0, limit: int = 10,
            budget: int = BUDGET_BYTES) -> tuple[str, dict[str, Any]]:
     """(text within `budget` bytes, structured counts and the lines shown)."""
     upstream, downstream = _errors(stats)
-    sections = [_unhealthy_clusters(troubled, configs), upstream, downstream, *findings]
+    sections = [_unhealthy_clusters(troubled), upstream, downstream, *findings]
     for n in range(limit, 0, -1):  # fewer lines per list until the answer fits, rather than cutting lists off
         text, shown = _render(stats, sections, offset, n)
         if len(text.encode()) <= budget:

@@ -254,11 +254,11 @@ async def _gateway_health(args: Mapping[str, Any], src: Source, ctx: CallContext
     facts.want(gh.STATS_FILTER)  # the summary's counters travel in the detectors' one /stats request
     found = await detectors.run(facts)
     stats = await facts.counters()
-    troubled = await anyio.to_thread.run_sync(gh.troubled_clusters, await facts.clusters_json())
+    troubled = gh.troubled_clusters((await facts.cluster_healths()).values())
     # Panic thresholds of the clusters on the page shown (two small requests each), never of all of them.
-    configs = await facts.cluster_configs([h.name for h in troubled[offset:offset + min(limit, 25)]])
+    await facts.with_own_thresholds([h.name for h in troubled[offset:offset + min(limit, 25)]])
     text, structured = await anyio.to_thread.run_sync(lambda: gh.report(
-        troubled, configs, stats, gh.detector_sections(found, detectors.DETECTORS), offset=offset, limit=limit,
+        troubled, stats, gh.detector_sections(found, detectors.DETECTORS), offset=offset, limit=limit,
         budget=min(src.max_bytes, gh.BUDGET_BYTES)))
     return ToolResult.text(text, structured=structured)
 
