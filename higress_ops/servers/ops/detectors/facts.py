@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 
 from higress_ops.servers.base import CallContext
+from higress_ops.servers.ops.detectors.base import Focus, in_scope
 from higress_ops.servers.ops.views import certs as cert_view
 from higress_ops.servers.ops.views import configdump as cd
 from higress_ops.servers.ops.views import ecds, proxy_status
@@ -159,6 +160,16 @@ class Facts:
             if name in healths:
                 healths[name].threshold = hh.panic_threshold(config)
         return configs
+
+    async def flagged_hosts(self, flags: frozenset[str], focus: Focus | None,
+                            detailed: int = 10) -> list[tuple[str, hh.ClusterHealth, Any, list[dict[str, Any]]]]:
+        """The clusters in scope with hosts carrying any of `flags` (Envoy's health flags), each as (name, health,
+        its config or None, those hosts); the first `detailed` are read with their config and own threshold."""
+        healths = await self.cluster_healths()
+        found = {n: [h for h in healths[n].hosts if flags & set(h["flags"])] for n in in_scope(healths, focus)}
+        found = {n: hosts for n, hosts in found.items() if hosts}
+        configs = await self.with_own_thresholds(list(found)[:detailed]) if found else {}
+        return [(n, healths[n], configs.get(n), hosts) for n, hosts in found.items()]
 
     async def _cluster_config(self, name: str) -> Any:
         regex = re.escape(name) if len(name) <= 60 else re.escape(name[:60]) + ".*"

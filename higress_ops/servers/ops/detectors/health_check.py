@@ -16,28 +16,21 @@ from higress_ops.servers.ops.detectors.base import (
     Severity,
     cluster_pattern,
     counter,
-    in_scope,
 )
 from higress_ops.servers.ops.detectors.facts import Facts
 from higress_ops.servers.ops.views import cluster_settings as cs
 
 COUNTERS = ("health_check.attempt", "health_check.success", "health_check.failure", "health_check.network_failure",
             "health_check.passive_failure", "health_check.verify_cluster", "health_check.healthy")
+FLAGS = frozenset({"failed_active_hc", "active_hc_timeout"})
 DETAILED = 10  # clusters whose health-check config is read (two small config requests each); the rest are counted
 
 
 async def detect(facts: Facts, focus: Focus | None) -> list[Finding]:
-    healths = await facts.cluster_healths()
-    failing = [n for n in in_scope(healths, focus)
-               if any({"failed_active_hc", "active_hc_timeout"} & set(h["flags"]) for h in healths[n].hosts)]
-    if not failing:
-        return []
-    configs = await facts.with_own_thresholds(failing[:DETAILED])
-    stats = await facts.counters()
+    failing = await facts.flagged_hosts(FLAGS, focus, DETAILED)
+    stats = await facts.counters() if failing else {}
     findings = []
-    for name in failing:
-        health, config = healths[name], configs.get(name)
-        bad = [h for h in health.hosts if {"failed_active_hc", "active_hc_timeout"} & set(h["flags"])]
+    for name, health, config, bad in failing:
         c = health.counts
         up = c["healthy"] + c["degraded"]
         evidence = [f"check: {line}" for line in cs.health_checks(config)] or (

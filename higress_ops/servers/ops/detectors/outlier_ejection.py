@@ -17,7 +17,6 @@ from higress_ops.servers.ops.detectors.base import (
     Severity,
     cluster_pattern,
     counter,
-    in_scope,
 )
 from higress_ops.servers.ops.detectors.facts import Facts
 from higress_ops.servers.ops.views import cluster_settings as cs
@@ -30,16 +29,10 @@ DETAILED = 10
 
 
 async def detect(facts: Facts, focus: Focus | None) -> list[Finding]:
-    healths = await facts.cluster_healths()
-    ejected = [n for n in in_scope(healths, focus) if any("outlier_ejected" in h["flags"] for h in healths[n].hosts)]
-    if not ejected:
-        return []
-    configs = await facts.with_own_thresholds(ejected[:DETAILED])
-    stats = await facts.counters()
+    ejected = await facts.flagged_hosts(frozenset({"outlier_ejected"}), focus, DETAILED)
+    stats = await facts.counters() if ejected else {}
     findings = []
-    for name in ejected:
-        health, config = healths[name], configs.get(name)
-        hosts = [h for h in health.hosts if "outlier_ejected" in h["flags"]]
+    for name, health, config, hosts in ejected:
         od = cd.mapping((config or {}).get("outlier_detection"))
         evidence = ["ejected: " + ", ".join(h["address"] for h in hosts[:5])
                     + (f" +{len(hosts) - 5} more" if len(hosts) > 5 else "")]
