@@ -73,9 +73,10 @@ Answer with the cause, the evidence (quote the verdict line and the endpoint lin
 Check the TLS certificates of the Higress gateway for expiry within {days} days:
 
 1. Call `check-certs` with days={days}. Its Warnings section lists EXPIRED, EXPIRING and NOT YET VALID
-   certificates with their secret name, subject, SANs and expiry time.
-2. Call `get-gateway-health` with days={days}: its certificate section names the listener and SNI that serve each
-   expiring certificate, i.e. which hosts break when it expires.
+   certificates with their secret name, subject, SANs and expiry time, and its SERVED BY column the listener,
+   filter chain and SNI that serve each one, i.e. which hosts break when it expires.
+2. Call `get-gateway-health` with days={days}: its certificate section lists the same ones by SNI, next to the
+   rest of what is broken (a TLS listener resetting connections, rejected secret updates).
 3. Call `get-envoy-proxy-config` type=secrets to check that each secret is ACTIVE (a WARMING secret never
    arrived: look at istiod with `get-istiod-proxy-status`) and VALID CERT is true.
 Report each affected certificate: secret name, hosts (SNI), days left, and whether it is already failing. For
