@@ -144,20 +144,26 @@ def _nest(pairs: list[tuple[tuple[str, ...], Any]]) -> dict[str, Any]:
     return out
 
 
+def _unshaped(sel: Select, args: Mapping[str, Any]) -> str:
+    asked = ", ".join(f"{a}={args[a]}" for a in sel.args() if a in args)
+    return f"[not filtered by {asked}: the answer does not hold its {sel.what} where this tool expects them]"
+
+
 def select(sel: Select, value: Any, args: Mapping[str, Any]) -> tuple[Any, str]:
-    """(the answer with only the items every given argument matches, a note saying how many), or the answer as
-    it came and '' when no filter argument was given or the answer is not of the declared shape."""
+    """(the answer with only the items every given argument matches, a note saying how many); the answer as it
+    came when no filter argument was given, or with a note saying the filter could not apply when the answer
+    is not of the declared shape."""
     if not any(a in args for a in sel.args()):
         return value, ""
     if _levels(sel):
         if not isinstance(value, Mapping):
-            return value, ""
+            return value, _unshaped(sel, args)
         pairs = list(_flatten(value, _levels(sel)))
         kept = [(keys, item) for keys, item in pairs if _keeps(sel, args, item, keys)]
         return _nest(kept), _note(sel, args, len(kept), len(pairs), pairs)
     holder = value.get(sel.items) if sel.items and isinstance(value, Mapping) else value
     if not isinstance(holder, list):
-        return value, ""
+        return value, _unshaped(sel, args)
     chosen = [item for item in holder if _keeps(sel, args, item)]
     note = _note(sel, args, len(chosen), len(holder), [((), item) for item in holder])
     return ({**value, sel.items: chosen} if sel.items else chosen), note

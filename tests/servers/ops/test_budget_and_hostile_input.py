@@ -61,6 +61,11 @@ REJECTED: list[tuple[str, dict[str, Any]]] = [
     ("get-envoy-stats", {"type": "counters"}),
     ("get-envoy-stats", {"filter": "x" * 300}),
     ("get-istiod-syncz", {"namespace": "../debug/force_disconnect"}),
+    ("get-istiod-configz", {"kind": "Virtual Service"}),
+    ("get-istiod-configz", {"host": "a b"}),
+    ("get-istiod-registryz", {"namespace": "Default"}),
+    ("get-istiod-endpointz", {"hostname": "x" * 300}),
+    ("get-envoy-clusters", {"name_regex": ""}),
     ("get-envoy-ready", {"url": "http://evil.example"}),
 ]
 ALLOWED_KEYS = {"/config_dump": {"resource", "mask", "name_regex", "include_eds"},

@@ -124,3 +124,16 @@ async def test_filters_applied_here_are_never_sent(make_server: Any, istiod: Ist
         await call(ops, "get-istiod-registryz", hostname="a.b", namespace="shop")
     assert [(r.path, r.query) for r in fake_envoy.requests] == [("/clusters", {"format": ["json"]})]
     assert (istiod.requests[-1].path, istiod.requests[-1].query) == ("/debug/registryz", {})
+
+
+async def test_an_answer_of_another_shape_is_returned_whole_and_says_the_filter_did_not_apply(
+        make_server: Any, gateway: IstioGateway) -> None:
+    from tests.support.istiod import istiod_double
+
+    with istiod_double() as other:
+        other.state["/debug/configz"] = {"configs": []}  # not istiod's list
+        ops = make_server(gateway.admin_url, other.url)
+        result = await call(ops, "get-istiod-configz", kind="Gateway")
+    assert body(result) == {"configs": []}
+    assert "[not filtered by kind=Gateway: the answer does not hold its configs where this tool expects them]" in \
+        notes(result)
