@@ -189,7 +189,8 @@ CATALOG: tuple[Entry, ...] = (
            params=(here("hostname", {**HOSTNAME, "description": "Only this service host (e.g. "
                                      "httpbin.default.svc.cluster.local, or *.default.svc.cluster.local)."}),
                    here("namespace", {**NAMESPACE, "description": "Only services in this namespace."})),
-           select=ENDPOINTZ, narrow="Ask with hostname= or namespace= for fewer services."),
+           select=ENDPOINTZ, narrow="Ask with hostname= or namespace= for fewer services.",
+           one=("Ask with hostname={name} for that service alone.",)),
     istiod("get-istiod-clusters", "Istiod remote clusters", "/debug/clusterz",
            "The Kubernetes clusters istiod watches (id, secret, sync status), from /debug/clusterz: remote "
            "clusters of a multi-cluster mesh, not Envoy clusters (see get-envoy-clusters).",

@@ -14,7 +14,7 @@ from typing import Any
 
 from higress_ops import jsonfast
 from higress_ops.servers.base import CallContext, ToolResult
-from higress_ops.servers.ops.budget import first_item_cut, fit_json_text, fit_text
+from higress_ops.servers.ops.budget import Cuts, first_item_cut, fit_json_text, fit_text
 from higress_ops.servers.ops.catalog import CATALOG, SECTIONS, Entry
 from higress_ops.servers.ops.selection import select, select_lines
 from higress_ops.servers.ops.upstream import Fetched, UpstreamError, Upstreams
@@ -147,8 +147,17 @@ def json_result(entry: Entry, value: Any, budget: int, *, prefix: str = "", note
     if cuts:
         content.append({"type": "text", "text": f"[cut to the {budget:,}-byte budget (maxResponseBytes): "
                                                 f"{cuts.describe(value)}. "
-                                                f"{how_to_ask(entry, args, first_item_cut(value, cuts))}]"})
+                                                f"{how_to_ask(entry, args, _cut_item(entry, value, cuts))}]"})
     return ToolResult(content=content, structured=fitted if structured else None)
+
+
+def _cut_item(entry: Entry, value: Any, cuts: Cuts) -> dict[str, str] | None:
+    """The item the first cut went into: a named list item, or, in a document of nested maps (endpointz), the
+    first level's key."""
+    if entry.select is not None and entry.select.items.startswith("{}") and cuts.cuts:
+        key = cuts.cuts[0].pointer.split("/")[1:2]
+        return {"name": key[0].replace("~1", "/").replace("~0", "~"), "list": "", "inner": ""} if key else None
+    return first_item_cut(value, cuts)
 
 
 def text_result(entry: Entry, text: str, budget: int, note: str = "",

@@ -131,3 +131,13 @@ async def test_type_all_says_which_tables_were_left_out(make_server: Any, gatewa
     for after in order[order.index(partial[1]) + 1:]:  # every later table: its size and the request that shows it
         assert re.search(rf"--- {after}: \d+ rows left out to stay within maxResponseBytes; ask type={after} ---",
                          text), after
+
+
+async def test_endpointz_cut_inside_one_service_names_it(make_server: Any, gateway: IstioGateway,
+                                                         istiod: IstiodDouble) -> None:
+    ops = make_server(gateway.admin_url, istiod.url, maxResponseBytes=900)
+    note = cut_note(await ops.call_tool("get-istiod-endpointz", {}, TOKEN))
+    follow = asked(note, "get-istiod-endpointz")
+    assert set(follow) == {"hostname"} and f"Ask with hostname={follow['hostname']} for that service alone." in note
+    one = await ops.call_tool("get-istiod-endpointz", follow, TOKEN)
+    assert list(json.loads(one.content[0]["text"])) == [follow["hostname"]]
