@@ -167,6 +167,11 @@ CLUSTERS = Select("clusters", (By("name_regex", ("name", "{0}"), "re2"),), items
 NAME_REGEX = {**REGEX, "description": "Keep the clusters whose name fully matches this RE2 (as Envoy's "
                                       "name_regex), e.g. outbound\\|80\\|\\|.*\\.shop\\.svc\\.cluster\\.local."}
 
+SERVICE_FILTERS = (  # registryz and endpointz: istiod's services, by host and namespace
+    here("hostname", {**HOSTNAME, "description": "Only this service host (e.g. httpbin.default.svc.cluster.local, "
+                                                 "or *.default.svc.cluster.local)."}),
+    here("namespace", {**NAMESPACE, "description": "Only services in this namespace."}))
+
 CATALOG: tuple[Entry, ...] = (
     istiod("get-istiod-configz", "Istiod config status", "/debug/configz",
            "Istio config istiod holds (Gateways, VirtualServices, DestinationRules, WasmPlugins, ...) with their "
@@ -186,9 +191,7 @@ CATALOG: tuple[Entry, ...] = (
            "Every service endpoint istiod discovered (hostname -> namespace -> shards of endpoints with address, "
            "port, labels, health), from /debug/endpointz. Use it when a route has no healthy upstream; hostname "
            "and namespace pick services (the filter applies here).",
-           params=(here("hostname", {**HOSTNAME, "description": "Only this service host (e.g. "
-                                     "httpbin.default.svc.cluster.local, or *.default.svc.cluster.local)."}),
-                   here("namespace", {**NAMESPACE, "description": "Only services in this namespace."})),
+           params=SERVICE_FILTERS,
            select=ENDPOINTZ, narrow="Ask with hostname= or namespace= for fewer services.",
            one=("Ask with hostname={name} for that service alone.",)),
     istiod("get-istiod-clusters", "Istiod remote clusters", "/debug/clusterz",
@@ -199,9 +202,7 @@ CATALOG: tuple[Entry, ...] = (
            "istiod's service registry: every service with hostname, ports and attributes, from /debug/registryz. "
            "Use it to check that a service is known to the control plane; hostname and namespace pick services "
            "(the filter applies here).",
-           params=(here("hostname", {**HOSTNAME, "description": "Only this service host (e.g. "
-                                     "httpbin.default.svc.cluster.local, or *.default.svc.cluster.local)."}),
-                   here("namespace", {**NAMESPACE, "description": "Only services in this namespace."})),
+           params=SERVICE_FILTERS,
            select=REGISTRYZ, narrow="Ask with hostname= or namespace= for fewer services.",
            one=("Ask with hostname={name} for that service alone.",)),
     istiod("get-istiod-syncz", "Istiod xDS sync status", "/debug/syncz",
