@@ -269,7 +269,9 @@ async def _describe_cluster(args: Mapping[str, Any], src: Source, ctx: CallConte
     name = describe_cluster.cluster_name(_str(args, "cluster"), _str(args, "service"), _int(args, "port", 0, 0, 65535),
                                          _str(args, "subset"))
     answer = await describe_cluster.describe(Facts(src, ctx), name)
-    return ToolResult.text(fit(describe_cluster.render(answer), src.max_bytes), structured=answer)
+    hint = (f"the structured content has the whole answer; get-envoy-proxy-config type=endpoints cluster={name} "
+            "pages the hosts, find-route the routes")
+    return ToolResult.text(fit(describe_cluster.render(answer), src.max_bytes, hint), structured=answer)
 
 
 async def _what_changed(args: Mapping[str, Any], src: Source, ctx: CallContext) -> ToolResult:
