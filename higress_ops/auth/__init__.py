@@ -5,6 +5,15 @@
 `Principal` or raises `AuthFailed`.
 """
 
-from higress_ops.auth.base import ANONYMOUS, Authenticator, AuthFailed, AuthUnavailable, NoAuth, Principal, bearer
+from higress_ops.auth.base import (
+    ANONYMOUS,
+    AuthBusy,
+    Authenticator,
+    AuthFailed,
+    AuthUnavailable,
+    NoAuth,
+    Principal,
+    bearer,
+)
 
-__all__ = ["ANONYMOUS", "AuthFailed", "AuthUnavailable", "Authenticator", "NoAuth", "Principal", "bearer"]
+__all__ = ["ANONYMOUS", "AuthBusy", "AuthFailed", "AuthUnavailable", "Authenticator", "NoAuth", "Principal", "bearer"]

@@ -43,6 +43,17 @@ class AuthUnavailable(Exception):
     """The authority (API server, issuer) cannot be reached: a 503, never a 401 the client would act on."""
 
 
+class AuthBusy(Exception):
+    """Too many credential checks at once, from this client address (429) or on this replica (503): retry after
+    `retry_after` seconds. The authority was not asked."""
+
+    def __init__(self, status: int, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.retry_after = retry_after
+
+
 def bearer(authorization: str | None) -> str:
     """The token of an `Authorization: Bearer <token>` header, or AuthFailed(401)."""
     if not authorization:
@@ -60,8 +71,9 @@ def bearer(authorization: str | None) -> str:
 class Authenticator(Protocol):
     mode: str
 
-    async def authenticate(self, authorization: str | None) -> Principal:
-        """The caller behind this Authorization header; raises AuthFailed or AuthUnavailable."""
+    async def authenticate(self, authorization: str | None, client: str = "") -> Principal:
+        """The caller behind this Authorization header, sent from `client` (the real client address); raises
+        AuthFailed, AuthBusy or AuthUnavailable."""
         ...
 
     def resource_metadata(self, resource: str) -> Mapping[str, Any] | None:
@@ -76,7 +88,7 @@ class NoAuth:
 
     mode = "none"
 
-    async def authenticate(self, authorization: str | None) -> Principal:
+    async def authenticate(self, authorization: str | None, client: str = "") -> Principal:
         return ANONYMOUS
 
     def resource_metadata(self, resource: str) -> Mapping[str, Any] | None:

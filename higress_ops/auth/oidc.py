@@ -45,7 +45,7 @@ class OidcAuth:
 
     # -- checking a token ---------------------------------------------------------------------------
 
-    async def authenticate(self, authorization: str | None) -> Principal:
+    async def authenticate(self, authorization: str | None, client: str = "") -> Principal:
         token = bearer(authorization)
         try:
             header = jwt.get_unverified_header(token)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from higress_ops.auth import AuthFailed, AuthUnavailable
+from higress_ops.auth import AuthBusy, AuthFailed, AuthUnavailable
 from higress_ops.auth.kubernetes import KubernetesAuth, Right
 from higress_ops.config.kube_source import api_client
 from tests.support.apiserver import ApiServer, api_server
@@ -81,3 +81,63 @@ async def test_api_server_trouble_is_unavailable_not_a_401(api: ApiServer, tmp_p
                           timeout=1)
     with pytest.raises(AuthUnavailable, match="unreachable"):
         await gone.authenticate("Bearer alice-token")
+
+
+async def test_audiences_are_asked_for_and_checked(api: ApiServer, tmp_path: Path) -> None:
+    api.users["minted-for-ops"] = {"username": "alice", "audiences": ["higress-ops"]}  # kubectl create token --audience
+    ours = KubernetesAuth(api_client(None, str(api.kubeconfig(tmp_path / "kubeconfig"))), Right(),
+                          audiences=["higress-ops"])
+    assert (await ours.authenticate("Bearer minted-for-ops")).name == "alice"
+    assert api.reviews[0]["body"]["spec"]["audiences"] == ["higress-ops"]
+    with pytest.raises(AuthFailed) as for_the_api_server:  # a default token: good for the API server, not here
+        await ours.authenticate("Bearer alice-token")
+    assert for_the_api_server.value.status == 401 and "--audience higress-ops" in for_the_api_server.value.message
+    plain = auth_for(api, tmp_path)  # without --auth-audience the API server's own audience is asked for
+    with pytest.raises(AuthFailed):
+        await plain.authenticate("Bearer minted-for-ops")
+    api.audience_aware = False  # an authenticator that ignores audiences: its yes would hold for any audience
+    unaware = KubernetesAuth(api_client(None, str(api.kubeconfig(tmp_path / "kubeconfig"))), Right(),
+                             audiences=["higress-ops"])
+    with pytest.raises(AuthFailed) as no_audience:
+        await unaware.authenticate("Bearer minted-for-ops")
+    assert "not for audience higress-ops" in no_audience.value.message
+    for auth in (ours, plain, unaware):
+        await auth.aclose()
+
+
+async def test_reviews_are_bounded_per_client_and_in_all(api: ApiServer, tmp_path: Path) -> None:
+    api.review_latency = 0.5
+    auth = KubernetesAuth(api_client(None, str(api.kubeconfig(tmp_path / "kubeconfig"))), Right(),
+                          max_reviews=6, max_reviews_per_client=2)
+
+    async def attempt(token: str, client: str) -> int:
+        try:
+            await auth.authenticate(f"Bearer {token}", client)
+        except AuthFailed as exc:
+            return exc.status
+        except AuthBusy as exc:
+            assert exc.retry_after >= 1
+            return exc.status
+        return 200
+
+    junk = [attempt(f"junk-{i}", "10.0.0.2") for i in range(5)]
+    spread = [attempt(f"spread-{i}", f"10.0.1.{i}") for i in range(6)]
+    statuses = await asyncio.gather(*junk, *spread)
+    assert statuses[:5] == [401, 401, 429, 429, 429]  # two reviews from one address, the rest refused at once
+    assert sorted(statuses[5:]) == [401] * 4 + [503] * 2  # six under review in all: the last two 503
+    assert auth.reviews == 6  # the API server saw six reviews, not eleven
+    await auth.aclose()
+
+
+async def test_reviews_leave_the_default_thread_pool_free(api: ApiServer, tmp_path: Path) -> None:
+    """Pod listings and upstream DNS run on the default pool: junk-token reviews must never fill it."""
+    api.review_latency = 3.0
+    auth = KubernetesAuth(api_client(None, str(api.kubeconfig(tmp_path / "kubeconfig"))), Right())
+    flood = [asyncio.ensure_future(auth.authenticate(f"Bearer junk-{i}", f"10.0.2.{i}")) for i in range(40)]
+    while len(api.reviews) < 4:  # every review thread is busy at the API server
+        await asyncio.sleep(0.01)
+    await asyncio.wait_for(asyncio.to_thread(lambda: None), 1.0)  # the default pool still has a thread
+    for task in flood:
+        task.cancel()
+    await asyncio.gather(*flood, return_exceptions=True)
+    await auth.aclose()

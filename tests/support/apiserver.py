@@ -9,6 +9,13 @@ Tests change objects (`put`, `delete`), send bookmarks, drop open watches and ex
 The read-only kinds the ops server's object views use (Ingresses, Services, EndpointSlices, Pods, Events,
 WasmPlugins, McpBridges) live in `store` (apiobjects.py: paging, selectors, RBAC refusals as the real server
 words them); `store.add(manifest)` puts one there, tests/support/shop.py a whole scenario.
+
+TokenReviews honour audiences as kube-apiserver's service-account authenticator does: a token is good for the
+audiences it was minted for (`users[token]["audiences"]`, by default the API server's own), the review asks for
+`spec.audiences` (by default the API server's own), and without a common one the answer is authenticated false
+with the authenticator's error; with one, `status.audiences` names the common ones. `audience_aware = False`
+answers like an authenticator that knows no audiences (a webhook): it ignores them and names none. `review_latency`
+delays every TokenReview and SubjectAccessReview, as a loaded API server would (`store.delay`: reads).
 """
 
 from __future__ import annotations
@@ -29,6 +36,12 @@ from tests.support.portforward import PROTOCOL, Forward, accept_key
 from tests.support.procs import http_server
 
 KINDS = {"configmaps": "ConfigMap", "secrets": "Secret"}
+API_AUDIENCES = ["https://kubernetes.default.svc.cluster.local"]  # kube-apiserver --api-audiences' usual default
+
+
+def go_strings(values: list[str]) -> str:
+    """A []string as Go's %q prints it, as the API server's error messages do."""
+    return "[" + " ".join(json.dumps(v) for v in values) + "]"
 
 
 @dataclass
@@ -53,6 +66,10 @@ class ApiServer:
     portforwards: int = 0  # port-forward streams opened so far
     pod_lists: int = 0  # pod list requests served so far
     store: ObjectStore = field(default_factory=ObjectStore)  # the read-only kinds (apiobjects.py)
+    review_latency: float = 0.0  # seconds each TokenReview and SubjectAccessReview takes
+    audience_aware: bool = True
+    reviewing: int = 0  # TokenReviews being answered right now
+    peak_reviewing: int = 0  # the most at once so far
 
     def add_pod(self, name: str, labels: dict[str, str], ports: dict[int, int], *, namespace: str = "higress-system",
                 ip: str = "127.0.0.1", node: str = "node-a", ready: bool = True,
@@ -292,11 +309,15 @@ def _handler(api: ApiServer) -> type[BaseHTTPRequestHandler]:
             api.reviews.append({"path": path, "body": body})
             spec = body.get("spec") or {}
             if path == "/apis/authentication.k8s.io/v1/tokenreviews":
-                user = api.users.get(spec.get("token", ""))
-                status = {"authenticated": True, "user": user} if user else {"authenticated": False,
-                                                                             "error": "invalid bearer token"}
-                self._json(201, {**body, "status": status})
+                with api.cond:
+                    api.reviewing += 1
+                    api.peak_reviewing = max(api.peak_reviewing, api.reviewing)
+                time.sleep(api.review_latency)
+                with api.cond:
+                    api.reviewing -= 1
+                self._json(201, {**body, "status": _token_status(api, spec)})
             elif path == "/apis/authorization.k8s.io/v1/subjectaccessreviews":
+                time.sleep(api.review_latency)
                 attrs = spec.get("resourceAttributes") or {}
                 right = (spec.get("user", ""), attrs.get("verb", ""), attrs.get("resource", ""),
                          attrs.get("subresource") or "", attrs.get("namespace", ""))
@@ -309,6 +330,22 @@ def _handler(api: ApiServer) -> type[BaseHTTPRequestHandler]:
             return None
 
     return Handler
+
+
+def _token_status(api: ApiServer, spec: dict[str, Any]) -> dict[str, Any]:
+    user = api.users.get(spec.get("token", ""))
+    if user is None:
+        return {"authenticated": False, "error": "[invalid bearer token, token lookup failed]"}
+    info = {k: v for k, v in user.items() if k != "audiences"}
+    if not api.audience_aware:
+        return {"authenticated": True, "user": info}
+    minted_for = user.get("audiences", API_AUDIENCES)
+    wanted = spec.get("audiences") or API_AUDIENCES
+    common = [a for a in minted_for if a in wanted]
+    if not common:
+        return {"authenticated": False, "error": f"[invalid bearer token, token audiences {go_strings(minted_for)} "
+                                                 f"is invalid for the target audiences {go_strings(wanted)}]"}
+    return {"authenticated": True, "user": info, "audiences": common}
 
 
 @contextmanager
