@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import jwt
@@ -24,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 MAX_DOCUMENT = 1024 * 1024  # discovery and JWKS documents are a few KB
+MAX_SUBJECT = 255  # OpenID Connect Core 1.0, section 2: `sub` "MUST NOT exceed 255 ASCII characters in length"
+MISCONFIGURED = "cannot check credentials: the identity provider is misconfigured"
 
 
 class OidcAuth:
@@ -75,7 +78,10 @@ class OidcAuth:
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub:
             raise AuthFailed(401, "Unauthorized: the token has no subject", error="invalid_token")
-        return Principal(sub[:256], self.mode)
+        if len(sub) > MAX_SUBJECT:  # never cut: two subjects sharing a prefix would become one identity
+            raise AuthFailed(401, f"Unauthorized: the token's subject is longer than the {MAX_SUBJECT} characters "
+                                  "OpenID Connect allows", error="invalid_token")
+        return Principal(sub, self.mode)
 
     async def _key(self, kid: Any) -> jwt.PyJWK:
         if not isinstance(kid, str | None):
@@ -102,23 +108,29 @@ class OidcAuth:
         self._fetched_at = time.monotonic()
         self.refreshes += 1
         discovery = await self._get_json(f"{self.issuer}/.well-known/openid-configuration")
-        if discovery.get("issuer", "").rstrip("/") != self.issuer:
+        issuer, jwks_uri = discovery.get("issuer"), discovery.get("jwks_uri")
+        if not isinstance(issuer, str) or not isinstance(jwks_uri, str) or \
+                urlsplit(jwks_uri).scheme not in ("http", "https"):
+            logger.error("OIDC discovery document: issuer and jwks_uri must be strings, jwks_uri an http(s) URL",
+                         extra={"issuer": self.issuer})
+            raise AuthUnavailable(f"{MISCONFIGURED} (its discovery document needs an issuer and a jwks_uri URL)")
+        if issuer.rstrip("/") != self.issuer:
             logger.error("OIDC discovery names another issuer", extra={"expected": self.issuer})
-            raise AuthUnavailable("cannot check credentials: the identity provider's discovery document names "
-                                  "another issuer")
-        jwks_uri = discovery.get("jwks_uri")
-        if not isinstance(jwks_uri, str):
-            raise AuthUnavailable("cannot check credentials: the identity provider publishes no jwks_uri")
+            raise AuthUnavailable(f"{MISCONFIGURED} (its discovery document names another issuer)")
         document = await self._get_json(jwks_uri)
+        entries = document.get("keys")
+        if not isinstance(entries, list):
+            logger.error("OIDC JWKS has no keys list", extra={"issuer": self.issuer})
+            raise AuthUnavailable(f"{MISCONFIGURED} (its JWKS has no keys list)")
         keys: dict[str, jwt.PyJWK] = {}
         anonymous: list[jwt.PyJWK] = []
-        for entry in document.get("keys", []) if isinstance(document.get("keys"), list) else []:
+        for entry in entries:
             if not isinstance(entry, dict) or entry.get("use", "sig") != "sig" or entry.get("kty") == "oct":
                 continue  # encryption keys and shared secrets never verify a token here
             try:
                 key = jwt.PyJWK(entry)
-            except jwt.PyJWTError:
-                continue  # a key type this library cannot use: skip it, keep the others
+            except (jwt.PyJWTError, ValueError, TypeError, KeyError, AttributeError):
+                continue  # a key this library cannot use (unknown type, fields of the wrong type): skip it
             if isinstance(entry.get("kid"), str):
                 keys[entry["kid"]] = key
             else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import jwt
 import pytest
@@ -87,3 +88,42 @@ async def test_issuer_unreachable_is_unavailable() -> None:
         await auth.authenticate("Bearer " + jwt.encode({"sub": "x"}, new_key("k").private, algorithm="RS256",
                                                         headers={"kid": "k"}))
     await auth.aclose()
+
+
+async def test_subjects_are_never_cut(issuer: Issuer) -> None:
+    auth = OidcAuth(issuer.url, "higress-ops")
+    prefix = "u" * 255
+    assert (await auth.authenticate(f"Bearer {issuer.issue(prefix)}")).name == prefix  # 255: OIDC's maximum
+    for longer in (prefix + "-alice", prefix + "-bob"):  # cut to 256 these were one identity
+        assert "longer than the 255 characters" in await refused(auth, issuer.issue(longer))
+    await auth.aclose()
+
+
+@pytest.mark.parametrize(("discovery", "jwks"), [
+    ({"issuer": 42, "jwks_uri": "/jwks"}, None),
+    ({"issuer": ["x"], "jwks_uri": "/jwks"}, None),
+    ({"issuer": None}, None),
+    ({"jwks_uri": "/jwks"}, None),
+    ({"issuer": "ISSUER", "jwks_uri": 7}, None),
+    ({"issuer": "ISSUER", "jwks_uri": "file:///etc/passwd"}, None),
+    ({"issuer": "https://elsewhere.example", "jwks_uri": "/jwks"}, None),
+    (None, {"keys": "not a list"}),
+    (None, {"keys": [{"kty": "RSA", "kid": "k1", "n": 5, "e": []}, "junk", None]}),
+])
+async def test_a_misconfigured_provider_is_unavailable_not_an_error(issuer: Issuer, discovery: Any,
+                                                                    jwks: Any) -> None:
+    if discovery is not None:
+        issuer.discovery = {k: (f"{issuer.url}{v}" if k == "jwks_uri" and isinstance(v, str) and v.startswith("/")
+                                else issuer.url if v == "ISSUER" else v) for k, v in discovery.items()}
+    issuer.jwks = jwks
+    auth = OidcAuth(issuer.url, "higress-ops")
+    try:
+        with pytest.raises((AuthUnavailable, AuthFailed)) as failed:
+            await auth.authenticate(f"Bearer {issuer.issue()}")
+        if isinstance(failed.value, AuthUnavailable):
+            assert "misconfigured" in str(failed.value)
+        else:  # a JWKS whose only key is unusable: the token's key is simply not published
+            assert jwks is not None and "does not publish" in failed.value.message
+    finally:
+        issuer.discovery = issuer.jwks = None
+        await auth.aclose()

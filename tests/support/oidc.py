@@ -1,6 +1,7 @@
 """A local OpenID Connect issuer: discovery and JWKS over real HTTP, signing keys made by the test.
 
-Tests mint tokens with `issue(...)` (PyJWT), rotate keys (`rotate`) and count JWKS fetches (`jwks_fetches`).
+Tests mint tokens with `issue(...)` (PyJWT), rotate keys (`rotate`), count JWKS fetches (`jwks_fetches`) and
+misconfigure the provider: `discovery` and `jwks`, when set, are served as they are instead of the real documents.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class Issuer:
     port: int = 0
     keys: list[SigningKey] = field(default_factory=list)
     jwks_fetches: int = 0
+    discovery: Any = None
+    jwks: Any = None
 
     @property
     def url(self) -> str:
@@ -62,12 +65,14 @@ class Issuer:
 def _handler(issuer: Issuer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            body: Any
             if self.path == "/.well-known/openid-configuration":
-                body = {"issuer": issuer.url, "jwks_uri": f"{issuer.url}/jwks",
-                        "id_token_signing_alg_values_supported": ["RS256", "ES256"]}
+                body = issuer.discovery if issuer.discovery is not None else {
+                    "issuer": issuer.url, "jwks_uri": f"{issuer.url}/jwks",
+                    "id_token_signing_alg_values_supported": ["RS256", "ES256"]}
             elif self.path == "/jwks":
                 issuer.jwks_fetches += 1
-                body = {"keys": [key.jwk() for key in issuer.keys]}
+                body = issuer.jwks if issuer.jwks is not None else {"keys": [key.jwk() for key in issuer.keys]}
             else:
                 self.send_response(404)
                 self.end_headers()
