@@ -4,6 +4,7 @@ the Envoy that answered."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -95,7 +96,8 @@ class OpsServer:
 
     async def _still_there(self, target: Target) -> bool:
         try:
-            return any(p.name == target.name for p in await self.upstreams.gateways.pods(fresh=True))
+            gateways = self.upstreams.gateways
+            return any(p.name == target.name for p in await gateways.pods_after(time.monotonic()))
         except UpstreamError:
             return True  # cannot tell: the call's own error stands
 

@@ -24,6 +24,8 @@ from higress_ops.servers.ops.portforward import PortForward
 from higress_ops.servers.ops.upstream import Fetched, Upstream, UpstreamError
 
 LIST_TTL = 2.0  # seconds a pod listing is reused: calls in a burst share one list request
+MISS_TTL = 1.0  # a name not in the listing re-lists at most this often, whatever the names: a flood of made-up
+                # pod names costs one list request per second, and waits for it, never one each
 OWN_POD_ENV = "POD_NAME"  # a sidecar's own pod (downward API): its Envoy is read at the local URL, no port-forward
 PORT_ANNOTATION = "higress-ops.io/port"  # a pod that serves its admin/debug API on another port says so here
 POD_PARAMETER = {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$",
@@ -77,16 +79,27 @@ class Fleet:
 
     # -- pods -------------------------------------------------------------------------------------------
 
-    async def pods(self, *, fresh: bool = False) -> list[Pod]:
-        """The block's pods by name; listed at most every LIST_TTL seconds unless `fresh`."""
+    async def pods(self, *, max_age: float = LIST_TTL) -> list[Pod]:
+        """The block's pods by name, from a listing at most `max_age` seconds old. Callers that find it stale
+        share one list request: whoever waited for the lock reuses the listing made meanwhile."""
         if not self.discovers:
             return []
+        if time.monotonic() - self._listed < max_age:
+            return list(self._pods)
         async with self._list_lock:
-            if fresh or time.monotonic() - self._listed >= LIST_TTL:
+            if time.monotonic() - self._listed >= max_age:
                 self._pods = await asyncio.to_thread(self._list)
                 self._listed = time.monotonic()
                 await self._forget_gone()
             return list(self._pods)
+
+    async def pods_after(self, moment: float) -> list[Pod]:
+        """The pods as listed after `moment` (time.monotonic()), waiting for the next listing allowed (MISS_TTL
+        after the last one) rather than listing at once: however many calls ask, one request per MISS_TTL."""
+        wait = self._listed + MISS_TTL - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        return await self.pods(max_age=time.monotonic() - moment)
 
     def _list(self) -> list[Pod]:
         where = f"pods {self.block.selector!r} in namespace {self.block.namespace}"
@@ -126,7 +139,7 @@ class Fleet:
         name = name or await self.default_name()
         pod = next((p for p in await self.pods() if p.name == name), None)
         if pod is None:  # maybe new since the last listing
-            pod = next((p for p in await self.pods(fresh=True) if p.name == name), None)
+            pod = next((p for p in await self.pods(max_age=MISS_TTL) if p.name == name), None)
         if pod is None:
             raise UpstreamError(f"pod {name} is not one of the {self.who} pods ({self.block.selector!r} in "
                                 f"{self.block.namespace}); it may have gone away: list-gateway-pods shows them")

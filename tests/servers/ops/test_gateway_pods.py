@@ -113,7 +113,7 @@ async def test_proxy_status_aggregates_every_istiod(fleet: Fleet, istiods: tuple
         assert text(result).splitlines()[0].split()[-2:] == ["ISTIOD", "VERSION"]
         assert all(r.headers.get("authorization") == "Bearer good-token" for d in istiods for r in d.requests)
         fleet.api.remove_pod("higress-controller-2")
-        await server.upstreams.istiods.pods(fresh=True)  # listings are reused for 2 s; do not wait that out
+        await server.upstreams.istiods.pods(max_age=0)  # listings are reused for 2 s; do not wait that out
         one_left = await server.call_tool("get-istiod-proxy-status", {}, TOKEN)
         assert [r["name"] for r in one_left.structured["rows"]] == [GATEWAY]  # type: ignore[index]
     finally:

@@ -82,7 +82,7 @@ async def node_of_ctx(ops: OpsServer, ctx: CallContext) -> tuple[str, str]:
 
 async def test_the_default_skips_a_pod_that_is_not_ready(ops: OpsServer, fresh_pods: Fleet) -> None:
     fresh_pods.api.set_ready("gw-a", False)
-    await ops.upstreams.gateways.pods(fresh=True)  # listings are reused for 2 s; this test does not wait that out
+    await ops.upstreams.gateways.pods(max_age=0)  # listings are reused for 2 s; this test does not wait that out
     assert await ops.session_target() == "gw-b"
 
 
