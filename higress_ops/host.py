@@ -27,8 +27,8 @@ from higress_ops.servers.base import McpServer
 from higress_ops.sessions.base import STREAM_QUEUE_BYTES, SessionStore, StoreUnavailable
 from higress_ops.sessions.memory import MemorySessionStore
 from higress_ops.sessions.quota import SessionQuota
-from higress_ops.transport.exchange import parse_networks
 from higress_ops.transport.guards import DEFAULT_BODY_LIMIT
+from higress_ops.transport.peers import parse_networks
 from higress_ops.transport.routing import MatchList, RouteTable
 from higress_ops.transport.security import Gate, HostPolicy
 from higress_ops.transport.streams import StreamHandle

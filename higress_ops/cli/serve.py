@@ -22,7 +22,7 @@ from higress_ops.config.sources import ConfigSource, FileSource
 from higress_ops.host import Host, HostSettings, default_replica_id
 from higress_ops.registry import RegistryError, default_registry
 from higress_ops.transport.app import App
-from higress_ops.transport.exchange import parse_networks
+from higress_ops.transport.peers import parse_networks
 from higress_ops.transport.security import is_loopback
 from higress_ops.transport.server import bind, guarded_protocol
 

@@ -3,7 +3,6 @@ message batches, the caller's identity, record saving and the facts the access l
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from higress_ops.mcp.jsonrpc import INVALID_REQUEST, RpcError
 from higress_ops.servers.base import CallContext
 from higress_ops.sessions.base import SESSION_ID, SessionRecord, SessionStore, Transport
 from higress_ops.transport import guards
+from higress_ops.transport.peers import client_address
 
 if TYPE_CHECKING:
     from higress_ops.host import Host, Served
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 _NOT_FORWARDED = frozenset({"authorization", "cookie", "connection", "content-length", "transfer-encoding", "host"})
 _NOT_FOUND_HINT = {"sse": "it expired or its stream closed; open a new SSE stream",
                    "streamable": "it expired or was deleted; initialize a new one"}
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def new_session_id() -> str:
@@ -51,53 +50,35 @@ async def load_session(host: Host, served: Served, session_id: str, transport: T
     return record
 
 
-def admit_session(host: Host, principal: Principal) -> None:
-    """Refuse a new session over this replica's limits (503) or the principal's (429), with Retry-After."""
-    full = host.quota.admit(principal.key)
+def quota_key(principal: Principal, address: str) -> str:
+    """What a new session counts against: the authenticated identity, else the real client address (with
+    `--auth none` everyone is the same anonymous principal, and one client must not use up every one's quota)."""
+    return f"address:{address}" if principal.anonymous else principal.key
+
+
+def admit_session(host: Host, principal: Principal, key: str) -> None:
+    """Refuse a new session over this replica's limits (503) or its quota key's (429), with Retry-After."""
+    full = host.quota.admit(key)
     if full == "replica":
         raise guards.Rejected(503, "Service Unavailable: this replica holds its maximum number of sessions; "
                                    "retry later or end unused sessions", jsonrpc.INTERNAL_ERROR,
                               {"Retry-After": "30"})
     if full == "principal":
-        raise guards.Rejected(429, f"Too Many Requests: {principal.name} already has the maximum of "
+        who = f"client address {key[len('address:'):]}" if principal.anonymous else principal.name
+        raise guards.Rejected(429, f"Too Many Requests: {who} already has the maximum of "
                                    f"{host.quota.max_per_principal} open sessions; end some (DELETE) or wait for "
                                    "them to expire", jsonrpc.INVALID_REQUEST, {"Retry-After": "30"})
 
 
-async def create_session(host: Host, record: SessionRecord) -> None:
-    """Store a new session and count it against its principal's quota (admit_session checked it fits)."""
+async def create_session(host: Host, record: SessionRecord, key: str) -> None:
+    """Store a new session and count it against its quota key (admit_session checked it fits)."""
     await host.store.create(record)
-    host.quota.opened(record.id, record.principal or ANONYMOUS.key)
+    host.quota.opened(record.id, key)
 
 
 def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The caller's headers a tool may read (e.g. x-istiod-token). Held in memory only, never stored."""
     return {k: v for k, v in headers.items() if k not in _NOT_FORWARDED}
-
-
-def parse_networks(cidrs: Iterable[str]) -> tuple[Network, ...]:
-    return tuple(ipaddress.ip_network(cidr.strip(), strict=False) for cidr in cidrs)
-
-
-def _trusted(address: str, networks: tuple[Network, ...]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address.strip().strip("[]"))
-    except ValueError:
-        return False
-    return any(ip in network for network in networks)
-
-
-def client_address(request: Request, trusted: tuple[Network, ...]) -> str:
-    """The real client address: the peer, unless the peer is a trusted proxy, then the right-most
-    X-Forwarded-For hop that is not one (hops left of it could be made up by the client)."""
-    peer = request.client.host if request.client else "unknown"
-    if not trusted or not _trusted(peer, trusted):
-        return peer
-    hops = [hop.strip() for hop in request.headers.get("x-forwarded-for", "").split(",") if hop.strip()]
-    for hop in reversed(hops):
-        if not _trusted(hop, trusted):
-            return hop[:64]
-    return hops[0][:64] if hops else peer
 
 
 def call_context(host: Host, request: Request, principal: Principal, session_id: str | None = None) -> CallContext:

@@ -28,8 +28,10 @@ from higress_ops.transport.exchange import (
     create_session,
     load_session,
     new_session_id,
+    quota_key,
     save_if_changed,
 )
+from higress_ops.transport.peers import client_address
 from higress_ops.transport.sse import endpoint_frame, frame
 from higress_ops.transport.streams import EventStream, StreamHandle
 
@@ -45,10 +47,11 @@ async def open_stream(host: Host, served: Served, request: Request, ex: Exchange
     if request.method != "GET":
         raise guards.Rejected(405, "the SSE endpoint only takes GET", headers={"Allow": "GET"})
     guards.require_accept(request, "text/event-stream")
-    admit_session(host, ex.principal)
+    key = quota_key(ex.principal, client_address(request, host.trusted_proxies))
+    admit_session(host, ex.principal, key)
     session_id = new_session_id()
     await create_session(host, SessionRecord(id=session_id, server=served.name, transport="sse",
-                                             stream_replica=host.replica_id, principal=ex.principal.key))
+                                             stream_replica=host.replica_id, principal=ex.principal.key), key)
     handle = StreamHandle()
     served.streams[session_id] = handle
 

@@ -27,6 +27,7 @@ from higress_ops.transport.exchange import (
     create_session,
     load_session,
     new_session_id,
+    quota_key,
     save_if_changed,
 )
 from higress_ops.transport.sse import encode, frame
@@ -125,7 +126,8 @@ async def _post(host: Host, served: Served, request: Request, ex: Exchange, vers
 
 async def _initialize(host: Host, served: Served, message: dict[str, Any], ctx: CallContext,
                       ex: Exchange) -> Response:
-    admit_session(host, ex.principal)
+    key = quota_key(ex.principal, ctx.address)
+    admit_session(host, ex.principal, key)
     record = SessionRecord(id=new_session_id(), server=served.name, transport="streamable",
                            principal=ex.principal.key)
     ctx.session_id = record.id
@@ -133,7 +135,7 @@ async def _initialize(host: Host, served: Served, message: dict[str, Any], ctx: 
     ex.answered([reply])
     if reply is None or "error" in reply:
         return json_response(reply, 200)
-    await create_session(host, record)
+    await create_session(host, record, key)
     return json_response(reply, headers={"Mcp-Session-Id": record.id})
 
 
