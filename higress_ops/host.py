@@ -19,11 +19,12 @@ from typing import Any
 from higress_ops.auth import Authenticator, NoAuth
 from higress_ops.config import ConfigError, McpServerConfig, Problem
 from higress_ops.config.model import ServerEntry
-from higress_ops.mcp.core import MAX_INFLIGHT, McpCore
+from higress_ops.mcp.core import MAX_INFLIGHT, MAX_QUEUED, MAX_QUEUED_BYTES, McpCore
 from higress_ops.metrics import Metrics
 from higress_ops.ratelimit import make_limiter
 from higress_ops.registry import Registry
 from higress_ops.servers.base import McpServer
+from higress_ops.servers.held import PROCESS, ByteLedger
 from higress_ops.sessions.base import STREAM_QUEUE_BYTES, SessionStore, StoreUnavailable
 from higress_ops.sessions.memory import MemorySessionStore
 from higress_ops.sessions.quota import SessionQuota
@@ -58,7 +59,10 @@ class HostSettings:
     max_sessions: int = 10_000  # per replica
     max_sessions_per_identity: int = 1_000
     max_batch: int = 32  # messages in one JSON-RPC batch
-    max_inflight: int = MAX_INFLIGHT  # tool calls running at once per session
+    max_inflight: int = MAX_INFLIGHT  # tool calls running at once per session (per identity without one)
+    max_queued: int = MAX_QUEUED  # calls waiting for one of those, first come first served
+    max_queued_bytes: int = MAX_QUEUED_BYTES  # and their arguments together
+    max_upstream_bytes: int = PROCESS  # upstream answers all calls in progress may hold
     queue_bytes: int = STREAM_QUEUE_BYTES  # a stream's backlog before its client is disconnected
 
 
@@ -87,6 +91,7 @@ class Host:
         self.gate = Gate(HostPolicy(loopback=settings.loopback, allowed_hosts=settings.allowed_hosts,
                                     allowed_origins=settings.allowed_origins), auth or NoAuth())
         self.trusted_proxies = parse_networks(settings.trusted_proxies)
+        self.ledger = ByteLedger(total=settings.max_upstream_bytes)
         self.quota = SessionQuota(max_total=settings.max_sessions, max_per_principal=settings.max_sessions_per_identity,
                                   ttl_seconds=settings.session_ttl)
         self.store: SessionStore = store or make_store(config, self.replica_id, settings, redis_password)
@@ -235,8 +240,10 @@ class Host:
 
     def _build(self, entry: ServerEntry) -> Served:
         server = self.registry.build(entry)
+        settings = self.settings
         core = McpCore(server, on_tool_call=self.metrics.tool_observer(entry.name), limiter=self.limiter,
-                       max_inflight=self.settings.max_inflight)
+                       max_inflight=settings.max_inflight, max_queued=settings.max_queued,
+                       max_queued_bytes=settings.max_queued_bytes, ledger=self.ledger)
         return Served(entry, server, core)
 
     @staticmethod

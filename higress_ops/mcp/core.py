@@ -22,9 +22,11 @@ from jsonschema.exceptions import best_match
 from higress_ops import jsonfast
 from higress_ops.mcp import jsonrpc
 from higress_ops.mcp.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, RATE_LIMITED, REQUEST_CANCELLED, RpcError
+from higress_ops.mcp.slots import CallSlots, QueueFull
 from higress_ops.mcp.versions import STATELESS, SUPPORTED, negotiate
 from higress_ops.ratelimit import RateLimiter
 from higress_ops.servers.base import CallContext, McpServer, PromptProvider, ToolResult, ToolSpec
+from higress_ops.servers.held import ByteLedger
 from higress_ops.sessions.base import SessionRecord
 
 logger = logging.getLogger(__name__)
@@ -39,7 +41,9 @@ _LIST_TTL_MS = 60_000  # tools only change when the config does
 _MAX_MESSAGE = 300  # validation messages quote the offending value; keep them readable
 MAX_CLIENT_STATE = 16 * 1024  # clientInfo + capabilities kept in a session record (and Redis)
 MAX_ARGUMENTS = 64 * 1024  # a tool's arguments, checked before schema validation walks them
-MAX_INFLIGHT = 8  # tool calls one session may have running at once
+MAX_INFLIGHT = 8  # tool calls one session (or one identity's 2026-07-28 calls) may have running at once
+MAX_QUEUED = 32  # calls waiting for one of those slots: a whole batch fits
+MAX_QUEUED_BYTES = 1024 * 1024  # their arguments, together
 
 
 def _clip(text: str, limit: int = _MAX_MESSAGE) -> str:
@@ -57,10 +61,11 @@ class McpCore:
     """One configured server's MCP endpoint. Holds compiled argument validators and in-flight calls."""
 
     def __init__(self, server: McpServer, *, on_tool_call: ToolObserver | None = None,
-                 limiter: RateLimiter | None = None, max_inflight: int = MAX_INFLIGHT) -> None:
+                 limiter: RateLimiter | None = None, max_inflight: int = MAX_INFLIGHT, max_queued: int = MAX_QUEUED,
+                 max_queued_bytes: int = MAX_QUEUED_BYTES, ledger: ByteLedger | None = None) -> None:
         self.server = server
-        self.max_inflight = max_inflight
-        self._running: dict[str, int] = {}  # session id -> tool calls in flight
+        self.slots = CallSlots(max_inflight, max_queued, max_queued_bytes)
+        self.ledger = ledger  # the host's: upstream bytes every call in progress holds
         self.on_tool_call = on_tool_call
         self.limiter = limiter  # the host swaps it when rate_limit changes
         specs = list(server.tools())
@@ -263,16 +268,17 @@ class McpCore:
                     f"Rate limit exceeded: at most {rule.limit} tool calls per {rule.window}s for "
                     f"{ctx.caller or 'this client'} (mcpServer.rate_limit); retry in {decision.retry_after}s")
                 raise RpcError(RATE_LIMITED, message, {"retryAfterSeconds": decision.retry_after})
-        if record.id and self._running.get(record.id, 0) >= self.max_inflight:
-            raise RpcError(RATE_LIMITED, f"Too many tool calls in flight: this session already runs "
-                                         f"{self.max_inflight}; wait for their answers", {"retryAfterSeconds": 1})
-        call_ctx = replace(ctx, target=record.target, log=self._logger(record, send))
+        # A session's calls share its slots; a 2026-07-28 call has no session and counts against its identity.
+        slot = record.id or "identity:" + (ctx.caller or "unknown")
+        running = self.slots.take(slot)
+        call_ctx = replace(ctx, target=record.target, log=self._logger(record, send),
+                           held=self.ledger.open() if self.ledger is not None else None)
         started = time.perf_counter()
-        task = asyncio.ensure_future(self._run_tool(name, arguments, call_ctx))
+        task = asyncio.ensure_future(self._run_tool(name, arguments, call_ctx) if running else
+                                     self._queued(slot, len(jsonfast.dumps(arguments)), name, arguments, call_ctx))
         key = (record.id, json.dumps(request_id)) if record.id else None
         if key is not None:
             self._inflight[key] = task
-            self._running[record.id] = self._running.get(record.id, 0) + 1
         try:
             result = await task
         except asyncio.CancelledError:
@@ -281,16 +287,30 @@ class McpCore:
                 raise  # the transport itself is shutting this request down
             self._observe(name, time.perf_counter() - started, "cancelled")
             raise RpcError(REQUEST_CANCELLED, f"tools/call {name} was cancelled by the client") from None
+        except QueueFull:
+            self._observe(name, 0.0, "limited")
+            slots = self.slots
+            raise RpcError(RATE_LIMITED, f"Too many tool calls at once: {'this session' if record.id else ctx.caller} "
+                                         f"runs {slots.running} and has {slots.waiting_for(slot)} waiting, the most "
+                                         "this server queues; retry in a second", {"retryAfterSeconds": 1}) from None
         finally:
             if key is not None:
                 self._inflight.pop(key, None)
-                left = self._running.get(record.id, 1) - 1
-                if left > 0:
-                    self._running[record.id] = left
-                else:
-                    self._running.pop(record.id, None)
+            if running:
+                self.slots.release(slot)
+            if call_ctx.held is not None:
+                call_ctx.held.release()
         self._observe(name, time.perf_counter() - started, "error" if result.is_error else "ok")
         return result.to_mcp()
+
+    async def _queued(self, slot: str, size: int, name: str, arguments: dict[str, Any],
+                      ctx: CallContext) -> ToolResult:
+        """Wait in line for a slot (first come, first served), then run; QueueFull when the line is full."""
+        await self.slots.wait(slot, size)
+        try:
+            return await self._run_tool(name, arguments, ctx)
+        finally:
+            self.slots.release(slot)
 
     async def _run_tool(self, name: str, arguments: dict[str, Any], ctx: CallContext) -> ToolResult:
         try:

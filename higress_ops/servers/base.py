@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from higress_ops.auth.base import ANONYMOUS, Principal
+from higress_ops.servers.held import CallBytes
 
 if TYPE_CHECKING:  # config imports the registry, which imports this module
     from higress_ops.config.model import ServerEntry
@@ -113,6 +114,7 @@ class CallContext:
     target: str | None = None  # the session's pinned target (a gateway pod's name); the server resolves None
     log: LogFn = _no_log
     via: Literal["mcp", "cli"] = "mcp"  # how the call arrived: an error names the knob the caller actually has
+    held: CallBytes | None = None  # this call's share of the bytes upstream answers may hold (servers/held.py)
 
 
 @runtime_checkable

@@ -61,6 +61,13 @@ async def handle(host: Host, served: Served, request: Request, ex: Exchange) -> 
     raise guards.Rejected(405, f"{request.method} is not offered here", headers=_ALLOW)
 
 
+def _retry_after(reply: dict[str, Any]) -> dict[str, str] | None:
+    """A refused 2026-07-28 call (429) carries its JSON-RPC retryAfterSeconds as Retry-After too."""
+    data = reply.get("error", {}).get("data")
+    seconds = data.get("retryAfterSeconds") if isinstance(data, dict) else None
+    return {"Retry-After": str(seconds)} if isinstance(seconds, int) else None
+
+
 def _check_version(version: str | None) -> None:
     if version is not None and version not in SESSION_VERSIONS:
         raise guards.Rejected(400, f"Unsupported MCP-Protocol-Version {version[:40]!r}; this server speaks "
@@ -89,7 +96,9 @@ async def _post(host: Host, served: Served, request: Request, ex: Exchange, vers
             ex.describe([payload], False)
         status, reply = await stateless.handle(served.core, payload, request.headers, ctx)
         ex.answered([reply])
-        return json_response(reply, status) if reply is not None else Response(status_code=status)
+        if reply is None:
+            return Response(status_code=status)
+        return json_response(reply, status, _retry_after(reply) if status == 429 else None)
     _check_version(version)
     try:
         messages, batch = classify_all(payload, host.settings.max_batch)

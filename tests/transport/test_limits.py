@@ -5,6 +5,7 @@ depth, argument size, the 2026-07-28 envelope's params, and store outages that r
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -65,18 +66,57 @@ async def test_batches_only_on_2025_03_26_and_bounded() -> None:
             assert reply.status_code == status, reply.text
 
 
-async def test_tool_calls_in_flight_per_session() -> None:
-    async with in_process(max_inflight=2) as client:
+async def test_parallel_calls_queue_first_come_first_served_then_are_refused() -> None:
+    async with in_process(max_inflight=2, max_queued=2) as client:
         sid = (await client.http.post("/e", json=V2025_03, headers=BOTH)).headers["mcp-session-id"]
-        calls = [rpc("tools/call", id=i, name="sleep", arguments={"seconds": 0.3}) for i in range(3)]
+        calls = [rpc("tools/call", id=i, name="sleep", arguments={"seconds": 0.3}) for i in range(5)]
+        started = time.monotonic()
         reply = await client.http.post("/e", json=calls, headers={**BOTH, "Mcp-Session-Id": sid})
+        elapsed = time.monotonic() - started
         assert reply.status_code == 200
-        errors = [r["error"] for r in reply.json() if "error" in r]
-        assert len(errors) == 1 and errors[0]["code"] == -32029 and "in flight" in errors[0]["message"]
+        answers = {r["id"]: r for r in reply.json()}
+        assert [i for i, r in answers.items() if "result" in r] == [0, 1, 2, 3]  # two ran, two waited their turn
+        refused = answers[4]["error"]
+        assert refused["code"] == -32029 and refused["data"] == {"retryAfterSeconds": 1}
+        assert "runs 2 and has 2 waiting" in refused["message"]
+        assert elapsed >= 0.6  # the two queued calls ran after the first two, not beside them
         other = await client.initialize()  # another session is not affected
         calls = [client.http.post("/e", json=rpc("tools/call", name="sleep", arguments={"seconds": 0.1}),
                                   headers={**BOTH, "Mcp-Session-Id": other}) for _ in range(2)]
         assert all("result" in r.json() for r in await asyncio.gather(*calls))
+        assert client.host.servers["e"].core.slots.running_for(sid) == 0  # every slot was given back
+
+
+async def test_queued_calls_are_bounded_in_bytes_and_cancellable() -> None:
+    async with in_process(max_inflight=1, max_queued=8, max_queued_bytes=40_000) as client:
+        sid = (await client.http.post("/e", json=V2025_03, headers=BOTH)).headers["mcp-session-id"]
+        calls = [rpc("tools/call", id=0, name="sleep", arguments={"seconds": 0.5})] + [
+            rpc("tools/call", id=i, name="echo", arguments={"text": "x" * 15_000}) for i in range(1, 5)]
+        reply = await client.http.post("/e", json=calls, headers={**BOTH, "Mcp-Session-Id": sid})
+        answers = {r["id"]: r for r in reply.json()}
+        assert [i for i, r in answers.items() if "error" in r] == [3, 4]  # two 15 KB calls fit in 40 KB, not four
+        core = client.host.servers["e"].core
+        slow = client.http.post("/e", json=[rpc("tools/call", id=10, name="sleep", arguments={"seconds": 0.5}),
+                                            rpc("tools/call", id=11, name="sleep", arguments={"seconds": 0.5})],
+                                headers={**BOTH, "Mcp-Session-Id": sid})
+        pending = asyncio.ensure_future(slow)
+        while core.slots.waiting_for(sid) == 0:
+            await asyncio.sleep(0.01)
+        cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 11}}
+        assert (await client.http.post("/e", json=cancel, headers={**BOTH, "Mcp-Session-Id": sid})).status_code == 202
+        answers = {r["id"]: r for r in (await pending).json()}
+        assert answers[11]["error"]["code"] == -32800 and "result" in answers[10]  # cancelled while it waited
+        assert (core.slots.running_for(sid), core.slots.waiting_for(sid)) == (0, 0)
+
+
+async def test_2026_calls_count_against_their_identity() -> None:
+    async with in_process(max_inflight=1, max_queued=1) as client:
+        body, headers = stateless("tools/call", name="sleep", arguments={"seconds": 0.3})
+        replies = await asyncio.gather(*(client.http.post("/e", json=body, headers=headers) for _ in range(3)))
+        statuses = sorted(r.status_code for r in replies)
+        assert statuses == [200, 200, 429]  # one ran, one waited, one was refused: no session, same address
+        refused = next(r for r in replies if r.status_code == 429)
+        assert refused.headers["retry-after"] == "1" and refused.json()["error"]["code"] == -32029
 
 
 @pytest.mark.parametrize("depth", [65, 1_000, 200_000])

@@ -20,6 +20,7 @@ from kubernetes.client.exceptions import ApiException
 
 from higress_ops import kube
 from higress_ops.config.model import PodFleet
+from higress_ops.servers.held import CallBytes
 from higress_ops.servers.ops.portforward import PortForward
 from higress_ops.servers.ops.upstream import Fetched, Upstream, UpstreamError
 
@@ -198,9 +199,9 @@ class Forwarded(Upstream):
         self.forward = forward
 
     async def get(self, path: str, query: Sequence[tuple[str, str]] = (),
-                  headers: Mapping[str, str] | None = None) -> Fetched:
+                  headers: Mapping[str, str] | None = None, held: CallBytes | None = None) -> Fetched:
         try:
-            return await super().get(path, query, headers)
+            return await super().get(path, query, headers, held)
         except UpstreamError:
             why = self.forward.last_error
             if why:

@@ -20,13 +20,13 @@ from yarl import URL
 from higress_ops import jsonfast
 from higress_ops.metrics import observe_upstream
 from higress_ops.servers.base import CallContext
+from higress_ops.servers.held import PER_CALL, ByteLedger, CallBytes
 
 if TYPE_CHECKING:
     from higress_ops.servers.ops.kubeapi import Listed
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_BYTES = 64 * 1024
-MAX_DOWNLOAD = 256 * 1024 * 1024  # a body this large is a misconfiguration, not a config dump
 CONNECTIONS = 8  # per upstream: Envoy's admin API answers one request at a time anyway
 TOKEN_HEADER = "x-istiod-token"
 Query = Sequence[tuple[str, str]]
@@ -107,11 +107,13 @@ class Upstream:
                 headers={"Accept-Encoding": "identity"}, auto_decompress=False, raise_for_status=False)
         return session
 
-    async def get(self, path: str, query: Query = (), headers: Mapping[str, str] | None = None) -> Fetched:
-        """GET base_url + path, timed into the upstream metrics (by catalog path; the query never is a label)."""
+    async def get(self, path: str, query: Query = (), headers: Mapping[str, str] | None = None,
+                  held: CallBytes | None = None) -> Fetched:
+        """GET base_url + path, timed into the upstream metrics (by catalog path; the query never is a label).
+        The body counts against `held`, the call's share of the bytes answers may hold (servers/held.py)."""
         started = time.perf_counter()
         try:
-            fetched = await self._get(path, query, headers)
+            fetched = await self._get(path, query, headers, held or _unshared())
         except UpstreamError as exc:
             observe_upstream(self.label, path, time.perf_counter() - started, exc.reason)
             raise
@@ -119,13 +121,13 @@ class Upstream:
         observe_upstream(self.label, path, time.perf_counter() - started, failed)
         return fetched
 
-    async def _get(self, path: str, query: Query, headers: Mapping[str, str] | None) -> Fetched:
+    async def _get(self, path: str, query: Query, headers: Mapping[str, str] | None, held: CallBytes) -> Fetched:
         if not path.startswith("/") or "?" in path or "#" in path:
             raise ValueError(f"not a catalog path: {path!r}")
         url = URL(self.base_url + path + ("?" + urlencode(list(query)) if query else ""), encoded=True)
         try:
             async with self._client().get(url, headers=dict(headers or {}), allow_redirects=False) as response:
-                body = await _read_capped(response, self.who, path)
+                body = await _read_capped(response, self.who, path, held)
                 status, content_type = response.status, response.headers.get("content-type", "")
                 location = response.headers.get("location", "")
         except aiohttp.ConnectionTimeoutError:
@@ -162,19 +164,33 @@ class Upstream:
             session.detach()
 
 
-async def _read_capped(response: aiohttp.ClientResponse, who: str, path: str) -> bytes:
+async def _read_capped(response: aiohttp.ClientResponse, who: str, path: str, held: CallBytes) -> bytes:
+    """The body, each part counted before it is kept: over the call's or the process's share, the read stops
+    there (a Content-Length over it is refused before reading at all)."""
     length = response.content_length
-    if length is not None and length <= MAX_DOWNLOAD:
+    if length is not None:
+        _take(held, length, who, path)
         return await response.read()
     chunks: list[bytes] = []
-    size = 0
     async for chunk in response.content.iter_chunked(1 << 16):
-        size += len(chunk)
-        if size > MAX_DOWNLOAD:
-            raise UpstreamError(f"{who} sent more than {MAX_DOWNLOAD >> 20} MiB for {path}; refusing to read on",
-                                "too_large")
+        _take(held, len(chunk), who, path)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _take(held: CallBytes, size: int, who: str, path: str) -> None:
+    over = held.take(size)
+    if over == "call":
+        raise UpstreamError(f"{who} sent more than the {held.ledger.per_call >> 20} MiB one call may read for {path}; "
+                            "refusing to read on (narrow the request)", "too_large")
+    if over == "process":
+        raise UpstreamError(f"this replica is already holding {held.ledger.total >> 20} MiB of upstream answers for "
+                            f"calls in progress, so {path} was not read (on); retry in a few seconds", "busy")
+
+
+def _unshared() -> CallBytes:
+    """A call outside any host (the CLI): only the per-call bound applies."""
+    return ByteLedger(PER_CALL, PER_CALL).open()
 
 
 def _status_reason(status: int) -> str:
@@ -230,12 +246,12 @@ class Upstreams:
         the default one); istiod: istiodURL unless `via` names one istiod pod."""
         if upstream == "istiod":
             client = via or self.istiod
-            fetched = await client.get(path, query, self.istiod_headers(ctx))
+            fetched = await client.get(path, query, self.istiod_headers(ctx), ctx.held)
             if fetched.status in (401, 403):
                 raise _unauthorized(fetched.status, path, self.namespace, ctx.via)
         else:
             client = via or (await self.gateways.target(ctx.target)).upstream
-            fetched = await client.get(path, query)
+            fetched = await client.get(path, query, None, ctx.held)
         if fetched.status not in ok:
             who = client.who
             detail = fetched.text().strip()[:300] or "(empty body)"
