@@ -56,6 +56,7 @@ class HostSettings:
     loopback: bool = True  # bound to loopback: Host must be a loopback name (DNS-rebinding defence)
     allowed_hosts: tuple[str, ...] = ()
     trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-For is believed
+    public_url: str | None = None  # scheme://host[:port] clients use, for the URLs the server hands out
     max_sessions: int = 10_000  # per replica
     max_sessions_per_identity: int = 1_000
     max_batch: int = 32  # messages in one JSON-RPC batch
@@ -88,9 +89,10 @@ class Host:
         self.replica_id = replica_id or default_replica_id()
         self.settings = settings = settings or HostSettings()
         self.metrics = Metrics()
-        self.gate = Gate(HostPolicy(loopback=settings.loopback, allowed_hosts=settings.allowed_hosts,
-                                    allowed_origins=settings.allowed_origins), auth or NoAuth())
         self.trusted_proxies = parse_networks(settings.trusted_proxies)
+        self.gate = Gate(HostPolicy(loopback=settings.loopback, allowed_hosts=settings.allowed_hosts,
+                                    allowed_origins=settings.allowed_origins), auth or NoAuth(), self.trusted_proxies,
+                         public_url=settings.public_url)
         self.ledger = ByteLedger(total=settings.max_upstream_bytes)
         self.quota = SessionQuota(max_total=settings.max_sessions, max_per_principal=settings.max_sessions_per_identity,
                                   ttl_seconds=settings.session_ttl)

@@ -93,6 +93,14 @@ class MemoryRateLimiter:
         windows[name] = (remaining, resets)
         return Decision(remaining >= 0, max(remaining, 0), max(1, int(resets - now + 0.999)))
 
+    def used_up(self, server: str, caller: str) -> int:
+        """Seconds until `caller`'s window resets when it has none left, else 0; counts nothing."""
+        window = self._windows.get(key(self.rule, server, caller))
+        if window is None or window[0] > 0:
+            return 0
+        left = window[1] - time.monotonic()
+        return max(1, int(left + 0.999)) if left > 0 else 0
+
     def __len__(self) -> int:
         return len(self._windows)
 

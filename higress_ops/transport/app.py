@@ -23,7 +23,7 @@ from higress_ops.mcp import jsonrpc
 from higress_ops.sessions.base import StoreUnavailable
 from higress_ops.transport import guards, legacy_sse, streamable
 from higress_ops.transport.exchange import Exchange
-from higress_ops.transport.security import METADATA_PREFIX, public_base
+from higress_ops.transport.security import METADATA_PREFIX
 from higress_ops.transport.server import MAX_HEADER_BYTES, local_port
 from higress_ops.transport.streams import EventStream
 
@@ -117,13 +117,23 @@ class App:
         return await streamable.handle(host, served, request, ex)
 
     def _resource_metadata(self, scope: Scope) -> Response:
-        """RFC 9728 Protected Resource Metadata at /.well-known/oauth-protected-resource<server path>."""
-        request = Request(scope)
+        """RFC 9728 Protected Resource Metadata at /.well-known/oauth-protected-resource<server path>, behind the
+        same Host/Origin policy as the MCP endpoints; `resource` is never built from a Host nobody named."""
+        request = _Request(scope)
         path = scope["path"][len(METADATA_PREFIX):]
+        gate = self.host.gate
         found = self.host.routes.find(request.headers.get("host", ""), path)
-        metadata = self.host.gate.auth.resource_metadata(public_base(request) + path)
+        domains = found[1].entry.domain_list if found is not None else ("*",)
+        try:
+            gate.hosts.check(request.headers, domains)
+        except guards.Rejected as exc:
+            return exc.response()
+        base = gate.resource_base(request, domains)
+        metadata = gate.auth.resource_metadata(base + path) if base is not None else None
         if found is None or found[0] != "message" or metadata is None or scope["method"] not in ("GET", "HEAD"):
-            return Response(b'{"error":"not_found"}', status_code=404, media_type="application/json")
+            hint = " (set serve --public-url to publish it)" if base is None and found is not None else ""
+            return Response(json.dumps({"error": "not_found", "error_description": "no protected resource "
+                                        f"metadata here{hint}"}), status_code=404, media_type="application/json")
         return Response(json.dumps(metadata), media_type="application/json",
                         headers={"Cache-Control": "max-age=300"})
 

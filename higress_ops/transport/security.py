@@ -4,23 +4,34 @@ Origin, then authentication. The principal it returns travels in the call contex
 Host/Origin: a server bound to loopback answers only to loopback host names (a page on evil.example whose
 name rebinds to 127.0.0.1 still sends `Host: evil.example`); on other binds the server's `domain_list` and
 `--allowed-host` decide. Comparing Host with Origin alone proves nothing: the attacker controls both.
+
+Failed authentications are counted per client address: past FAILED_LOGINS in a window, that address gets 429
+with Retry-After before its credentials are looked at, so junk tokens cost the API server or the issuer
+nothing more. A request without credentials is not counted (MCP clients start that way to discover the
+authorization server).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
 
-from higress_ops.auth import Authenticator, AuthFailed, AuthUnavailable, Principal
+from higress_ops.auth import AuthBusy, Authenticator, AuthFailed, AuthUnavailable, Principal
+from higress_ops.config.model import RateLimit
 from higress_ops.mcp import jsonrpc
+from higress_ops.ratelimit import MemoryRateLimiter
 from higress_ops.transport import guards
+from higress_ops.transport.peers import Network, client_address
 from higress_ops.transport.routing import host_matches, strip_port
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
 METADATA_PREFIX = "/.well-known/oauth-protected-resource"
+FAILED_LOGINS = RateLimit(limit=30, window=60)  # failed authentications per client address per window
+_HOST = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9.-]*[a-z0-9])?)(:[0-9]{1,5})?")  # a Host fit for a URL
 
 
 def is_loopback(bind: str) -> bool:
@@ -66,36 +77,77 @@ class HostPolicy:
                                    "--allowed-origin or --allowed-host")
 
 
-def public_base(request: Request) -> str:
-    """scheme://host the client used, for URLs the server hands out (Host was already checked)."""
-    return f"{request.url.scheme}://{request.headers.get('host', 'localhost')}"
+    def names(self, host: str, domains: Iterable[str]) -> bool:
+        """Whether the operator named `host` (port stripped): a loopback name on a loopback bind, an
+        --allowed-host or a domain_list entry; a catch-all '*' lets a host in but names none."""
+        if any(p != "*" and host_matches(p, host) for p in self.allowed_hosts):
+            return True
+        if self.loopback:
+            return host in LOOPBACK_HOSTS
+        return not self.allowed_hosts and any(d.strip() != "*" and host_matches(d, host) for d in domains)
 
 
-def metadata_url(request: Request, server_path: str) -> str:
-    return f"{public_base(request)}{METADATA_PREFIX}{server_path}"
+def parse_public_url(url: str) -> str:
+    """`--public-url`: scheme://host[:port], how clients reach this server (e.g. behind TLS termination)."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path.strip("/") or parts.query or \
+            parts.fragment or "@" in parts.netloc or not _HOST.fullmatch(parts.netloc.lower()):
+        raise ValueError(f"{url!r} is not scheme://host[:port] (e.g. https://mcp.example.com)")
+    return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
 class Gate:
-    def __init__(self, hosts: HostPolicy, auth: Authenticator) -> None:
+    def __init__(self, hosts: HostPolicy, auth: Authenticator, trusted: tuple[Network, ...] = (),
+                 failed_logins: RateLimit = FAILED_LOGINS, public_url: str | None = None) -> None:
         self.hosts = hosts
         self.auth = auth
+        self.public_url = public_url
+        self.trusted = trusted
+        self.failures = MemoryRateLimiter(failed_logins, max_callers=50_000)
 
     async def admit(self, request: Request, domains: Iterable[str], server_path: str) -> Principal:
-        """The caller's principal, or guards.Rejected with the 401/403/503 to send."""
+        """The caller's principal, or guards.Rejected with the 401/403/429/503 to send."""
         self.hosts.check(request.headers, domains)
+        if self.auth.mode == "none":
+            return await self.auth.authenticate(None)
+        authorization = request.headers.get("authorization")
+        address = client_address(request, self.trusted)
+        wait = self.failures.used_up("auth", address) if len(self.failures) else 0
+        if wait:
+            rule = self.failures.rule
+            raise guards.Rejected(429, f"Too Many Requests: {rule.limit} failed authentications from this client in "
+                                       f"{rule.window}s; retry in {wait}s", jsonrpc.INVALID_REQUEST,
+                                  {"Retry-After": str(wait)})
         try:
-            return await self.auth.authenticate(request.headers.get("authorization"))
+            return await self.auth.authenticate(authorization, address)
         except AuthFailed as exc:
+            if authorization:
+                await self.failures.check("auth", address)
             raise guards.Rejected(exc.status, exc.message, jsonrpc.INVALID_REQUEST,
-                                  {"WWW-Authenticate": self._challenge(request, server_path, exc)}) from None
+                                  {"WWW-Authenticate": self._challenge(request, domains, server_path, exc)}) from None
+        except AuthBusy as exc:
+            raise guards.Rejected(exc.status, exc.message, jsonrpc.INVALID_REQUEST if exc.status == 429 else
+                                  jsonrpc.INTERNAL_ERROR, {"Retry-After": str(exc.retry_after)}) from None
         except AuthUnavailable as exc:
             raise guards.Rejected(503, f"Service Unavailable: {exc}", jsonrpc.INTERNAL_ERROR,
                                   {"Retry-After": "2"}) from None
 
-    def _challenge(self, request: Request, server_path: str, exc: AuthFailed) -> str:
+    def resource_base(self, request: Request, domains: Iterable[str]) -> str | None:
+        """scheme://host for the URLs the server hands out (the RFC 9728 resource and its metadata URL):
+        --public-url, else the Host the client used when the operator named it (HostPolicy.names); never a
+        Host that only a catch-all let in, so a request cannot choose what a cacheable answer says."""
+        if self.public_url:
+            return self.public_url
+        raw = request.headers.get("host", "").strip().lower()
+        if not _HOST.fullmatch(raw) or not self.hosts.names(strip_port(raw), domains):
+            return None
+        return f"{request.url.scheme}://{raw}"
+
+    def _challenge(self, request: Request, domains: Iterable[str], server_path: str, exc: AuthFailed) -> str:
         parts = ['Bearer realm="higress-ops"']
-        url = metadata_url(request, server_path)
-        if self.auth.resource_metadata(url) is not None:  # only modes with an authorization server publish it
+        base = self.resource_base(request, domains)
+        url = f"{base}{METADATA_PREFIX}{server_path}"
+        if base is not None and self.auth.resource_metadata(url) is not None:  # modes with an authorization server
             parts.append(f'resource_metadata="{url}"')
         if exc.error:
             parts.append(f'error="{exc.error}"')

@@ -140,6 +140,28 @@ async def test_protected_resource_metadata_names_the_issuer(issuer: Issuer) -> N
         assert (await client.http.get("/.well-known/oauth-protected-resource/nope")).status_code == 404
 
 
+@pytest.mark.parametrize(("domains", "host", "resource"), [
+    (["*"], "evil.example", None),  # a catch-all lets the host in but names nothing: never reflected
+    (["*.example.com"], "mcp.example.com", "http://mcp.example.com/e"),
+    (["*.example.com"], 'x".example.com', None),  # not a host name: never written into a header or a URL
+    (["mcp.example.com"], "mcp.example.com:8443", "http://mcp.example.com:8443/e"),
+])
+async def test_resource_metadata_reflects_only_a_named_host(issuer: Issuer, domains: list[str], host: str,
+                                                            resource: str | None) -> None:
+    config = {"mcpServer": {"enable": True, "servers": [{"name": "e", "path": "/e", "type": "echo",
+                                                         "domain_list": domains, "config": {}}]}}
+    async with in_process(config, auth=OidcAuth(issuer.url, "higress-ops"), loopback=False) as client:
+        reply = await client.http.get("/.well-known/oauth-protected-resource/e", headers={"Host": host})
+        challenge = (await client.http.post("/e", json=INIT, headers={**BOTH, "Host": host})).headers.get(
+            "www-authenticate", "")
+        if resource is None:
+            assert reply.status_code == 404 and "--public-url" in reply.text and "resource_metadata" not in challenge
+        else:
+            assert reply.status_code == 200 and reply.json()["resource"] == resource
+            assert f'resource_metadata="{resource.removesuffix("/e")}/.well-known/oauth-protected-resource/e"' in \
+                challenge
+
+
 async def test_admin_endpoints_live_on_the_admin_port_only(issuer: Issuer) -> None:
     async with app(OidcAuth(issuer.url, "higress-ops")) as client:
         for path in ("/healthz", "/readyz", "/metrics"):
