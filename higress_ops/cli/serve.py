@@ -23,7 +23,7 @@ from higress_ops.host import Host, HostSettings, default_replica_id
 from higress_ops.registry import RegistryError, default_registry
 from higress_ops.transport.app import App
 from higress_ops.transport.peers import parse_networks
-from higress_ops.transport.security import is_loopback
+from higress_ops.transport.security import is_loopback, parse_public_url
 from higress_ops.transport.server import bind, guarded_protocol
 
 logger = logging.getLogger(__name__)
@@ -109,6 +109,9 @@ def _security_arguments(parser: argparse.ArgumentParser) -> None:
                       help="kubernetes: the subresource (default portforward; '' for none)")
     auth.add_argument("--auth-namespace", default=None,
                       help="kubernetes: the namespace of that right (default: --namespace, the gateway's)")
+    auth.add_argument("--auth-audience", action="append", default=[], metavar="AUDIENCE",
+                      help="kubernetes: an audience the TokenReview asks for (repeatable), so only tokens minted for "
+                      "this server pass (kubectl create token SA --audience AUDIENCE); default: the API server's own")
     auth.add_argument("--oidc-issuer", default=None, metavar="URL",
                       help="oidc: the issuer; discovery at URL/.well-known/openid-configuration")
     auth.add_argument("--oidc-audience", default=None, help="oidc: the audience (aud) tokens must carry")
@@ -119,6 +122,10 @@ def _security_arguments(parser: argparse.ArgumentParser) -> None:
                        help="a Host name accepted besides loopback names (repeatable; '*.x.com' patterns)")
     guard.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
                        help="a browser Origin allowed besides allowed hosts (repeatable; '*' for any)")
+    guard.add_argument("--public-url", default=None, metavar="URL",
+                       help="scheme://host[:port] clients reach this server at (e.g. https://mcp.example.com behind "
+                       "TLS termination): the resource of the OAuth Protected Resource Metadata; without it only a "
+                       "Host named by a loopback bind, --allowed-host or domain_list is used")
     guard.add_argument("--trusted-proxy", action="append", default=[], metavar="CIDR",
                        help="a proxy (e.g. the gateway pods) whose X-Forwarded-For is believed (repeatable)")
     guard.add_argument("--body-limit", type=_positive_int, default=1024 * 1024, metavar="BYTES",
@@ -129,13 +136,24 @@ def _security_arguments(parser: argparse.ArgumentParser) -> None:
                        help="open sessions per identity (or client address with --auth none; default 1000)")
     guard.add_argument("--max-batch", type=_positive_int, default=32, help="messages per JSON-RPC batch (default 32)")
     guard.add_argument("--max-inflight", type=_positive_int, default=8,
-                       help="tool calls running at once per session (default 8)")
+                       help="tool calls running at once per session, or per identity for 2026-07-28 calls (default 8)")
+    guard.add_argument("--max-queued-calls", type=_positive_int, default=32,
+                       help="calls waiting for one of those, first come first served; beyond them -32029 with "
+                       "retryAfterSeconds (default 32)")
+    guard.add_argument("--max-upstream-bytes", type=_positive_int, default=256 * 1024 * 1024, metavar="BYTES",
+                       help="upstream answers all calls in progress may hold together; an answer that would pass "
+                       "it is cut as it streams (default 256 MiB; one call holds at most 64 MiB)")
     guard.add_argument("--max-queue-bytes", type=_positive_int, default=4 * 1024 * 1024,
                        help="a stream's unread backlog before its client is disconnected (default 4 MiB)")
     guard.add_argument("--max-connections", type=_positive_int, default=10_000,
                        help="open connections and requests at most; beyond them 503 (default 10000)")
     guard.add_argument("--header-timeout", type=float, default=10.0, metavar="SECONDS",
                        help="time a client has to send its request headers (default 10)")
+    guard.add_argument("--body-timeout", type=float, default=10.0, metavar="SECONDS",
+                       help="time a client has to send its request body, plus one second per --body-min-rate "
+                       "bytes received (default 10)")
+    guard.add_argument("--body-min-rate", type=_positive_int, default=8192, metavar="BYTES",
+                       help="bytes per second a request body must keep arriving at (default 8192)")
 
 
 def bind_problem(host: str, port: int, flag: str, exc: OSError) -> str:
@@ -163,7 +181,7 @@ def source_from(args: argparse.Namespace) -> ConfigSource:
 
 
 def settings_from(args: argparse.Namespace) -> HostSettings:
-    for name in ("session_ttl", "keepalive", "drain_timeout", "header_timeout"):
+    for name in ("session_ttl", "keepalive", "drain_timeout", "header_timeout", "body_timeout"):
         if getattr(args, name) <= 0:
             raise SystemExit(f"higress-ops serve: --{name.replace('_', '-')} must be > 0")
     if args.admin_port == args.port:
@@ -173,12 +191,18 @@ def settings_from(args: argparse.Namespace) -> HostSettings:
         parse_networks(args.trusted_proxy)
     except ValueError as exc:
         raise SystemExit(f"higress-ops serve: --trusted-proxy: {exc}") from None
+    try:
+        public_url = parse_public_url(args.public_url) if args.public_url else None
+    except ValueError as exc:
+        raise SystemExit(f"higress-ops serve: --public-url: {exc}") from None
     return HostSettings(session_ttl=args.session_ttl, keepalive=args.keepalive, body_limit=args.body_limit,
                         allowed_origins=tuple(args.allowed_origin), drain_timeout=args.drain_timeout,
                         admin_port=args.admin_port, loopback=is_loopback(args.host),
                         allowed_hosts=tuple(args.allowed_host), trusted_proxies=tuple(args.trusted_proxy),
                         max_sessions=args.max_sessions, max_sessions_per_identity=args.max_sessions_per_identity,
-                        max_batch=args.max_batch, max_inflight=args.max_inflight, queue_bytes=args.max_queue_bytes)
+                        max_batch=args.max_batch, max_inflight=args.max_inflight, max_queued=args.max_queued_calls,
+                        max_upstream_bytes=args.max_upstream_bytes, queue_bytes=args.max_queue_bytes,
+                        public_url=public_url)
 
 
 def authenticator_from(args: argparse.Namespace) -> Authenticator:
@@ -205,7 +229,7 @@ def authenticator_from(args: argparse.Namespace) -> Authenticator:
 
     right = Right(verb=args.auth_verb, resource=args.auth_resource, subresource=args.auth_subresource,
                   namespace=args.auth_namespace or args.namespace)
-    return KubernetesAuth(api_client(args.context, args.kubeconfig), right)
+    return KubernetesAuth(api_client(args.context, args.kubeconfig), right, audiences=args.auth_audience)
 
 
 class _Server(uvicorn.Server):
@@ -241,8 +265,9 @@ def serve(host: Host, args: argparse.Namespace) -> int:
                                     "upstreams": probe.upstreams({n: s.server for n, s in host.servers.items()})})
     config = uvicorn.Config(App(host), log_config=None, access_log=False, lifespan="on",
                             timeout_graceful_shutdown=int(max(1, host.settings.drain_timeout)),
-                            timeout_keep_alive=75, http=guarded_protocol(args.header_timeout),
-                            limit_concurrency=args.max_connections,
+                            timeout_keep_alive=75, limit_concurrency=args.max_connections, ws="none",
+                            http=guarded_protocol(args.header_timeout, body_timeout=args.body_timeout,
+                                                  body_min_rate=args.body_min_rate),
                             proxy_headers=False)  # X-Forwarded-For is ours to judge (--trusted-proxy), not uvicorn's
     server = _Server(config, host)
     server.run(sockets=sockets)  # uvicorn's own runner: uvloop when installed
