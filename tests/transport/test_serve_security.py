@@ -5,7 +5,6 @@ connection floods against the real HTTP server; hostile initializes and batches 
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,8 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 
 from tests.hardening.report import record
 from tests.support.apiserver import ApiServer, api_server
+from tests.support.procs import rss_kb
+from tests.support.rawhttp import connect, read_all
 from tests.support.serve import ServeProcess, echo_config, serving
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(90)]
@@ -106,28 +107,14 @@ async def test_another_identity_cannot_use_or_end_a_legacy_stream(kube_served: t
         assert '"text":"<none>"' in answers[1]  # the GET's X-Istiod-Token never serves a POST
 
 
-def raw(port: int) -> socket.socket:
-    return socket.create_connection(("127.0.0.1", port), timeout=10)
-
-
-def read_all(sock: socket.socket) -> bytes:
-    chunks = []
-    try:
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    except OSError:
-        pass
-    return b"".join(chunks)
-
-
 async def test_slowloris_huge_headers_and_connection_floods(tmp_path: Path) -> None:
     with serving(echo_config(("e", "/e")), tmp_path, "--header-timeout", "1", "--max-connections", "20") as server:
-        slow = raw(server.port)
+        slow = connect(server.port)
         slow.sendall(b"POST /e HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
         started = time.monotonic()
         answer = await asyncio.to_thread(read_all, slow)
         assert answer.startswith(b"HTTP/1.1 408") and 0.9 < time.monotonic() - started < 5
-        big = raw(server.port)
+        big = connect(server.port)
         big.sendall(b"GET /e HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ")
         sent = 0
         with pytest.raises(OSError):  # the server closes long before 50 MB went in
@@ -135,7 +122,7 @@ async def test_slowloris_huge_headers_and_connection_floods(tmp_path: Path) -> N
                 big.sendall(b"a" * 65536)
                 sent += 65536
         assert sent < 8 * 1024 * 1024
-        flood = [raw(server.port) for _ in range(25)]
+        flood = [connect(server.port) for _ in range(25)]
         await asyncio.sleep(0.2)
         async with httpx.AsyncClient() as http:
             busy = await http.post(server.url("/e"), json=INIT, headers=BOTH)
@@ -147,13 +134,6 @@ async def test_slowloris_huge_headers_and_connection_floods(tmp_path: Path) -> N
         record("HTTP server guards", "slowloris, 50 MB header, 25 idle connections over --max-connections 20",
                f"408 after {time.monotonic() - started:.1f} s of trickled headers; connection closed after "
                f"{sent // 1024} KiB of a 50 MB header; 503 while flooded, 200 once the flood left")
-
-
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 async def test_hostile_initializes_and_batches_do_not_grow_memory(tmp_path: Path) -> None:
