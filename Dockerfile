@@ -18,4 +18,5 @@ ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 EXPOSE 8080
 ENTRYPOINT ["higress-ops"]
 CMD ["serve", "--kube", "--namespace", "higress-system", "--configmap", "higress-ops-config", "--wait-for-config", \
-     "--auth", "kubernetes", "--host", "0.0.0.0", "--port", "8080", "--admin-port", "8081"]
+     "--auth", "kubernetes", "--auth-audience", "higress-ops", "--host", "0.0.0.0", "--port", "8080", "--admin-port", \
+     "8081"]

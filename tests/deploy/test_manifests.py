@@ -146,7 +146,7 @@ def test_standalone_overlay() -> None:
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "admin"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "admin"}  # its own pods only
     assert container["args"][:2] == ["serve", "--kube"] and "--wait-for-config" in container["args"]
-    assert arg(container, "--auth") == "kubernetes"
+    assert arg(container, "--auth") == "kubernetes" and arg(container, "--auth-audience") == "higress-ops"
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/path"] == "/metrics"
     assert annotations["prometheus.io/port"] == str(ports["admin"])
@@ -176,7 +176,7 @@ def test_sidecar_overlay_never_takes_the_gateway_down() -> None:
     assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": admin}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": admin}
     assert "--wait-for-config" in container["args"]  # a missing or broken ConfigMap/Secret: no crash loop
-    assert arg(container, "--auth") == "kubernetes"
+    assert arg(container, "--auth") == "kubernetes" and arg(container, "--auth-audience") == "higress-ops"
     assert {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in container["env"]
     gateway_ports = {p["containerPort"] for c in pod["containers"] if c["name"] != "higress-ops" for p in c["ports"]}
     assert not {port, admin} & (gateway_ports | {15000, 15020, 15021, 15090})
