@@ -28,6 +28,17 @@ async def test_memory_window_and_white_list() -> None:
     assert 1 <= decisions[-1].retry_after <= 2
     assert (await limiter.check("ops", "10.0.0.2")).allowed  # another caller has its own window
     assert (await limiter.check("other", "10.0.0.1")).allowed  # and so does another server
+
+
+async def test_used_up_looks_without_counting() -> None:
+    limiter = MemoryRateLimiter(RULE)
+    assert limiter.used_up("ops", "10.0.0.1") == 0  # no window yet
+    for _ in range(3):
+        assert limiter.used_up("ops", "10.0.0.1") == 0
+        await limiter.check("ops", "10.0.0.1")
+    assert 1 <= limiter.used_up("ops", "10.0.0.1") <= 2  # none left: seconds until the window resets
+    assert limiter.used_up("ops", "10.0.0.1") == limiter.used_up("ops", "10.0.0.1")  # looking costs nothing
+    assert limiter.used_up("ops", "10.0.0.2") == 0
     assert all([(await limiter.check("ops", "10.0.0.9")).allowed for _ in range(10)])
     await asyncio.sleep(2.1)
     assert (await limiter.check("ops", "10.0.0.1")).allowed  # the window reset
