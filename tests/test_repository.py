@@ -116,9 +116,12 @@ def test_bootstrap_and_dockerfile_install_from_the_locks() -> None:
 
 
 def _table_tools(doc: str) -> list[str]:
-    """The first column of a doc's tables, where it names a tool (get-..., find-route, check-certs, ...)."""
+    """The first column of a doc's tables, where it names a tool (get-..., find-route, check-certs, ...; a
+    one-word name such as `analyze` in backquotes)."""
     text = (REPO / "docs" / doc).read_text(encoding="utf-8")
-    return re.findall(r"^\| `?([a-z][a-z0-9]*(?:-[a-z0-9]+)+)`? \|", text, flags=re.M)
+    found = re.findall(r"^\| (?:`([a-z][a-z0-9]*(?:-[a-z0-9]+)*)`|([a-z][a-z0-9]*(?:-[a-z0-9]+)+)) \|", text,
+                       flags=re.M)
+    return [quoted or bare for quoted, bare in found]
 
 
 def test_tool_docs_list_exactly_the_tools_the_server_has() -> None:

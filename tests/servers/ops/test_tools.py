@@ -55,10 +55,10 @@ async def test_the_readme_tools_come_first_with_read_only_annotations(ops: OpsSe
     assert [s.name for s in specs[:18]] == README_TOOLS
     assert [s.name for s in specs[18:]] == ["get-envoy-proxy-config", "get-istiod-proxy-status",
                                             "get-istiod-config-dump", "find-route", "get-gateway-health",
-                                            "check-certs", "describe-cluster", "what-changed", "list-gateway-pods",
-                                            "compare-gateway-pods"]
+                                            "check-certs", "describe-cluster", "what-changed", "analyze",
+                                            "list-gateway-pods", "compare-gateway-pods"]
     reads_envoy = {s.name for s in specs if s.name.startswith("get-envoy-")} | {
-        "get-istiod-config-dump", "find-route", "get-gateway-health", "check-certs", "describe-cluster"}
+        "get-istiod-config-dump", "find-route", "get-gateway-health", "check-certs", "describe-cluster", "analyze"}
     assert {s.name for s in specs if "pod" in s.input_schema["properties"]} == reads_envoy
     for spec in specs:
         assert spec.annotations is not None and spec.annotations["readOnlyHint"] is True

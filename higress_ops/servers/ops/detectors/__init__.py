@@ -1,7 +1,8 @@
 """The detectors: one per failure class, each a small module with a `DETECTOR`, run by find-route (with the
 request's `Focus`), get-gateway-health and analyze (without), which only select and render their findings.
 
-A new failure class is one new module here and one line in `DETECTORS`. Every detector reads the call's `Facts`,
+A new failure class is one new module here and one line in `DETECTORS` (or in `LINTS`, for a check of the config
+that only analyze runs). Every detector reads the call's `Facts`,
 so a document two detectors need is fetched once. A detector whose source does not answer (istiod down, no
 Kubernetes API) is reported as skipped with the reason, and the others still run.
 """
@@ -34,11 +35,26 @@ from higress_ops.servers.ops.detectors import (
 )
 from higress_ops.servers.ops.detectors.base import Detector, Finding, Focus, Ref, Severity, Verdict, route_ref
 from higress_ops.servers.ops.detectors.facts import Facts
+from higress_ops.servers.ops.detectors.istio import (
+    dr_subsets,
+    dr_tls,
+    envoyfilters,
+    gateway_conflicts,
+    gateway_ports,
+    istiod_status,
+    jwt_routes,
+    service_ports,
+    serviceentries,
+    vs_destinations,
+    vs_gateways,
+    vs_hosts,
+    vs_rules,
+)
 from higress_ops.servers.ops.views.configdump import DumpError
 from higress_ops.servers.ops.views.source import UpstreamError
 
-__all__ = ["DETECTORS", "Detector", "Facts", "Finding", "Focus", "Ref", "Report", "Severity", "Verdict", "by_name",
-           "route_ref", "run"]
+__all__ = ["ANALYZE", "DETECTORS", "LINTS", "Detector", "Facts", "Finding", "Focus", "Ref", "Report", "Severity",
+           "Verdict", "by_name", "route_ref", "run"]
 
 DETECTORS: tuple[Detector, ...] = (  # the issue's failure classes, in its order; then the other health checks
     missing_cluster.DETECTOR,
@@ -59,10 +75,30 @@ DETECTORS: tuple[Detector, ...] = (  # the issue's failure classes, in its order
     certificates.DETECTOR,
     extension_config.DETECTOR,
 )
+# analyze's alone: lints of the config behind the gateway (istioctl analyze's checks, detectors/istio, and the
+# Kubernetes objects'), which find-route and get-gateway-health, about what fails now, leave out.
+LINTS: tuple[Detector, ...] = (
+    gateway_ports.DETECTOR,
+    gateway_conflicts.CONFLICTS_DETECTOR,
+    gateway_conflicts.CERTIFICATES_DETECTOR,
+    vs_gateways.DETECTOR,
+    vs_destinations.DETECTOR,
+    vs_rules.DETECTOR,
+    vs_hosts.DETECTOR,
+    jwt_routes.DETECTOR,
+    dr_tls.CA_DETECTOR,
+    dr_tls.MODE_DETECTOR,
+    dr_subsets.DETECTOR,
+    service_ports.DETECTOR,
+    serviceentries.DETECTOR,
+    envoyfilters.DETECTOR,
+    istiod_status.DETECTOR,
+)
+ANALYZE = DETECTORS + LINTS
 
 
 def by_name(name: str) -> Detector:
-    return next(d for d in DETECTORS if d.name == name)
+    return next(d for d in ANALYZE if d.name == name)
 
 
 @dataclass

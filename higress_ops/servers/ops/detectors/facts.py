@@ -198,6 +198,11 @@ class Facts:
             dump = {"configs": []}
         return dump, await self.stats(ecds.STATS_FILTER)
 
+    async def node(self) -> cd.Json:
+        """The bootstrap node: id, cluster and metadata (pilot-agent puts the pod's LABELS, NAMESPACE, NAME)."""
+        dump = await self.envoy("/config_dump", {"mask": "bootstrap.node"})
+        return cd.mapping(cd.mapping(cd.section(dump, "BootstrapConfigDump").get("bootstrap")).get("node"))
+
     async def node_id(self) -> str:
         node = await self.envoy("/config_dump", {"mask": "bootstrap.node.id"})
         return str(cd.section(node, "BootstrapConfigDump").get("bootstrap", {}).get("node", {}).get("id", ""))

@@ -18,6 +18,7 @@ from higress_ops.servers.base import CallContext, ToolResult, ToolSpec
 from higress_ops.servers.ops import detectors
 from higress_ops.servers.ops.detectors.facts import SECTION_FIELDS, Facts
 from higress_ops.servers.ops.views import (
+    analyze,
     certs,
     clusters,
     compare,
@@ -289,6 +290,15 @@ async def _what_changed(args: Mapping[str, Any], src: Source, ctx: CallContext) 
                            structured={**answer, "rows": structured_rows(rows), "total": len(answer["rows"])})
 
 
+async def _analyze(args: Mapping[str, Any], src: Source, ctx: CallContext) -> ToolResult:
+    sel = analyze.selection(args)
+    offset, limit = _int(args, "offset", 0), _int(args, "limit", analyze.DEFAULT_LIMIT, 1, 200)
+    out = await analyze.outcome(sel, src, ctx)
+    text, shown = await anyio.to_thread.run_sync(analyze.render, out, offset, limit,
+                                                 min(src.max_bytes, gh.BUDGET_BYTES))
+    return ToolResult.text(text, structured=analyze.structured(out, offset, shown))
+
+
 def _spec(name: str, description: str, props: dict[str, Any], required: tuple[str, ...] = ()) -> ToolSpec:
     schema: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
     if required:
@@ -380,4 +390,23 @@ TOOLS: tuple[ViewTool, ...] = (
          "offset": _PAGING["offset"],
          "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}}), _what_changed,
         reads_envoy=False),
+    ViewTool(_spec(
+        "analyze",
+        "A lint of the live configuration, like istioctl analyze but from the running gateway: every detector over "
+        "Envoy, istiod (configz, registryz, endpointz) and the Kubernetes objects when the server reads them. "
+        "Findings worst first, each with its severity, Istio's message code where one exists (IST0101, ...), the "
+        "object to edit, what is wrong and the fix; the first page stays within 2,000 tokens, offset/limit page on.",
+        {"severity": {"type": "string", "enum": list(analyze.SEVERITIES), "default": "info",
+                      "description": "the least severe findings to show (istioctl --output-threshold)"},
+         "detectors": {"type": "array", "items": _S, "description": "run only these detectors (their names)"},
+         "codes": {"type": "array", "items": _S, "description": "only these message codes, e.g. IST0101"},
+         "kinds": {"type": "array", "items": _S, "description": "only findings about these kinds of object "
+                                                                   "(VirtualService, Ingress, cluster, ...)"},
+         "namespace": {**_S, "description": "only objects in this namespace"},
+         "name": {**_S, "description": "only objects whose name contains this"},
+         "suppress": {"type": "array", "items": _S, "description": "istioctl --suppress rules: CODE=Kind "
+                                                                     "namespace/name, '*' for any part"},
+         "offset": _PAGING["offset"],
+         "limit": {"type": "integer", "minimum": 1, "maximum": 200, "default": analyze.DEFAULT_LIMIT,
+                   "description": "Findings per page (fewer when a page would pass 2,000 tokens)."}}), _analyze),
 )

@@ -1,0 +1,78 @@
+"""istioctl's destinationrule.SubsetSelectPodAnalyzer: a DestinationRule for a host no service defines (IST0174),
+and a subset whose labels select no pod (IST0173: requests to it get 503 UH).
+
+Istio matches the subset's labels (with the ServiceEntry's workloadSelector) against every pod; here they are
+matched against the endpoints istiod holds for the host, whose labels are the pods' (with istiod's topology
+labels), which is what decides the subset's cluster. A host with no endpoints at all is left to the empty-cluster
+finding (the Service selects no pod), rather than reported once per subset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from higress_ops.servers.ops.detectors.base import Detector, Finding, Focus
+from higress_ops.servers.ops.detectors.facts import Facts
+from higress_ops.servers.ops.detectors.istio import scope
+from higress_ops.servers.ops.detectors.istio.vs_destinations import lookup, service_map
+from higress_ops.servers.ops.views import configz
+from higress_ops.servers.ops.views.configdump import mapping
+from higress_ops.servers.ops.views.configz import IstioConfig, Resource
+
+NAME = "istio-destinationrule-subsets"
+
+
+def endpoint_labels(endpointz: Any, host: str) -> list[Mapping[str, str]]:
+    out: list[Mapping[str, str]] = []
+    for shards in mapping(mapping(endpointz).get(host)).values():
+        for endpoints in mapping(mapping(shards).get("Shards")).values():
+            out += [configz.string_map(mapping(ep).get("Labels")) for ep in endpoints
+                    if isinstance(endpoints, list)]
+    return out
+
+
+def workload_selector(config: IstioConfig, host: str) -> dict[str, str]:
+    """The ServiceEntry workloadSelector labels of `host` (Kubernetes Services have none)."""
+    for se in config.of("ServiceEntry"):
+        if host in se.strings("hosts"):
+            return configz.string_map(mapping(se.spec.get("workloadSelector")).get("labels"))
+    return {}
+
+
+def check(dr: Resource, mesh: scope.Mesh, services: Mapping[str, Any], endpointz: Any) -> list[Finding]:
+    host = str(dr.spec.get("host", ""))
+    if lookup(services, dr.namespace, dr.strings("exportTo"), host) is None:
+        return scope.finding(NAME, dr, "IST0174", (host,), "set spec.host to a service's host (istiod's registry "
+                             "lists them), or delete the DestinationRule", (f"spec.host: {host}",))
+    subsets = dr.items("subsets")
+    name = configz.fqdn(host, dr.namespace)
+    labels = endpoint_labels(endpointz, name) if subsets else []
+    if not labels:
+        return []
+    base = workload_selector(mesh.config, name)
+    out: list[Finding] = []
+    for subset in subsets:
+        selector = {**base, **configz.string_map(subset.get("labels"))}
+        if not any(configz.selects(selector, ep) for ep in labels):
+            seen = sorted({f"{k}={v}" for ep in labels for k, v in ep.items() if k in selector})
+            out += scope.finding(NAME, dr, "IST0173", (str(subset.get("name", "")),),
+                                 f"fix the subset's labels ({configz.selector_text(selector)}) to match the pods of "
+                                 f"{name}, or deploy pods with them",
+                                 (f"{len(labels)} endpoint(s) of {name}; their values of these labels: "
+                                  f"{', '.join(seen[:6]) or 'none set'}",))
+    return out
+
+
+async def detect(facts: Facts, focus: Focus | None) -> list[Finding]:
+    mesh = await scope.mesh(facts)
+    drs = mesh.config.of("DestinationRule")
+    if not drs:
+        return []
+    endpointz = await facts.istiod("/debug/endpointz")
+    services = service_map(mesh.registry)
+    return [f for dr in drs for f in check(dr, mesh, services, endpointz)]
+
+
+DETECTOR = Detector(NAME, "DestinationRules for unknown hosts, and subsets that select no pods (istioctl IST0174, "
+                    "IST0173)", detect, next_tool="get-istiod-endpointz", sources=("istiod", "envoy"))
