@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from higress_ops import __version__
 
 # module name -> registers one or more subcommands; imported lazily only to build the parser
-_COMMAND_MODULES = ("validate", "serve", "tools")
+_COMMAND_MODULES = ("validate", "serve", "tools", "analyze")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -48,7 +48,8 @@ def _common(parser: argparse.ArgumentParser, *, config_required: bool = True) ->
     parser.add_argument("--server", default=None, metavar="NAME", help="servers[] entry (default: the first)")
 
 
-def _server(args: argparse.Namespace) -> McpServer:
+def server_of(args: argparse.Namespace) -> McpServer:
+    """The configured server `--server` names (the first by default), built as `serve` builds it."""
     config: McpServerConfig = load_file(args.config)
     for warning in config.warnings:  # a skipped server among them: the listing says why it is not here
         print(f"warning: {warning}", file=sys.stderr)
@@ -67,7 +68,8 @@ def _server(args: argparse.Namespace) -> McpServer:
     return default_registry().build(entry)
 
 
-def _fail(exc: Exception, source: str) -> int:
+def fail(exc: Exception, source: str) -> int:
+    """Print a config or registry error for the user; the exit code 1."""
     if isinstance(exc, ConfigError):
         print_problems(exc, source)
     else:
@@ -77,9 +79,9 @@ def _fail(exc: Exception, source: str) -> int:
 
 def run_tools(args: argparse.Namespace) -> int:
     try:
-        server = _server(args)
+        server = server_of(args)
     except (ConfigError, RegistryError, ValueError) as exc:
-        return _fail(exc, args.config)
+        return fail(exc, args.config)
     specs = list(server.tools())
     width = max(len(s.name) for s in specs) if specs else 0
     for spec in specs:
@@ -172,9 +174,9 @@ def run_call(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     try:
-        server = _server(args)
+        server = server_of(args)
     except (ConfigError, RegistryError, ValueError) as exc:
-        return _fail(exc, args.config)
+        return fail(exc, args.config)
     return asyncio.run(_call(server, args))
 
 

@@ -33,7 +33,7 @@ def test_tools_lists_every_tool(config: Path) -> None:
     run = cli("tools", "--config", str(config))
     assert run.returncode == 0
     lines = run.stdout.splitlines()
-    assert len(lines) == 28 and lines[0].startswith("get-istiod-configz ")
+    assert len(lines) == 29 and lines[0].startswith("get-istiod-configz ")
     assert any(line.startswith("get-envoy-certs ") for line in lines)
 
 

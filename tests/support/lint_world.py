@@ -42,11 +42,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from tests.support import istio_objects as o
 from tests.support.envoy import Envoy
 from tests.support.istio_envoy import HCM, ROUTER, T, Upstream, cluster_of, istio_meta, lb_endpoint, upstreams
-from tests.support.istiod import default_state
-from tests.support.procs import free_port
+from tests.support.istiod import IstiodDouble, default_state, istiod_double
+from tests.support.procs import free_port, wait_until
 
 NS, HIGRESS = "shop", o.HIGRESS
 HOST = "shop.example.com"
@@ -271,3 +273,28 @@ def lint_gateway(workdir: Path) -> Iterator[LintGateway]:
             yield LintGateway(envoy, http_port, ups)
         finally:
             envoy.stop()
+
+
+@dataclass
+class World:
+    gateway: LintGateway
+    istiod: IstiodDouble
+
+
+def _tls_errors(admin_url: str) -> bool:
+    stats = requests.get(f"{admin_url}/stats?filter=ssl.connection_error", timeout=5).text
+    return all(f"cluster.{CLUSTERS[name]}.ssl.connection_error: 0" not in stats and CLUSTERS[name] in stats
+               for name in ("orders", "catalog"))
+
+
+@contextmanager
+def lint_world(workdir: Path) -> Iterator[World]:
+    """The gateway, with TLS handshakes towards the plain-HTTP backends already failed once each (so the TLS
+    counters have grown), and the istiod double holding what istiod says about it."""
+    with lint_gateway(workdir) as gw:
+        for path in ("/orders", "/catalog"):
+            answer = requests.get(f"http://127.0.0.1:{gw.http_port}{path}", headers={"host": HOST}, timeout=10)
+            assert answer.status_code == 503, (path, answer.text)
+        wait_until(lambda: _tls_errors(gw.admin_url), 10, "the TLS errors counted")
+        with istiod_double(state=istiod_state(gw.ports)) as istiod:
+            yield World(gw, istiod)

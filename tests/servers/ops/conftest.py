@@ -16,6 +16,7 @@ from higress_ops.servers.ops import OpsServer
 from tests.support.fault_envoy import FaultGateway, fault_gateway
 from tests.support.istio_envoy import IstioGateway, istio_gateway
 from tests.support.istiod import IstiodDouble, istiod_double
+from tests.support.lint_world import World, lint_world
 from tests.support.serve import ServeProcess, serving
 from tests.support.shop_world import ShopWorld, shop_world
 from tests.support.verdict_envoy import VerdictGateway, verdict_gateway
@@ -37,6 +38,13 @@ def vgw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VerdictGateway]:
     """The Envoy whose routes each exercise one verdict rule (tests/support/verdict_envoy.py)."""
     with verdict_gateway(tmp_path_factory.mktemp("verdicts")) as gw:
         yield gw
+
+
+@pytest.fixture(scope="package")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """The lint world (tests/support/lint_world.py): a real Envoy and the istiod double that agrees with it."""
+    with lint_world(tmp_path_factory.mktemp("lint")) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

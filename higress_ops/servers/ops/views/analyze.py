@@ -144,7 +144,8 @@ def trailer(out: Outcome) -> list[str]:
     reasons: dict[str, list[str]] = {}
     for name, why in sorted(out.skipped.items()):
         reasons.setdefault(why, []).append(name)
-    lines = [_cut(f"not checked: {', '.join(names)}: {why}", LINE_BYTES) for why, names in reasons.items()]
+    lines = [_cut(f"not checked ({why}): {len(names)} detector(s): {', '.join(names)}", LINE_BYTES)
+             for why, names in reasons.items()]
     lines += [_cut(f"note ({name}): {'; '.join(texts)}", LINE_BYTES) for name, texts in sorted(out.notes.items())]
     return lines
 

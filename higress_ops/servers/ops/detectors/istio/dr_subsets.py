@@ -15,7 +15,7 @@ from typing import Any
 from higress_ops.servers.ops.detectors.base import Detector, Finding, Focus
 from higress_ops.servers.ops.detectors.facts import Facts
 from higress_ops.servers.ops.detectors.istio import scope
-from higress_ops.servers.ops.detectors.istio.vs_destinations import lookup, service_map
+from higress_ops.servers.ops.detectors.istio.vs_destinations import Services, service_map
 from higress_ops.servers.ops.views import configz
 from higress_ops.servers.ops.views.configdump import mapping
 from higress_ops.servers.ops.views.configz import IstioConfig, Resource
@@ -40,9 +40,9 @@ def workload_selector(config: IstioConfig, host: str) -> dict[str, str]:
     return {}
 
 
-def check(dr: Resource, mesh: scope.Mesh, services: Mapping[str, Any], endpointz: Any) -> list[Finding]:
+def check(dr: Resource, mesh: scope.Mesh, services: Services, endpointz: Any) -> list[Finding]:
     host = str(dr.spec.get("host", ""))
-    if lookup(services, dr.namespace, dr.strings("exportTo"), host) is None:
+    if services.lookup(dr.namespace, dr.strings("exportTo"), host) is None:
         return scope.finding(NAME, dr, "IST0174", (host,), "set spec.host to a service's host (istiod's registry "
                              "lists them), or delete the DestinationRule", (f"spec.host: {host}",))
     subsets = dr.items("subsets")

@@ -34,37 +34,43 @@ class Service:
     ports: tuple[int, ...]
 
 
+@dataclass
+class Services:
+    """Istio's InitServiceEntryHostMap over istiod's registry: `scope/fqdn` -> service, and the wildcard hosts."""
+
+    by_key: dict[str, Service]
+    wildcards: list[tuple[str, str, Service]]  # (scope, host without the `*`, service)
+
+    def lookup(self, namespace: str, export_to: list[str], host: str) -> Service | None:
+        """Istio's GetDestinationHost."""
+        name = configz.fqdn(host, namespace)
+        if (found := self.by_key.get(f"*/{name}")) is not None:
+            return found
+        for e in export_to or [namespace]:
+            if (found := self.by_key.get(f"{namespace if e == '.' else e}/{name}")) is not None:
+                return found
+        bare = host.removeprefix("*")
+        return next((svc for s, suffix, svc in self.wildcards if s in ("*", namespace) and bare.endswith(suffix)),
+                    None)
+
+
 def _scopes(export_to: Any, namespace: str) -> list[str]:
     values = list(export_to) if isinstance(export_to, Mapping | list) else []
     return ["*"] if not values or "*" in values else sorted({namespace if v == "." else str(v) for v in values})
 
 
-def service_map(registry: Iterable[Mapping[str, Any]]) -> dict[str, Service]:
-    """`scope/fqdn` -> service, Istio's InitServiceEntryHostMap over istiod's registry."""
-    out: dict[str, Service] = {}
+def service_map(registry: Iterable[Mapping[str, Any]]) -> Services:
+    out = Services({}, [])
     for svc in registry:
         attrs = mapping(svc.get("Attributes"))
         host, ns = str(svc.get("hostname", "")), str(attrs.get("Namespace", ""))
         ports = tuple(int(p["port"]) for p in svc.get("ports") or [] if isinstance(mapping(p).get("port"), int))
         for s in _scopes(attrs.get("ExportTo"), ns):
-            out[f"{s}/{configz.fqdn(host, ns)}"] = Service(host, ports)
+            name = configz.fqdn(host, ns)
+            out.by_key[f"{s}/{name}"] = Service(host, ports)
+            if name.startswith("*"):
+                out.wildcards.append((s, name[1:], Service(host, ports)))
     return out
-
-
-def lookup(services: Mapping[str, Service], namespace: str, export_to: list[str], host: str) -> Service | None:
-    """Istio's GetDestinationHost."""
-    name = configz.fqdn(host, namespace)
-    if (found := services.get(f"*/{name}")) is not None:
-        return found
-    for e in export_to or [namespace]:
-        if (found := services.get(f"{namespace if e == '.' else e}/{name}")) is not None:
-            return found
-    bare = host.removeprefix("*")
-    for key, svc in services.items():
-        s, _, se_host = key.partition("/")
-        if se_host.startswith("*") and s in ("*", namespace) and bare.endswith(se_host[1:]):
-            return svc
-    return None
 
 
 def subsets(config: IstioConfig) -> set[tuple[str, str, str]]:
@@ -92,14 +98,14 @@ def _where(d: Destination) -> str:
             f"spec.{d.rule}[{d.rule_index}].route[{d.index}]")
 
 
-def check(vs: Resource, services: Mapping[str, Service], drs: set[tuple[str, str, str]],
+def check(vs: Resource, services: Services, drs: set[tuple[str, str, str]],
           reported: set[str]) -> list[Finding]:
     """`reported`: the missing clusters this gateway routes to (the missing-cluster detector's)."""
     out: list[Finding] = []
     export_to = vs.strings("exportTo")
     for d in [*configz.route_destinations(vs), *configz.mirror_destinations(vs)]:
         mirror = d.rule.startswith("http.mirror")
-        svc = lookup(services, vs.namespace, export_to, d.host)
+        svc = services.lookup(vs.namespace, export_to, d.host)
         here = not mirror and cluster_of(d, vs, svc) in reported
         evidence = (f"{_where(d)}: {d.host}" + (f":{d.port}" if d.port else "") + (f" subset {d.subset}"
                                                                                    if d.subset else ""),)
@@ -128,19 +134,24 @@ def check(vs: Resource, services: Mapping[str, Service], drs: set[tuple[str, str
 def ingress_subsets(config: IstioConfig) -> list[Finding]:
     """IST0140: a gateway VirtualService routes to a host without a subset while some VirtualService routes to
     that host's subsets: those subsets do not apply to the gateway's requests."""
-    with_subsets = {vs.full_name: {d.host for d in configz.route_destinations(vs) if d.rule == "http" and d.subset
-                                   and d.host in vs.strings("hosts")}
-                    for vs in config.of("VirtualService")}
+    with_subsets: dict[str, set[str]] = {}  # host -> VirtualServices routing to its subsets (and defining it)
+    for vs in config.of("VirtualService"):
+        for d in configz.route_destinations(vs):
+            if d.rule == "http" and d.subset and d.host in vs.strings("hosts"):
+                with_subsets.setdefault(d.host, set()).add(vs.full_name)
     out: list[Finding] = []
     for vs in config.of("VirtualService"):
         if not vs.strings("gateways"):
             continue
         hosts = {d.host for d in configz.route_destinations(vs) if d.rule == "http" and not d.subset}
-        for other, subset_hosts in sorted(with_subsets.items()):
-            if hosts & subset_hosts:
-                out += scope.finding(NAME, vs, "IST0140", (other, vs.full_name),
-                                     "name the subset in this VirtualService's route if the gateway's requests "
-                                     "should use it", (f"hosts: {', '.join(sorted(hosts & subset_hosts))}",))
+        others: dict[str, set[str]] = {}
+        for h in hosts & with_subsets.keys():
+            for other in with_subsets[h]:
+                others.setdefault(other, set()).add(h)
+        for other, shared in sorted(others.items()):
+            out += scope.finding(NAME, vs, "IST0140", (other, vs.full_name),
+                                 "name the subset in this VirtualService's route if the gateway's requests should use "
+                                 "it", (f"hosts: {', '.join(sorted(shared))}",))
     return out
 
 

@@ -43,16 +43,17 @@ def creation_order(vs: Resource) -> tuple[str, str, str]:
     return vs.created, vs.name, vs.namespace  # '' (Higress's generated ones) sorts first, as a zero time does
 
 
-def bound(vs: Resource, gateway: Resource) -> bool:
-    return any((g if "/" in g else f"{vs.namespace}/{g}") == gateway.full_name for g in vs.strings("gateways"))
+def bound_to(vs: Resource, gateways: dict[str, Resource]) -> list[Resource]:
+    """Those of `gateways` (by full name) the VirtualService names (a bare name is in its own namespace)."""
+    names = dict.fromkeys(g if "/" in g else f"{vs.namespace}/{g}" for g in vs.strings("gateways"))
+    return [gateways[n] for n in names if n in gateways]
 
 
 def gateway_merges(config: IstioConfig, gateways: list[Resource]) -> list[Finding]:
+    by_name = {gw.full_name: gw for gw in gateways}
     claims: dict[tuple[str, str], list[tuple[Resource, Resource]]] = {}  # (route config, host) -> (vs, gateway)
     for vs in sorted(config.of("VirtualService"), key=creation_order):
-        for gw in gateways:
-            if not bound(vs, gw):
-                continue
+        for gw in bound_to(vs, by_name):
             for server in gw.items("servers"):
                 port = mapping(server.get("port"))
                 tls = mapping(server.get("tls"))

@@ -32,4 +32,4 @@ async def test_two_gateways_serving_one_certificate(findings) -> None:
     [f] = about(found, "Gateway shop/public-gw", "IST0138")
     assert f["message"] == (f"Duplicate certificate in multiple gateways [shop/public-gw {HIGRESS_GW}] may cause 404s "
                             "if clients re-use HTTP2 connections.")
-    assert f["evidence"] == ["shared credential: kubernetes-ingress://Kubernetes/shop/shop-tls"]
+    assert f["evidence"] == ["shared: credential kubernetes-ingress://Kubernetes/shop/shop-tls"]
