@@ -33,39 +33,47 @@ def missing(dump: cd.Json, known: set[str], focus: Focus | None) -> dict[str, li
     return {cluster: list(refs) for cluster, refs in out.items()}
 
 
-def siblings(name: str, known: set[str]) -> list[str]:
+def by_host(known: set[str]) -> dict[tuple[str, str], list[str]]:
+    """(direction, Istio host) -> the clusters of that host on this proxy, so each lookup is one dict get."""
+    out: dict[tuple[str, str], list[str]] = {}
+    for k in known:
+        direction, _, _, host = cd.parse_subset_key(k)
+        if host:
+            out.setdefault((direction, host), []).append(k)
+    return out
+
+
+def siblings(name: str, index: Mapping[tuple[str, str], list[str]]) -> list[str]:
     """Existing clusters of the same Istio host and direction (other ports or subsets)."""
     direction, _, _, host = cd.parse_subset_key(name)
-    if not host:
-        return []
-    return sorted(k for k in known if k != name and cd.parse_subset_key(k)[3] == host
-                  and cd.parse_subset_key(k)[0] == direction)
+    return sorted(k for k in index.get((direction, host), []) if k != name) if host else []
 
 
-def registry_ports(registry: Any, host: str) -> list[str]:
-    """`name port/protocol` of the service `host` in istiod's registryz, [] when it is not there."""
-    for svc in registry if isinstance(registry, list) else []:
-        if isinstance(svc, Mapping) and svc.get("hostname") == host:
-            return [f"{p.get('name', '')} {p.get('port', '')}/{p.get('protocol', '')}".strip()
-                    for p in svc.get("ports") or [] if isinstance(p, Mapping)]
-    return []
+def registry_ports(registry: Mapping[str, Any], host: str) -> list[str]:
+    """`name port/protocol` of the service `host` in istiod's registryz (by hostname), [] when it is not there."""
+    svc = registry.get(host)
+    return [f"{p.get('name', '')} {p.get('port', '')}/{p.get('protocol', '')}".strip()
+            for p in svc.get("ports") or [] if isinstance(p, Mapping)] if isinstance(svc, Mapping) else []
 
 
 async def detect(facts: Facts, focus: Focus | None) -> list[Finding]:
     dump = await facts.dump("routes")
     known = {str(c.get("name", "")) for c in eps.cluster_statuses(await facts.clusters_json())}
     found = await facts.compute(missing, dump, known, focus)
-    registry: Any = None
+    registry: dict[str, Any] | None = None
     if found:
         try:
-            registry = await facts.istiod("/debug/registryz")
+            answer = await facts.istiod("/debug/registryz")
+            registry = {str(s.get("hostname")): s for s in answer if isinstance(s, Mapping)} if isinstance(
+                answer, list) else {}
         except UpstreamError:
             registry = None  # the cluster names still tell most of it
+    index = await facts.compute(by_host, known) if found else {}
     findings = []
     for cluster, routes in sorted(found.items()):
         host = cd.parse_subset_key(cluster)[3]
-        others = siblings(cluster, known)
-        ports = registry_ports(registry, host) if host else []
+        others = siblings(cluster, index)
+        ports = registry_ports(registry or {}, host) if host else []
         evidence = [f"routes pointing at it: {len(routes)}"]
         if others:
             evidence.append("clusters of the same host on this proxy: " + ", ".join(others[:5]))

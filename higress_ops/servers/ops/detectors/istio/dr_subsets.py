@@ -71,7 +71,7 @@ async def detect(facts: Facts, focus: Focus | None) -> list[Finding]:
         return []
     endpointz = await facts.istiod("/debug/endpointz")
     services = service_map(mesh.registry)
-    return [f for dr in drs for f in check(dr, mesh, services, endpointz)]
+    return await facts.compute(lambda: [f for dr in drs for f in check(dr, mesh, services, endpointz)])
 
 
 DETECTOR = Detector(NAME, "DestinationRules for unknown hosts, and subsets that select no pods (istioctl IST0174, "

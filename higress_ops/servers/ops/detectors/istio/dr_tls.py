@@ -122,7 +122,7 @@ def mode_findings(dr: Resource, svc: Mapping[str, Any], clusters: set[str], endp
 
 async def detect_ca(facts: Facts, focus: Focus | None) -> list[Finding]:
     mesh = await scope.mesh(facts)
-    return [f for dr in mesh.config.of("DestinationRule") for f in ca_findings(dr)]
+    return await facts.compute(lambda: [f for dr in mesh.config.of("DestinationRule") for f in ca_findings(dr)])
 
 
 async def detect_mode(facts: Facts, focus: Focus | None) -> list[Finding]:
@@ -138,7 +138,8 @@ async def detect_mode(facts: Facts, focus: Focus | None) -> list[Finding]:
         return []
     endpointz = await facts.istiod("/debug/endpointz")
     stats = await facts.stats(r"^cluster\.outbound\|.+\.(" + "|".join(re.escape(s) for s in TLS_STATS) + ")$")
-    return [f for dr, svc in checked for f in mode_findings(dr, svc, clusters, endpointz, stats)]
+    return await facts.compute(lambda: [f for dr, svc in checked
+                                        for f in mode_findings(dr, svc, clusters, endpointz, stats)])
 
 
 CA_DETECTOR = Detector(CA, "DestinationRules that skip server certificate verification (istioctl IST0128, IST0129)",

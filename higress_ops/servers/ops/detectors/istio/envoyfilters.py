@@ -76,7 +76,7 @@ def check(ef: Resource, versioned: list[str]) -> list[Finding]:
 async def detect(facts: Facts, focus: Focus | None) -> list[Finding]:
     mesh = await scope.mesh(facts)
     versioned: list[str] = []
-    return [f for ef in mesh.config.of("EnvoyFilter") for f in check(ef, versioned)]
+    return await facts.compute(lambda: [f for ef in mesh.config.of("EnvoyFilter") for f in check(ef, versioned)])
 
 
 DETECTOR = Detector(NAME, "EnvoyFilter patches with relative or incorrect operations (istioctl IST0151-IST0155)",

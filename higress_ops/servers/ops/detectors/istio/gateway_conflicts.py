@@ -113,11 +113,11 @@ def duplicate_certificates(mesh: scope.Mesh) -> list[Finding]:
 
 
 async def detect_conflicts(facts: Facts, focus: Focus | None) -> list[Finding]:
-    return conflicts(await scope.mesh(facts))
+    return await facts.compute(conflicts, await scope.mesh(facts))
 
 
 async def detect_certificates(facts: Facts, focus: Focus | None) -> list[Finding]:
-    return duplicate_certificates(await scope.mesh(facts))
+    return await facts.compute(duplicate_certificates, await scope.mesh(facts))
 
 
 CONFLICTS_DETECTOR = Detector(CONFLICTS, "Gateways claiming the same selector, port and host (istioctl IST0145)",

@@ -65,10 +65,9 @@ def _ports_text(services: Mapping[str, list[Port]]) -> str:
                      for name, ports in sorted(services.items())) or "none"
 
 
-async def detect(facts: Facts, focus: Focus | None) -> list[Finding]:
-    mesh = await scope.mesh(facts)
-    endpointz = await facts.istiod("/debug/endpointz")
+def check(mesh: scope.Mesh, endpointz: Any) -> list[Finding]:
     findings: list[Finding] = []
+    services_by_pod = {(p.namespace, p.name): services_of(p, mesh.registry, endpointz) for p in mesh.pods}
     for gw in mesh.config.of("Gateway"):
         selector = configz.string_map(gw.spec.get("selector"))
         pods = [p for p in mesh.pods if configz.selects(selector, p.labels)]
@@ -80,7 +79,7 @@ async def detect(facts: Facts, focus: Focus | None) -> list[Finding]:
             continue
         services: dict[str, list[Port]] = {}
         for pod in pods:
-            services.update(services_of(pod, mesh.registry, endpointz))
+            services.update(services_by_pod[(pod.namespace, pod.name)])
         ports = exposed(services)
         for server in gw.items("servers"):
             number = mapping(server.get("port")).get("number")
@@ -94,6 +93,11 @@ async def detect(facts: Facts, focus: Focus | None) -> list[Finding]:
                 (f"Services selecting the gateway pods (port->targetPort, from istiod): {_ports_text(services)}",),
                 related)
     return findings
+
+
+async def detect(facts: Facts, focus: Focus | None) -> list[Finding]:
+    mesh = await scope.mesh(facts)
+    return await facts.compute(check, mesh, await facts.istiod("/debug/endpointz"))
 
 
 DETECTOR = Detector(NAME, "Gateway ports the gateway's Service does not expose (istioctl IST0162)", detect,

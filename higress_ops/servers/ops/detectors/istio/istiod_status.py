@@ -77,7 +77,7 @@ def redundant(findings: list[Finding]) -> list[Finding]:
 
 
 async def detect(facts: Facts, focus: Focus | None) -> list[Finding]:
-    return check((await scope.mesh(facts)).config)
+    return await facts.compute(check, (await scope.mesh(facts)).config)
 
 
 DETECTOR = Detector(NAME, "istiod's own analysis messages and negative status conditions (IST0171)", detect,

@@ -64,7 +64,7 @@ def check(vs: Resource, mesh: scope.Mesh) -> list[Finding]:
 
 async def detect(facts: Facts, focus: Focus | None) -> list[Finding]:
     mesh = await scope.mesh(facts)
-    return [f for vs in mesh.config.of("VirtualService") for f in check(vs, mesh)]
+    return await facts.compute(lambda: [f for vs in mesh.config.of("VirtualService") for f in check(vs, mesh)])
 
 
 DETECTOR = Detector(NAME, "JWT-claim routes without request authentication (istioctl IST0149)", detect,

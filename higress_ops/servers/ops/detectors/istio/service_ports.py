@@ -66,7 +66,7 @@ async def detect(facts: Facts, focus: Focus | None) -> list[Finding]:
     if not any(check(svc, {}) for svc in used):
         return []
     endpointz = await facts.istiod("/debug/endpointz")  # the target ports, for the message
-    return [f for svc in used for f in check(svc, endpointz)]
+    return await facts.compute(lambda: [f for svc in used for f in check(svc, endpointz)])
 
 
 DETECTOR = Detector(NAME, "Service ports outside Istio's naming convention (istioctl IST0118)", detect,

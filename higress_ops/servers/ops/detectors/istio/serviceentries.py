@@ -68,7 +68,8 @@ def conflicting_protocols(config: IstioConfig) -> list[Finding]:
 async def detect(facts: Facts, focus: Focus | None) -> list[Finding]:
     mesh = await scope.mesh(facts)
     entries = mesh.config.of("ServiceEntry")
-    return [f for se in entries for f in addresses(se)] + conflicting_protocols(mesh.config)
+    return await facts.compute(lambda: [f for se in entries for f in addresses(se)]
+                               + conflicting_protocols(mesh.config))
 
 
 DETECTOR = Detector(NAME, "ServiceEntry address and protocol problems (istioctl IST0134, IST0177)", detect,

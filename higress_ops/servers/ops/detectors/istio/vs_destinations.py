@@ -161,8 +161,8 @@ async def detect(facts: Facts, focus: Focus | None) -> list[Finding]:
     reported = set(await facts.compute(missing_cluster.missing, await facts.dump("routes"), known, None))
     services = service_map(mesh.registry)
     drs = subsets(mesh.config)
-    findings = [f for vs in mesh.config.of("VirtualService") for f in check(vs, services, drs, reported)]
-    return findings + ingress_subsets(mesh.config)
+    return await facts.compute(lambda: [f for vs in mesh.config.of("VirtualService")
+                                        for f in check(vs, services, drs, reported)] + ingress_subsets(mesh.config))
 
 
 DETECTOR = Detector(NAME, "VirtualService destinations: hosts, ports and subsets that do not exist (istioctl IST0101, "

@@ -93,7 +93,7 @@ def check(vs: Resource, config: IstioConfig) -> list[Finding]:
 
 async def detect(facts: Facts, focus: Focus | None) -> list[Finding]:
     mesh = await scope.mesh(facts)
-    return [f for vs in mesh.config.of("VirtualService") for f in check(vs, mesh.config)]
+    return await facts.compute(lambda: [f for vs in mesh.config.of("VirtualService") for f in check(vs, mesh.config)])
 
 
 DETECTOR = Detector(NAME, "VirtualServices bound to missing Gateways or hosts they do not serve (istioctl IST0101, "

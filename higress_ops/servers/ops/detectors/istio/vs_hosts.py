@@ -113,7 +113,8 @@ def mesh_conflicts(config: IstioConfig) -> list[Finding]:
 
 async def detect(facts: Facts, focus: Focus | None) -> list[Finding]:
     mesh = await scope.mesh(facts)
-    return gateway_merges(mesh.config, mesh.gateways_of_proxy()) + mesh_conflicts(mesh.config)
+    return await facts.compute(lambda: gateway_merges(mesh.config, mesh.gateways_of_proxy())
+                               + mesh_conflicts(mesh.config))
 
 
 DETECTOR = Detector(NAME, "Hosts defined by several VirtualServices on one gateway (and IST0109 on the mesh)",

@@ -139,7 +139,7 @@ def check(vs: Resource) -> list[Finding]:
 
 async def detect(facts: Facts, focus: Focus | None) -> list[Finding]:
     mesh = await scope.mesh(facts)
-    return [f for vs in mesh.config.of("VirtualService") for f in check(vs)]
+    return await facts.compute(lambda: [f for vs in mesh.config.of("VirtualService") for f in check(vs)])
 
 
 DETECTOR = Detector(NAME, "VirtualService rules no request reaches (istioctl IST0130, IST0131)", detect,
