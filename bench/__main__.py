@@ -14,18 +14,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import capacity, cross_replica, large_dump, latency, port_forward
+from bench import analyze, capacity, cross_replica, large_dump, latency, port_forward
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS: dict[str, Callable[[Path, str], dict[str, Any]]] = {
-    "P1P2": latency.run, "P3": cross_replica.run, "P4": capacity.run, "P5": large_dump.run, "P6": port_forward.run}
+    "P1P2": latency.run, "P3": cross_replica.run, "P4": capacity.run, "P5": large_dump.run, "P6": port_forward.run,
+    "P7": analyze.run}
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--scale", choices=["smoke", "quick", "full"], default="full")
-    parser.add_argument("--only", default="", help="comma-separated: P1P2,P3,P4,P5,P6")
+    parser.add_argument("--only", default="", help="comma-separated: P1P2,P3,P4,P5,P6,P7")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--readme", action="store_true", help="write the summary table into README.md")
     args = parser.parse_args()
@@ -109,6 +110,13 @@ def summary_table(r: dict[str, Any]) -> str:
                     f"({_f(p6['ratio_pooled'])}x, {p6['pooled_streams_opened']} stream(s) for {p6['pooled_calls']} "
                     f"calls); a new port-forward per call {_f(p6['fresh']['median_ms'], ' ms')} "
                     f"({_f(p6['ratio_fresh'])}x) | | streams pooled | {p6['met']} |")
+    if "P7" in r and "ratio" in r["P7"]:
+        p7 = r["P7"]
+        rows.append(f"| P7 analyze, {p7['routes']:,}-route Higress gateway ({p7['findings']:,} findings) | "
+                    f"get+json.loads of its documents {_f(p7['baseline_median_ms'], ' ms')} | "
+                    f"{_f(p7['higress_ops_median_ms'], ' ms')} ({_f(p7['ratio'])}x), first page "
+                    f"{p7['first_page_bytes']:,} bytes, ping p99 {_f(p7['concurrent_ping_p99_ms'], ' ms')} | | "
+                    f"<= 6,000 bytes, <= 1.5x | {p7['met']} |")
     for name in BENCHMARKS:
         if isinstance(r.get(name), dict) and "error" in r[name]:
             rows.append(f"| {name} | failed: {r[name]['error'][:80]} | | | | False |")

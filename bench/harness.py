@@ -130,10 +130,12 @@ def admin_envoy(workdir: Path) -> Iterator[Envoy]:
 
 @contextmanager
 def ops_serve(workdir: Path, envoy_url: str, *args: str, max_bytes: int = 1 << 20,
-              extra: dict[str, Any] | None = None) -> Iterator[ServeProcess]:
+              extra: dict[str, Any] | None = None, istiod_url: str = "http://127.0.0.1:9",
+              ops: dict[str, Any] | None = None) -> Iterator[ServeProcess]:
     config = {"mcpServer": {"enable": True, "sse_path_suffix": "/sse", **(extra or {}), "servers": [
         {"name": "ops", "path": "/higress-ops", "type": "higress-ops",
-         "config": {"istiodURL": "http://127.0.0.1:9", "envoyAdminURL": envoy_url, "maxResponseBytes": max_bytes}},
+         "config": {"istiodURL": istiod_url, "envoyAdminURL": envoy_url, "maxResponseBytes": max_bytes,
+                    **(ops or {})}},
         {"name": "echo", "path": "/echo", "type": "echo", "config": {}}]}}
     workdir.mkdir(parents=True, exist_ok=True)
     process = ServeProcess(write_config(workdir / f"higress-{free_port()}.yaml", config), workdir,

@@ -21,6 +21,6 @@ def test_bench_smoke_run_writes_every_benchmark(tmp_path: Path) -> None:
     results = json.loads((tmp_path / "latest.json").read_text())
     for key, field in (("P1", "ratio_higress_ops"), ("P2", "ratio_higress_ops"), ("P3", "added_p99_ms"),
                        ("P3_cluster", "added_p99_ms"),
-                       ("P4", "rss_per_session_kb"), ("P5", "ratio"), ("P6", "ratio_pooled")):
+                       ("P4", "rss_per_session_kb"), ("P5", "ratio"), ("P6", "ratio_pooled"), ("P7", "ratio")):
         assert isinstance(results[key][field], float), (key, results[key])
     assert "| P1 latency" in run.stdout

@@ -47,9 +47,9 @@ def bootstrap(routes: int, listener_port: int) -> dict[str, Any]:
                                                 "typed_config": {
                     "@type": HCM, "stat_prefix": "outbound_0.0.0.0_80", "http_filters": [ROUTER],
                     "route_config": {"name": "http.80", "validate_clusters": False, "virtual_hosts": vhosts}}}]}]}
+    node = {"LABELS": dict(o.GATEWAY_LABELS), "NAMESPACE": o.HIGRESS, "NAME": "higress-gateway-big"}
     return {"node": {"id": f"router~10.0.0.1~higress-gateway-big.{o.HIGRESS}~{o.HIGRESS}.svc.cluster.local",
-                     "cluster": "higress-gateway", "metadata": {"LABELS": dict(o.GATEWAY_LABELS),
-                                                                 "NAMESPACE": o.HIGRESS, "NAME": "higress-gateway-big"}},
+                     "cluster": "higress-gateway", "metadata": node},
             "static_resources": {"clusters": clusters, "listeners": [listener]}}
 
 

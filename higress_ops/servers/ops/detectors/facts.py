@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -46,6 +47,18 @@ ECDS_FIELDS = "ecds_filters"
 CONFIG_NAMES = 50  # cluster configs fetched by name in one call, at most (two small requests each)
 
 
+_LIMITERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = weakref.WeakKeyDictionary()
+
+
+def _one_thread() -> anyio.CapacityLimiter:
+    """The event loop's limiter for `compute` (a limiter belongs to the loop it was made on)."""
+    loop = asyncio.get_running_loop()
+    limiter = _LIMITERS.get(loop)
+    if limiter is None:
+        limiter = _LIMITERS[loop] = anyio.CapacityLimiter(1)
+    return limiter
+
+
 class Facts:
     """The documents of one call. Not shared between calls: a call reads the gateway as it is now."""
 
@@ -76,8 +89,10 @@ class Facts:
 
     @staticmethod
     async def compute(fn: Callable[..., T], *args: Any) -> T:
-        """`fn(*args)` in a worker thread: pure-Python work over a big document lets the loop serve others."""
-        return await anyio.to_thread.run_sync(fn, *args)
+        """`fn(*args)` in a worker thread: pure-Python work over a big document lets the loop serve others. One
+        such thread at a time: they hold the GIL anyway, and each more one takes its share of it from the loop
+        (analyze's dozen detectors at once made a concurrent ping 10x slower)."""
+        return await anyio.to_thread.run_sync(fn, *args, limiter=_one_thread())
 
     # ------------------------------------------------------------------ Envoy
 
