@@ -32,6 +32,7 @@ each wrong in one way:
     ServiceEntry shop/ext-db     TCP without addresses (IST0134); shop/api-a + shop/api-b: HTTPS vs TLS (IST0177)
     EnvoyFilters higress-system/bad-add, bad-remove, bad-replace, relative, versioned + shop-late (IST0151-0155)
     HTTPRoute shop/store         ResolvedRefs False (IST0171); VirtualService shop/old has istiod's IST0002
+    listener 8080 (route configuration http.8080) answers 404 itself for /orders, which port 80 routes to orders
 """
 
 from __future__ import annotations
@@ -222,6 +223,7 @@ class LintGateway:
     envoy: Envoy
     http_port: int
     ups: dict[str, Upstream]
+    alt_port: int  # listener 0.0.0.0_8080
 
     @property
     def admin_url(self) -> str:
@@ -239,7 +241,7 @@ def lint_gateway(workdir: Path) -> Iterator[LintGateway]:
     SIMPLE), catalog:8080 Istio mTLS (ISTIO_MUTUAL), towards backends that speak plain HTTP."""
     workdir.mkdir(parents=True, exist_ok=True)
     with upstreams(*BACKENDS) as ups:
-        http_port = free_port()
+        http_port, alt_port = free_port(), free_port()
         vhost = {"name": f"{HOST}:80", "domains": [HOST, f"{HOST}:80"], "routes": [
             _route("shop/catalog", "/catalog", CLUSTERS["catalog"], HIGRESS_VS),
             _route("shop/cart-old", "/cart-old", CART_81, HIGRESS_VS),
@@ -263,14 +265,25 @@ def lint_gateway(workdir: Path) -> Iterator[LintGateway]:
                         "@type": HCM, "stat_prefix": "outbound_0.0.0.0_80", "http_filters": [ROUTER],
                         "route_config": {"name": "http.80", "validate_clusters": False,
                                          "virtual_hosts": [vhost]}}}]}]}
+        # Port 8080 (a second Gateway server) answers 404 itself for /orders, which port 80 routes to its backend.
+        admin_vhost = {"name": f"{HOST}:8080", "domains": [HOST, f"{HOST}:8080"], "routes": [
+            {"name": "orders-maintenance", "match": {"prefix": "/orders"}, "direct_response": {"status": 404},
+             "metadata": istio_meta("virtual-service", NS, "maintenance")}]}
+        second = {**listener, "name": "0.0.0.0_8080", "address": {"socket_address": {"address": "127.0.0.1",
+                                                                                      "port_value": alt_port}}}
+        second["filter_chains"] = [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
+                                                 "typed_config": {"@type": HCM, "stat_prefix": "outbound_0.0.0.0_8080",
+                                                                  "http_filters": [ROUTER], "route_config": {
+                                                                      "name": "http.8080",
+                                                                      "virtual_hosts": [admin_vhost]}}}]}]
         bootstrap = {
             "node": {"id": f"router~10.0.0.1~{POD}.{HIGRESS}~{HIGRESS}.svc.cluster.local", "cluster": "higress-gateway",
                      "metadata": {"LABELS": {**o.GATEWAY_LABELS, "pod-template-hash": "7d9c"}, "NAMESPACE": HIGRESS,
                                   "NAME": POD, "CLUSTER_ID": "Kubernetes", "ISTIO_VERSION": "1.27.0"}},
-            "static_resources": {"clusters": clusters, "listeners": [listener]}}
+            "static_resources": {"clusters": clusters, "listeners": [listener, second]}}
         envoy = Envoy(bootstrap, workdir).start()
         try:
-            yield LintGateway(envoy, http_port, ups)
+            yield LintGateway(envoy, http_port, ups, alt_port)
         finally:
             envoy.stop()
 

@@ -2,8 +2,8 @@
 request's `Focus`), get-gateway-health and analyze (without), which only select and render their findings.
 
 A new failure class is one new module here and one line in `DETECTORS` (or in `LINTS`, for a check of the config
-that only analyze runs). Every detector reads the call's `Facts`,
-so a document two detectors need is fetched once. A detector whose source does not answer (istiod down, no
+that only analyze runs). Every detector reads the call's `Facts`, so a document two detectors need is fetched
+once. A detector whose source does not answer (istiod down, no
 Kubernetes API) is reported as skipped with the reason, and the others still run.
 """
 
@@ -18,6 +18,7 @@ from higress_ops.servers.ops.detectors import (
     certificates,
     circuit_breaker,
     connect_failure,
+    direct_response,
     empty_cluster,
     extension_config,
     health_check,
@@ -78,6 +79,7 @@ DETECTORS: tuple[Detector, ...] = (  # the issue's failure classes, in its order
 # analyze's alone: lints of the config behind the gateway (istioctl analyze's checks, detectors/istio, and the
 # Kubernetes objects'), which find-route and get-gateway-health, about what fails now, leave out.
 LINTS: tuple[Detector, ...] = (
+    direct_response.DETECTOR,
     gateway_ports.DETECTOR,
     gateway_conflicts.CONFLICTS_DETECTOR,
     gateway_conflicts.CERTIFICATES_DETECTOR,

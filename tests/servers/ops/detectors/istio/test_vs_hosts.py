@@ -21,7 +21,8 @@ async def test_a_host_merged_after_higress_s_routes(findings, world) -> None:
     assert f["evidence"] == [f"Gateway shop/public-gw; first: higress-system/{HIGRESS_VS} (created by Higress)"]
     # What Envoy holds agrees: one virtual host, Higress's routes then the override's.
     dump = requests.get(f"{world.gateway.admin_url}/config_dump?resource=static_route_configs", timeout=5).json()
-    [vhost] = dump["configs"][0]["route_config"]["virtual_hosts"]
+    [http80] = [c["route_config"] for c in dump["configs"] if c["route_config"]["name"] == "http.80"]
+    [vhost] = http80["virtual_hosts"]
     names = [r["name"] for r in vhost["routes"]]
     assert names.index("shop/cart") < names.index("override")
 
