@@ -27,7 +27,9 @@ each wrong in one way:
     DestinationRule shop/catalog tls ISTIO_MUTUAL towards endpoints without a sidecar
     DestinationRule shop/edge    tls SIMPLE without caCertificates (IST0128)
     DestinationRule shop/ghost   for a host no service has (IST0174)
-    DestinationRule shop/cart    subset v3 selects no pod (IST0173); v1 does
+    DestinationRule shop/cart    subset v3 selects no pod (IST0173); v1 does; outlier detection may eject every host
+                                 for 30 minutes, panic mode off (as Istio programs it)
+    DestinationRule shop/catalog also a connection pool of 1 pending and 2 requests
     Service shop/inventory       port `web` (IST0118)
     ServiceEntry shop/ext-db     TCP without addresses (IST0134); shop/api-a + shop/api-b: HTTPS vs TLS (IST0177)
     EnvoyFilters higress-system/bad-add, bad-remove, bad-replace, relative, versioned + shop-late (IST0151-0155)
@@ -129,10 +131,12 @@ def configz() -> list[dict[str, Any]]:
                                                                                   "reference/config/analysis/ist0002/"}]}},
         _dr("orders", FQDN["orders"], {"portLevelSettings": [{"port": {"number": 80}, "tls": {"mode": "SIMPLE"}}]}),
         _dr("pay", FQDN["pay"], {"tls": {"mode": "DISABLE"}}),
-        _dr("catalog", catalog, {"tls": {"mode": "ISTIO_MUTUAL"}}),
+        _dr("catalog", catalog, {"tls": {"mode": "ISTIO_MUTUAL"}, "connectionPool": {
+            "http": {"http1MaxPendingRequests": 1, "http2MaxRequests": 2}}}),
         _dr("edge", "edge.example.com", {"tls": {"mode": "SIMPLE", "sni": "edge.example.com"}}),
         _dr("ghost", f"ghost.{NS}.svc.cluster.local", {"loadBalancer": {"simple": "ROUND_ROBIN"}}),
-        _dr("cart", cart, {"loadBalancer": {"simple": "LEAST_REQUEST"}},
+        _dr("cart", cart, {"loadBalancer": {"simple": "LEAST_REQUEST"}, "outlierDetection": {
+            "consecutive5xxErrors": 1, "interval": "5s", "baseEjectionTime": "1800s", "maxEjectionPercent": 100}},
             [{"name": "v1", "labels": {"version": "v1"}}, {"name": "v3", "labels": {"version": "v3"}}]),
         o.config("ServiceEntry", "ext-db", NS, {"hosts": ["db.partner.example"], "ports": [
             {"number": 5432, "name": "pg", "protocol": "TCP"}], "location": "MESH_EXTERNAL", "resolution": "DNS"}),
@@ -200,6 +204,8 @@ def istiod_state(ports: dict[str, int]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- the Envoy istiod would program
 
+CART_OUTLIER = {"consecutive_5xx": 1, "interval": "5s", "base_ejection_time": "1800s", "max_ejection_percent": 100,
+                "enforcing_success_rate": 0, "enforcing_consecutive_5xx": 100}
 UPSTREAM_TLS = T + "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 
 
@@ -251,9 +257,12 @@ def lint_gateway(workdir: Path) -> Iterator[LintGateway]:
             _route("pay", "/pay", CLUSTERS["pay"], "cart-override", NS),
             _route("inventory", "/inventory", CLUSTERS["inventory"], "cart-override", NS)]}
         clusters = [
-            _cluster("cart", ups["cart"], "cart"),
+            # Istio's cluster for the rule's outlierDetection: panic threshold 0 (applyOutlierDetection)
+            _cluster("cart", ups["cart"], "cart", outlier_detection=CART_OUTLIER,
+                     common_lb_config={"healthy_panic_threshold": {"value": 0}}),
             _cluster("catalog", ups["catalog"], "catalog", transport_socket=_tls(
-                f"outbound_.8080_._.{FQDN['catalog']}", ["istio-peer-exchange", "istio"])),
+                f"outbound_.8080_._.{FQDN['catalog']}", ["istio-peer-exchange", "istio"]),
+                     circuit_breakers={"thresholds": [{"max_pending_requests": 1, "max_requests": 2}]}),
             _cluster("orders", ups["orders"], "orders", transport_socket=_tls(FQDN["orders"], [])),
             _cluster("pay", ups["pay"], "pay"),
             _cluster("inventory", ups["inventory"]),

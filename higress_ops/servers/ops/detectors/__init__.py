@@ -31,6 +31,7 @@ from higress_ops.servers.ops.detectors import (
     route_timeout,
     shadowed_route,
     tls_listener,
+    traffic_policy,
     upstream_protocol,
     upstream_tls,
 )
@@ -80,6 +81,7 @@ DETECTORS: tuple[Detector, ...] = (  # the issue's failure classes, in its order
 # Kubernetes objects'), which find-route and get-gateway-health, about what fails now, leave out.
 LINTS: tuple[Detector, ...] = (
     direct_response.DETECTOR,
+    traffic_policy.DETECTOR,
     gateway_ports.DETECTOR,
     gateway_conflicts.CONFLICTS_DETECTOR,
     gateway_conflicts.CERTIFICATES_DETECTOR,
