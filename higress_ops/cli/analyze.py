@@ -33,7 +33,7 @@ def register(subparsers: Any) -> None:
         description="Run every detector over the gateway's Envoy, istiod and (when the server reads it) the "
         "Kubernetes API, and print the findings worst first: severity, Istio's message code, the object to edit, "
         "what is wrong and the fix. Exit 79 when a finding is at least as severe as --failure-threshold, 1 when "
-        "the gateway could not be read, 2 for bad arguments.")
+        "the gateway's Envoy could not be read, 2 for bad arguments.")
     parser.add_argument("--config", metavar="PATH", help="higress-config manifest or its YAML (required)")
     parser.add_argument("--server", default=None, metavar="NAME", help="servers[] entry (default: the first)")
     parser.add_argument("--istiod-token", default=None, help="sent to istiod as a bearer token (as X-Istiod-Token)")
@@ -87,7 +87,13 @@ async def _analyze(server: OpsServer, sel: analyze.Selection, args: argparse.Nam
             print(f"higress-ops analyze: {exc}", file=sys.stderr)
             return 1
         headers = {"x-istiod-token": args.istiod_token} if args.istiod_token else {}
-        out = await analyze.outcome(sel, server.upstreams, CallContext(headers=headers, via="cli", target=target.name))
+        ctx = CallContext(headers=headers, via="cli", target=target.name)
+        try:  # no Envoy, no analysis: the detectors that need none would make it look clean
+            await server.upstreams.envoy_json("/config_dump", {"mask": "bootstrap.node.id"}, ctx)
+        except UpstreamError as exc:
+            print(f"higress-ops analyze: {exc}", file=sys.stderr)
+            return 1
+        out = await analyze.outcome(sel, server.upstreams, ctx)
     finally:
         await server.aclose()
     shown = analyze.Outcome([f for f in out.findings if f.severity <= Severity[args.output_threshold.upper()]],
@@ -103,7 +109,5 @@ async def _analyze(server: OpsServer, sel: analyze.Selection, args: argparse.Nam
             print(line, file=sys.stderr)
     origin = f"pod {target.name}" if target.pod is not None else f"the Envoy at {target.name}"
     print(f"[analyzed {origin}]", file=sys.stderr)
-    if len(out.skipped) == out.ran:
-        return 1  # nothing could be checked: not a clean bill of health
     worst = out.worst()
     return FOUND_ISSUES if worst is not None and worst <= Severity[args.failure_threshold.upper()] else 0

@@ -89,4 +89,5 @@ def test_nothing_checked_is_not_a_pass(tmp_path: Path) -> None:
         {"name": "ops", "path": "/higress-ops", "type": "higress-ops",
          "config": {"istiodURL": "http://127.0.0.1:9", "envoyAdminURL": "http://127.0.0.1:9"}}]}}))
     run = cli("--config", str(path))
-    assert run.returncode == 1 and "not checked (" in run.stderr and "127.0.0.1:9" in run.stderr
+    assert run.returncode == 1 and "Envoy admin at http://127.0.0.1:9 is unreachable" in run.stderr, run.stderr
+    assert not run.stdout  # no "no problems found" for a gateway that was never read

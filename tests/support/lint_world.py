@@ -20,15 +20,18 @@ each wrong in one way:
                                  /api/v2 (IST0131, overlapping prefix)
     VirtualServices shop/twin-a, shop/twin-b  (mesh) the same host (IST0109)
     VirtualService shop/cart-canary  (mesh) cart to subset v1: not for Higress's gateway routes to cart (IST0140)
-    VirtualService shop/cart-override  shop.example.com on shop/public-gw: merged after Higress's routes
+    VirtualService shop/cart-override  shop.example.com on shop/public-gw: merged after Higress's routes; its
+                                 /override takes /override/beta's requests (shadowed-route: it is on this gateway)
     VirtualService shop/vip      routes on @request.auth.claims.group with no RequestAuthentication (IST0149)
     DestinationRule shop/orders  port 80 tls SIMPLE, no caCertificates (IST0129), towards a plaintext port
     DestinationRule shop/pay     tls DISABLE towards port 443 `https`
     DestinationRule shop/catalog tls ISTIO_MUTUAL towards endpoints without a sidecar
     DestinationRule shop/edge    tls SIMPLE without caCertificates (IST0128)
     DestinationRule shop/ghost   for a host no service has (IST0174)
-    DestinationRule shop/cart    subset v3 selects no pod (IST0173); v1 does; outlier detection may eject every host
-                                 for 30 minutes, panic mode off (as Istio programs it)
+    DestinationRule shop/cart    subsets v3 and v4 select no pod (IST0173); v3 is routed on this gateway (/canary):
+                                 its cluster is empty, 503 UH, reported by empty-cluster; v1 selects cart's pod;
+                                 outlier detection may eject every host for 30 minutes, panic mode off (as Istio
+                                 programs it)
     DestinationRule shop/catalog also a connection pool of 1 pending and 2 requests
     Service shop/inventory       port `web` (IST0118)
     ServiceEntry shop/ext-db     TCP without addresses (IST0134); shop/api-a + shop/api-b: HTTPS vs TLS (IST0177)
@@ -62,6 +65,7 @@ CLUSTERS = {"cart": f"outbound|80||{FQDN['cart']}", "catalog": f"outbound|8080||
             "orders": f"outbound|80||{FQDN['orders']}", "pay": f"outbound|443||{FQDN['pay']}",
             "inventory": f"outbound|80||{FQDN['inventory']}"}
 BACKENDS = tuple(CLUSTERS)
+CART_V3 = f"outbound|80|v3|{FQDN['cart']}"  # no pod has version=v3: istiod sends the cluster no endpoint
 CART_81 = f"outbound|81||{FQDN['cart']}"  # Ingress shop/cart-old still says port 81: no such cluster (503 NC)
 HIGRESS_VS = f"{o.GEN}-shop-catalog-{o.clean_host(HOST)}"
 
@@ -107,8 +111,10 @@ def configz() -> list[dict[str, Any]]:
         o.virtual_service("reviews", NS, ["reviews.example.com"], [{"route": [o.route(cart, 80)]}], ["missing-gw"],
                           status={"validationMessages": [{"type": {"code": "IST0101"}, "level": "ERROR"}]}),
         o.virtual_service("promo", NS, ["promo.example.com"], [{"route": [o.route(cart, 80)]}], ["public-gw"]),
-        o.virtual_service("cart-override", NS, [HOST], [{"name": "override", "match": [prefix("/override")],
-                                                         "route": [o.route(cart, 80)]}], ["public-gw"]),
+        o.virtual_service("cart-override", NS, [HOST], [
+            {"name": "override", "match": [prefix("/override")], "route": [o.route(cart, 80)]},
+            {"name": "override-beta", "match": [prefix("/override/beta")], "route": [o.route(cart, 80)]},
+            {"name": "cart-v3", "match": [prefix("/canary")], "route": [o.route(cart, 80, "v3")]}], ["public-gw"]),
         o.virtual_service("vip", NS, ["www.example.com"], [{"match": [{"headers": {"@request.auth.claims.group": {
             "exact": "vip"}}}], "route": [o.route(cart, 80)]}, {"route": [o.route(cart, 80)]}], ["public-gw"]),
         _mesh_vs("search", ["search"], [
@@ -137,7 +143,8 @@ def configz() -> list[dict[str, Any]]:
         _dr("ghost", f"ghost.{NS}.svc.cluster.local", {"loadBalancer": {"simple": "ROUND_ROBIN"}}),
         _dr("cart", cart, {"loadBalancer": {"simple": "LEAST_REQUEST"}, "outlierDetection": {
             "consecutive5xxErrors": 1, "interval": "5s", "baseEjectionTime": "1800s", "maxEjectionPercent": 100}},
-            [{"name": "v1", "labels": {"version": "v1"}}, {"name": "v3", "labels": {"version": "v3"}}]),
+            [{"name": "v1", "labels": {"version": "v1"}}, {"name": "v3", "labels": {"version": "v3"}},
+             {"name": "v4", "labels": {"version": "v4"}}]),
         o.config("ServiceEntry", "ext-db", NS, {"hosts": ["db.partner.example"], "ports": [
             {"number": 5432, "name": "pg", "protocol": "TCP"}], "location": "MESH_EXTERNAL", "resolution": "DNS"}),
         o.config("ServiceEntry", "edge", NS, {"hosts": ["edge.example.com"], "ports": [
@@ -253,9 +260,11 @@ def lint_gateway(workdir: Path) -> Iterator[LintGateway]:
             _route("shop/cart-old", "/cart-old", CART_81, HIGRESS_VS),
             _route("shop/cart", "/cart", CLUSTERS["cart"], HIGRESS_VS),
             _route("override", "/override", CLUSTERS["cart"], "cart-override", NS),
+            _route("override-beta", "/override/beta", CLUSTERS["cart"], "cart-override", NS),
             _route("orders", "/orders", CLUSTERS["orders"], "cart-override", NS),
             _route("pay", "/pay", CLUSTERS["pay"], "cart-override", NS),
-            _route("inventory", "/inventory", CLUSTERS["inventory"], "cart-override", NS)]}
+            _route("inventory", "/inventory", CLUSTERS["inventory"], "cart-override", NS),
+            _route("cart-v3", "/canary", CART_V3, "cart-override", NS)]}
         clusters = [
             # Istio's cluster for the rule's outlierDetection: panic threshold 0 (applyOutlierDetection)
             _cluster("cart", ups["cart"], "cart", outlier_detection=CART_OUTLIER,
@@ -266,6 +275,7 @@ def lint_gateway(workdir: Path) -> Iterator[LintGateway]:
             _cluster("orders", ups["orders"], "orders", transport_socket=_tls(FQDN["orders"], [])),
             _cluster("pay", ups["pay"], "pay"),
             _cluster("inventory", ups["inventory"]),
+            cluster_of(CART_V3, [], istio_meta("destination-rule", NS, "cart"), connect_timeout="0.5s"),
         ]
         listener = {"name": "0.0.0.0_80", "address": {"socket_address": {"address": "127.0.0.1",
                                                                          "port_value": http_port}},

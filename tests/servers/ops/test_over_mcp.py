@@ -45,6 +45,7 @@ CALLS: list[tuple[str, dict[str, Any], str]] = [
     ("describe-cluster", {"cluster": "outbound|8000||httpbin.default.svc.cluster.local"},
      "Service default/httpbin (httpbin.default.svc.cluster.local, from istiod)"),
     ("what-changed", {}, "no namespace (kubernetes.namespaces is empty)"),
+    ("analyze", {"severity": "error"}, "analyze: "),
 ]
 
 
@@ -57,7 +58,7 @@ async def _all_results(client: Client) -> AsyncIterator[tuple[str, Any, str]]:
 async def test_every_tool_on_every_transport(server: ServeProcess, transport: str) -> None:
     async with TRANSPORTS[transport](server) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
-        assert len(tools) == 28  # 18 README tools, 8 views, list- and compare-gateway-pods
+        assert len(tools) == 29  # 18 README tools, 9 views, list- and compare-gateway-pods
         assert tools["get-envoy-certs"].annotations is not None
         assert tools["get-envoy-certs"].annotations.read_only_hint is True
         async for name, result, expect in _all_results(client):

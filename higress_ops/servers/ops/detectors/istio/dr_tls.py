@@ -8,17 +8,16 @@ registry has it), and the endpoints say whether a sidecar is there (`TLSMode` "i
 - DISABLE towards a port declared https or tls: Envoy sends plaintext to a TLS backend;
 - ISTIO_MUTUAL towards endpoints without a sidecar (a Higress backend usually has none): the backend cannot answer
   Istio's mTLS.
-Only ports this gateway has a cluster for are checked; the cluster's TLS counters are the evidence, and when they
-grew the finding is an error (requests fail now), otherwise a warning.
+Only ports this gateway has a cluster for are checked, before anything failed: once the cluster's TLS or connect
+counters grew, upstream-tls (issue 21) reports the failure on the cluster, which names this rule.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
-from higress_ops.servers.ops.detectors.base import Detector, Finding, Focus, Ref, Severity
+from higress_ops.servers.ops.detectors.base import Detector, Finding, Focus, Ref, Severity, cluster_pattern, counter
 from higress_ops.servers.ops.detectors.facts import Facts
 from higress_ops.servers.ops.detectors.istio import scope
 from higress_ops.servers.ops.views import configz
@@ -102,8 +101,8 @@ def mode_findings(dr: Resource, svc: Mapping[str, Any], clusters: set[str], endp
         why = disagreement(mode, protocol, sidecars(endpointz, host))
         if not why:
             continue
-        grown = {k.removeprefix(f"cluster.{cluster}."): v for k, v in stats.items()
-                 if k.startswith(f"cluster.{cluster}.") and v}
+        if any(counter(stats, cluster, k) for k in TLS_STATS):
+            continue  # it failed already: upstream-tls reports that, from these counters, on the cluster
         field = f"trafficPolicy.portLevelSettings[port {number}].tls.mode" if number in per_port else \
             "trafficPolicy.tls.mode"
         fix = ("set " + field + (" to DISABLE (or SIMPLE only if the backend serves TLS: then rename the port "
@@ -111,12 +110,9 @@ def mode_findings(dr: Resource, svc: Mapping[str, Any], clusters: set[str], endp
                                  "plaintext"))
         if mode == "ISTIO_MUTUAL":
             fix = f"set {field} to DISABLE: the backend has no sidecar to terminate Istio's mTLS"
-        out.append(Finding(
-            MODE, Severity.ERROR if grown else Severity.WARNING, scope.ref(dr),
-            f"{why} (port {number} '{p.get('name', '')}' of {host})", fix,
-            tuple(f"cluster {cluster} {k} {v}" for k, v in sorted(grown.items())) or
-            (f"cluster {cluster}: no TLS or connect errors counted yet",),
-            (Ref("cluster", cluster),)))
+        out.append(Finding(MODE, Severity.WARNING, scope.ref(dr), f"{why} (port {number} '{p.get('name', '')}' of "
+                           f"{host})", fix, (f"cluster {cluster}: no TLS or connect errors counted yet",),
+                           (Ref("cluster", cluster),)))
     return out
 
 
@@ -137,7 +133,7 @@ async def detect_mode(facts: Facts, focus: Focus | None) -> list[Finding]:
     if not checked:
         return []
     endpointz = await facts.istiod("/debug/endpointz")
-    stats = await facts.stats(r"^cluster\.outbound\|.+\.(" + "|".join(re.escape(s) for s in TLS_STATS) + ")$")
+    stats = await facts.counters()
     return await facts.compute(lambda: [f for dr, svc in checked
                                         for f in mode_findings(dr, svc, clusters, endpointz, stats)])
 
@@ -145,4 +141,5 @@ async def detect_mode(facts: Facts, focus: Focus | None) -> list[Finding]:
 CA_DETECTOR = Detector(CA, "DestinationRules that skip server certificate verification (istioctl IST0128, IST0129)",
                        detect_ca, next_tool="get-istiod-configz kind=DestinationRule", sources=("istiod", "envoy"))
 MODE_DETECTOR = Detector(MODE, "DestinationRule TLS modes that disagree with the port or the backend", detect_mode,
-                         next_tool="get-envoy-proxy-config type=clusters fqdn=<host>", sources=("istiod", "envoy"))
+                         next_tool="get-envoy-proxy-config type=clusters fqdn=<host>", sources=("istiod", "envoy"),
+                         stats=(cluster_pattern(TLS_STATS),))

@@ -8,6 +8,9 @@ through the schema analyzer): a rule no request can reach (IST0130) and a match 
 - HTTP only: a URI prefix match is covered by an earlier prefix it starts with, when port, method (GET when
   unset), authority, headers, query parameters and withoutHeaders agree (an earlier exact value, or a prefix of
   the later one's).
+The rules of a VirtualService bound to a Gateway of this proxy are Envoy routes here, in that order: the
+shadowed-route detector reports those on the routes themselves (with the route that takes their requests), so
+this one checks the others (mesh VirtualServices, other gateways').
 """
 
 from __future__ import annotations
@@ -137,9 +140,16 @@ def check(vs: Resource) -> list[Finding]:
     return out
 
 
+def served_here(vs: Resource, gateways: set[str]) -> bool:
+    """Bound to a Gateway of this proxy: its rules are Envoy routes here, which shadowed-route checks."""
+    return any((g if "/" in g else f"{vs.namespace}/{g}") in gateways for g in vs.strings("gateways"))
+
+
 async def detect(facts: Facts, focus: Focus | None) -> list[Finding]:
     mesh = await scope.mesh(facts)
-    return await facts.compute(lambda: [f for vs in mesh.config.of("VirtualService") for f in check(vs)])
+    here = {gw.full_name for gw in mesh.gateways_of_proxy()}
+    return await facts.compute(lambda: [f for vs in mesh.config.of("VirtualService") if not served_here(vs, here)
+                                        for f in check(vs)])
 
 
 DETECTOR = Detector(NAME, "VirtualService rules no request reaches (istioctl IST0130, IST0131)", detect,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from higress_ops.servers.ops.detectors.istio import dr_tls
 from tests.support.lint_world import CLUSTERS, about
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
@@ -21,20 +22,15 @@ async def test_tls_without_ca_certificates(findings) -> None:
     assert orders["message"].endswith("for host: orders.shop.svc.cluster.local at port number:80")
 
 
-async def test_tls_towards_a_plaintext_port_fails_in_envoy(findings) -> None:
-    """The rule says SIMPLE on a port named `http`: Envoy's handshakes with the HTTP backend fail (503)."""
-    [f] = about(await findings("destinationrule-tls-port"), "DestinationRule shop/orders")
-    assert f["severity"] == "error"
-    assert f["message"] == ("tls.mode SIMPLE originates TLS towards a port declared HTTP (plaintext) (port 80 'http' "
-                            "of orders.shop.svc.cluster.local)")
-    assert f"cluster {CLUSTERS['orders']} ssl.connection_error 1" in f["evidence"]
-    assert f["fix"].startswith("set trafficPolicy.portLevelSettings[port 80].tls.mode to DISABLE")
-
-
-async def test_istio_mtls_towards_backends_without_a_sidecar(findings) -> None:
-    [f] = about(await findings("destinationrule-tls-port"), "DestinationRule shop/catalog")
-    assert f["severity"] == "error" and "ISTIO_MUTUAL towards 1 endpoint(s) without a sidecar" in f["message"]
-    assert any(e.startswith(f"cluster {CLUSTERS['catalog']} ssl.connection_error ") for e in f["evidence"])
+async def test_tls_towards_a_plaintext_port_once_it_failed_is_upstream_tls_s(findings) -> None:
+    """The rules say SIMPLE on a port named `http` and ISTIO_MUTUAL towards pods without a sidecar: Envoy's
+    handshakes with the plain-HTTP backends failed (503), so upstream-tls reports it on the clusters, once."""
+    found = await findings("destinationrule-tls-port", "upstream-tls")
+    assert not about(found, "DestinationRule shop/orders") and not about(found, "DestinationRule shop/catalog")
+    for name in ("orders", "catalog"):
+        [f] = about(found, f"cluster {CLUSTERS[name]}")
+        assert f["detector"] == "upstream-tls" and f["verdict"]["reason"] == "upstream_tls_error"
+        assert "ssl.connection_error 1" in f["evidence"]
 
 
 async def test_plaintext_towards_a_tls_port_before_any_error(findings) -> None:
@@ -43,3 +39,17 @@ async def test_plaintext_towards_a_tls_port_before_any_error(findings) -> None:
     assert f["message"].startswith("tls.mode DISABLE sends plaintext towards a port declared HTTPS")
     assert f["evidence"] == [f"cluster {CLUSTERS['pay']}: no TLS or connect errors counted yet"]
     assert f["related"] == [f"cluster {CLUSTERS['pay']}"]
+
+
+@pytest.mark.parametrize(("mode", "protocol", "sidecars", "says"), [
+    ("SIMPLE", "HTTP2", (0, 1), "originates TLS towards a port declared HTTP2"),
+    ("MUTUAL", "GRPC", (0, 1), "originates TLS towards a port declared GRPC"),
+    ("DISABLE", "TLS", (0, 1), "sends plaintext towards a port declared TLS"),
+    ("ISTIO_MUTUAL", "HTTP", (0, 3), "ISTIO_MUTUAL towards 3 endpoint(s) without a sidecar"),
+    ("ISTIO_MUTUAL", "HTTP", (1, 3), ""),  # a sidecar answers mTLS
+    ("SIMPLE", "HTTPS", (0, 1), ""), ("DISABLE", "HTTP", (0, 1), ""), ("", "HTTPS", (0, 1), ""),
+])
+def test_which_modes_disagree_with_which_ports(mode: str, protocol: str, sidecars: tuple[int, int],
+                                               says: str) -> None:
+    why = dr_tls.disagreement(mode, protocol, sidecars)
+    assert (says in why) if says else why == ""

@@ -23,3 +23,11 @@ async def test_unreachable_rules_and_ineffective_matches(findings) -> None:
 async def test_rules_that_all_match_differently_are_fine(findings) -> None:
     found = await findings("istio-virtualservice-rules")
     assert {f["object"] for f in found} == {"VirtualService shop/rules"}
+
+
+async def test_rules_of_this_gateway_are_checked_as_envoy_routes(findings) -> None:
+    """shop/cart-override's /override before /override/beta is on this gateway: one finding, on the route."""
+    found = await findings("istio-virtualservice-rules", "shadowed-route")
+    assert not about(found, "VirtualService shop/cart-override")
+    [shadow] = [f for f in found if f["detector"] == "shadowed-route"]
+    assert "override-beta" in shadow["object"] and "override" in shadow["message"]
