@@ -9,6 +9,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -108,6 +109,25 @@ def timed(fn: Callable[[], Any]) -> float:
     started = time.perf_counter()
     fn()
     return time.perf_counter() - started
+
+
+def timed_with_pings(call: Callable[[], Any], pinger: McpSession, pings: list[float]) -> float:
+    """How long `call` takes while another session pings every 10 ms (each ping's time goes to `pings`): a
+    server that keeps its loop free answers the pings promptly during the call."""
+    stop = threading.Event()
+
+    def ping_forever() -> None:
+        while not stop.is_set():
+            pings.append(timed(pinger.ping))
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=ping_forever)
+    thread.start()
+    try:
+        return timed(call)
+    finally:
+        stop.set()
+        thread.join()
 
 
 def alternate(rounds: int, per_round: int, sides: dict[str, Callable[[], Any]]) -> dict[str, list[float]]:

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import json
 import statistics
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from bench.harness import McpSession, ops_serve, percentile, timed
+from bench.harness import McpSession, ops_serve, percentile, timed, timed_with_pings
 from tests.support.gateway import big_gateway
 
 
@@ -28,20 +26,9 @@ def run(workdir: Path, scale: str) -> dict[str, Any]:
         baseline: list[float] = []
         ours: list[float] = []
         pings: list[float] = []
-        stop = threading.Event()
-
-        def ping_forever() -> None:
-            while not stop.is_set():
-                pings.append(timed(pinger.ping))
-                time.sleep(0.01)
 
         def with_pings(call: Callable[[], Any], into: list[float]) -> None:
-            thread = threading.Thread(target=ping_forever)
-            thread.start()
-            into.append(timed(call))
-            stop.set()
-            thread.join()
-            stop.clear()
+            into.append(timed_with_pings(call, pinger, pings))
 
         session.call("get-envoy-proxy-config", view)  # warm
         for _ in range(rounds):
