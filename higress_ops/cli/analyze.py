@@ -94,17 +94,20 @@ async def _analyze(server: OpsServer, sel: analyze.Selection, args: argparse.Nam
             print(f"higress-ops analyze: {exc}", file=sys.stderr)
             return 1
         out = await analyze.outcome(sel, server.upstreams, ctx)
+        await out.link(0, len(out.findings))
     finally:
         await server.aclose()
-    shown = analyze.Outcome([f for f in out.findings if f.severity <= Severity[args.output_threshold.upper()]],
-                            out.ran, out.skipped, out.notes)
+    keep = [i for i, f in enumerate(out.findings) if f.severity <= Severity[args.output_threshold.upper()]]
+    shown = analyze.Outcome([out.findings[i] for i in keep], out.ran, out.skipped, out.notes,
+                            edits={n: out.edits.get(i, []) for n, i in enumerate(keep)})
     if args.output == "json":
-        print(json.dumps({"counts": shown.counts(), "findings": [f.to_json() for f in shown.findings],
+        print(json.dumps({"counts": shown.counts(), "findings": analyze.structured(shown, 0, len(shown.findings))[
+            "findings"],
                           "not_checked": out.skipped, "notes": out.notes}, indent=2, ensure_ascii=False))
     else:
         print(analyze.summary(shown))
-        for f in shown.findings:
-            print("\n".join(analyze.finding_lines(f)))
+        for i, f in enumerate(shown.findings):
+            print("\n".join(analyze.finding_lines(f, shown.edits.get(i, ()))))
         for line in analyze.trailer(shown):
             print(line, file=sys.stderr)
     origin = f"pod {target.name}" if target.pod is not None else f"the Envoy at {target.name}"

@@ -34,6 +34,10 @@ from tests.support.procs import free_port
 
 UNLIMITED = 4294967295
 SECRET = "kubernetes-ingress://Kubernetes/shop/shop-tls"  # the Gateway's credentialName, as SDS names it
+# Istio puts it on every gateway listener with TLS chains: without it no SNI is read and no chain with
+# server_names ever matches (Envoy 1.40 adds none by itself).
+TLS_INSPECTOR = {"name": "envoy.filters.listener.tls_inspector", "typed_config": {
+    "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"}}
 
 
 @dataclass
@@ -151,6 +155,7 @@ def shop_gateway(workdir: Path) -> Iterator[ShopGateway]:
             {"name": "0.0.0.0_80", "address": {"socket_address": {"address": "127.0.0.1", "port_value": http_port}},
              "filter_chains": [{"filters": [hcm("outbound_0.0.0.0_80")]}]},
             {"name": "0.0.0.0_443", "address": {"socket_address": {"address": "127.0.0.1", "port_value": https_port}},
+             "listener_filters": [TLS_INSPECTOR],
              "filter_chains": [{"filter_chain_match": {"server_names": [s.HOST]},
                                 "filters": [hcm("outbound_0.0.0.0_443")], "transport_socket": tls}]}])
         bootstrap = {

@@ -52,6 +52,7 @@ from higress_ops.servers.ops.detectors.istio import (
     vs_hosts,
     vs_rules,
 )
+from higress_ops.servers.ops.detectors.kube import ingress_conflicts, ingress_tls, service_pods, stray_annotations
 from higress_ops.servers.ops.views.configdump import DumpError
 from higress_ops.servers.ops.views.source import UpstreamError
 
@@ -97,6 +98,11 @@ LINTS: tuple[Detector, ...] = (
     serviceentries.DETECTOR,
     envoyfilters.DETECTOR,
     istiod_status.DETECTOR,
+    # the Kubernetes objects' (detectors/kube)
+    ingress_conflicts.DETECTOR,
+    ingress_tls.DETECTOR,
+    stray_annotations.DETECTOR,
+    service_pods.DETECTOR,
 )
 ANALYZE = DETECTORS + LINTS
 

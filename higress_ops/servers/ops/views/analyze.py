@@ -22,6 +22,7 @@ from higress_ops.servers.base import CallContext
 from higress_ops.servers.ops import detectors
 from higress_ops.servers.ops.detectors import Detector, Facts, Finding, Severity
 from higress_ops.servers.ops.detectors.istio import istiod_status
+from higress_ops.servers.ops.views import edits
 from higress_ops.servers.ops.views.gateway_health import BUDGET_BYTES
 from higress_ops.servers.ops.views.source import Source
 
@@ -105,6 +106,15 @@ class Outcome:
     ran: int  # detectors run
     skipped: dict[str, str] = field(default_factory=dict)  # detector -> why it did not run
     notes: dict[str, list[str]] = field(default_factory=dict)
+    facts: Facts | None = field(default=None, repr=False)
+    edits: dict[int, list[str]] = field(default_factory=dict)  # finding index -> the objects to edit (edits.py)
+
+    async def link(self, start: int, end: int) -> None:
+        """The objects to edit for findings[start:end] (the page shown: each link may read a cluster's config)."""
+        wanted = [i for i in range(start, min(end, len(self.findings))) if i not in self.edits]
+        if self.facts is not None and wanted:
+            found = await edits.edits([self.findings[i] for i in wanted], self.facts)
+            self.edits.update(zip(wanted, found, strict=True))
 
     def counts(self) -> dict[str, int]:
         return {str(s): sum(f.severity == s for f in self.findings) for s in Severity}
@@ -117,7 +127,7 @@ async def outcome(sel: Selection, src: Source, ctx: CallContext) -> Outcome:
     facts = Facts(src, ctx)
     report = await detectors.run(facts, None, sel.detectors)
     findings = [f for f in istiod_status.redundant(report.findings) if sel.shows(f)]
-    return Outcome(findings, len(sel.detectors), report.skipped, report.notes)
+    return Outcome(findings, len(sel.detectors), report.skipped, report.notes, facts)
 
 
 # ---------------------------------------------------------------- rendering
@@ -126,10 +136,11 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text.encode()) <= limit else text.encode()[:limit - 3].decode("utf-8", "ignore") + "..."
 
 
-def finding_lines(f: Finding) -> list[str]:
-    """The finding's line, and one with its evidence and the other objects involved."""
+def finding_lines(f: Finding, edit: Sequence[str] = ()) -> list[str]:
+    """The finding's line, one with its evidence and the other objects involved, and the objects to edit."""
     more = [*f.evidence, *(f"see {r}" for r in f.related)]
-    return [_cut(f.line(), LINE_BYTES)] + ([_cut("    " + "; ".join(more), LINE_BYTES // 2)] if more else [])
+    return [_cut(f.line(), LINE_BYTES)] + ([_cut("    " + "; ".join(more), LINE_BYTES // 2)] if more else []) + (
+        [_cut("    edit: " + "; ".join(edit), LINE_BYTES // 2)] if edit else [])
 
 
 def summary(out: Outcome) -> str:
@@ -155,7 +166,8 @@ def render(out: Outcome, offset: int, limit: int, budget: int = BUDGET_BYTES) ->
     total = len(out.findings)
     for n in range(max(limit, 1), 0, -1):
         page = out.findings[offset:offset + n]
-        lines = [summary(out)] + [line for f in page for line in finding_lines(f)]
+        lines = [summary(out)] + [line for i, f in enumerate(page, offset)
+                                  for line in finding_lines(f, out.edits.get(i, ()))]
         end = offset + len(page)
         if offset or end < total:
             lines.append(f"[findings {offset + 1 if page else offset}-{end} of {total}"
@@ -171,7 +183,8 @@ def structured(out: Outcome, offset: int, shown: int) -> dict[str, Any]:
     end = offset + shown
     return {"total": len(out.findings), "counts": out.counts(), "offset": offset, "shown": shown,
             "next_offset": end if end < len(out.findings) else None,
-            "findings": [f.to_json() for f in out.findings[offset:end]],
+            "findings": [{**f.to_json(), **({"edit": out.edits[i]} if out.edits.get(i) else {})}
+                         for i, f in enumerate(out.findings[offset:end], offset)],
             "by_detector": _by_detector(out.findings), "not_checked": out.skipped, "notes": out.notes}
 
 

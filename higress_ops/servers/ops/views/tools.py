@@ -294,6 +294,7 @@ async def _analyze(args: Mapping[str, Any], src: Source, ctx: CallContext) -> To
     sel = analyze.selection(args)
     offset, limit = _int(args, "offset", 0), _int(args, "limit", analyze.DEFAULT_LIMIT, 1, 200)
     out = await analyze.outcome(sel, src, ctx)
+    await out.link(offset, offset + limit)
     text, shown = await anyio.to_thread.run_sync(analyze.render, out, offset, limit,
                                                  min(src.max_bytes, gh.BUDGET_BYTES))
     return ToolResult.text(text, structured=analyze.structured(out, offset, shown))
