@@ -4,7 +4,7 @@ claims are never there and the rule never matches.
 
 A RequestAuthentication applies when it is in the pod's namespace or the root namespace and its selector matches
 the pod's labels. Istio's root namespace is `istio-system`; Higress's istiod runs with its own namespace as the
-root (`higress-system` by default), so both count.
+root (the server config's `namespace`, `higress-system` by default), so both count.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from higress_ops.servers.ops.views.configz import Resource
 
 NAME = "istio-jwt-claim-routes"
 CLAIM = "@request.auth.claims"
-ROOTS = ("istio-system", "higress-system")
+ISTIO_ROOT = "istio-system"
 
 
 def claim_key(vs: Resource) -> str:
@@ -34,7 +34,8 @@ def claim_key(vs: Resource) -> str:
     return ""
 
 
-def check(vs: Resource, mesh: scope.Mesh) -> list[Finding]:
+def check(vs: Resource, mesh: scope.Mesh, root: str) -> list[Finding]:
+    """`root`: Higress's namespace, its istiod's root namespace."""
     key = claim_key(vs)
     if not key:
         return []
@@ -51,12 +52,12 @@ def check(vs: Resource, mesh: scope.Mesh) -> list[Finding]:
         for pod in mesh.pods:
             if not configz.selects(selector, pod.labels):
                 continue
-            covered = any(ra.namespace in (*ROOTS, pod.namespace) and configz.selects(
+            covered = any(ra.namespace in (ISTIO_ROOT, root, pod.namespace) and configz.selects(
                 configz.string_map(mapping(ra.spec.get("selector")).get("matchLabels")), pod.labels) for ra in authns)
             if not covered:
                 out += scope.finding(NAME, vs, "IST0149", (key, full, pod.name),
                                      f"apply a RequestAuthentication (with the JWT issuer) to the gateway pods, in "
-                                     f"namespace {pod.namespace} or {ROOTS[1]}, selecting "
+                                     f"namespace {pod.namespace} or {root}, selecting "
                                      f"{configz.selector_text(selector)}", (f"header match {key}",),
                                      (scope.ref(gw),))
     return out
@@ -64,7 +65,8 @@ def check(vs: Resource, mesh: scope.Mesh) -> list[Finding]:
 
 async def detect(facts: Facts, focus: Focus | None) -> list[Finding]:
     mesh = await scope.mesh(facts)
-    return await facts.compute(lambda: [f for vs in mesh.config.of("VirtualService") for f in check(vs, mesh)])
+    root = facts.src.namespace
+    return await facts.compute(lambda: [f for vs in mesh.config.of("VirtualService") for f in check(vs, mesh, root)])
 
 
 DETECTOR = Detector(NAME, "JWT-claim routes without request authentication (istioctl IST0149)", detect,

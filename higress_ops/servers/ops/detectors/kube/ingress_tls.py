@@ -21,7 +21,6 @@ from higress_ops.servers.ops.objects.model import KUBERNETES
 from higress_ops.servers.ops.views import configdump as cd
 from higress_ops.servers.ops.views import listeners as ls
 from higress_ops.servers.ops.views.configdump import mapping
-from higress_ops.servers.ops.views.source import UpstreamError
 
 NAME = "ingress-tls"
 TLS = "envoy.transport_sockets.tls"
@@ -66,11 +65,7 @@ async def wanted(facts: Facts) -> list[Wanted]:
         return [(Ref("Ingress", i.meta.name, i.meta.namespace), h, f"{i.meta.namespace}/{secret}")
                 for i in await facts.objects.ingresses() if i.meta.source == KUBERNETES
                 for hosts, secret in i.tls for h in hosts]
-    try:
-        mesh = await scope.mesh(facts)
-    except UpstreamError as exc:
-        facts.note(NAME, f"neither the Kubernetes API nor istiod to read the TLS hosts from ({str(exc)[:80]})")
-        return []
+    mesh = await scope.mesh(facts)  # no istiod either: not checked, and says why
     return [(scope.ref(gw), str(h), str(mapping(s.get("tls")).get("credentialName", "")))
             for gw in mesh.gateways_of_proxy() for s in gw.items("servers")
             if str(mapping(s.get("port")).get("protocol", "")).upper() == "HTTPS" for h in s.get("hosts") or []]
