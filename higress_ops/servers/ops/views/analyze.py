@@ -18,13 +18,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from higress_ops.servers.base import CallContext
+import anyio
+
+from higress_ops.servers.base import CallContext, ToolResult
 from higress_ops.servers.ops import detectors
 from higress_ops.servers.ops.detectors import Detector, Facts, Finding, Severity
 from higress_ops.servers.ops.detectors.istio import istiod_status
 from higress_ops.servers.ops.views import edits
 from higress_ops.servers.ops.views.gateway_health import BUDGET_BYTES
 from higress_ops.servers.ops.views.source import Source
+from higress_ops.servers.ops.views.toolkit import PAGING, S, ViewTool, int_arg, spec
 
 SEVERITIES = ("error", "warning", "info")
 DEFAULT_LIMIT = 20
@@ -193,3 +196,35 @@ def _by_detector(findings: Sequence[Finding]) -> dict[str, int]:
     for f in findings:
         out[f.detector] = out.get(f.detector, 0) + 1
     return out
+
+
+# ---------------------------------------------------------------- the tool
+
+async def _analyze(args: Mapping[str, Any], src: Source, ctx: CallContext) -> ToolResult:
+    sel = selection(args)
+    offset, limit = int_arg(args, "offset", 0), int_arg(args, "limit", DEFAULT_LIMIT, 1, 200)
+    out = await outcome(sel, src, ctx)
+    await out.link(offset, offset + limit)
+    text, shown = await anyio.to_thread.run_sync(render, out, offset, limit, min(src.max_bytes, BUDGET_BYTES))
+    return ToolResult.text(text, structured=structured(out, offset, shown))
+
+
+TOOL = ViewTool(spec(
+    "analyze",
+    "A lint of the live configuration, like istioctl analyze but from the running gateway: every detector over "
+    "Envoy, istiod (configz, registryz, endpointz) and the Kubernetes objects when the server reads them. "
+    "Findings worst first, each with its severity, Istio's message code where one exists (IST0101, ...), the "
+    "object to edit, what is wrong and the fix; the first page stays within 2,000 tokens, offset/limit page on.",
+    {"severity": {"type": "string", "enum": list(SEVERITIES), "default": "info",
+                  "description": "the least severe findings to show (istioctl --output-threshold)"},
+     "detectors": {"type": "array", "items": S, "description": "run only these detectors (their names)"},
+     "codes": {"type": "array", "items": S, "description": "only these message codes, e.g. IST0101"},
+     "kinds": {"type": "array", "items": S, "description": "only findings about these kinds of object "
+                                                               "(VirtualService, Ingress, cluster, ...)"},
+     "namespace": {**S, "description": "only objects in this namespace"},
+     "name": {**S, "description": "only objects whose name contains this"},
+     "suppress": {"type": "array", "items": S, "description": "istioctl --suppress rules: CODE=Kind "
+                                                                 "namespace/name, '*' for any part"},
+     "offset": PAGING["offset"],
+     "limit": {"type": "integer", "minimum": 1, "maximum": 200, "default": DEFAULT_LIMIT,
+               "description": "Findings per page (fewer when a page would pass 2,000 tokens)."}}), _analyze)

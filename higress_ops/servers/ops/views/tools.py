@@ -7,14 +7,13 @@ megabytes. Results are text tables within the size budget, with rows as structur
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
 import anyio
 
-from higress_ops.servers.base import CallContext, ToolResult, ToolSpec
+from higress_ops.servers.base import CallContext, ToolResult
 from higress_ops.servers.ops import detectors
 from higress_ops.servers.ops.detectors.facts import SECTION_FIELDS, Facts
 from higress_ops.servers.ops.views import (
@@ -33,50 +32,21 @@ from higress_ops.servers.ops.views import (
 )
 from higress_ops.servers.ops.views import find_route as fr
 from higress_ops.servers.ops.views import gateway_health as gh
-from higress_ops.servers.ops.views.configdump import DumpError
 from higress_ops.servers.ops.views.matching import Request
 from higress_ops.servers.ops.views.paging import DEFAULT_LIMIT, fit, fit_page, json_content, page, structured_rows
-from higress_ops.servers.ops.views.source import Source, UpstreamError, as_source
+from higress_ops.servers.ops.views.source import Source, UpstreamError
 from higress_ops.servers.ops.views.table import Table, with_config_type
+from higress_ops.servers.ops.views.toolkit import PAGING as _PAGING
+from higress_ops.servers.ops.views.toolkit import PORT as _PORT
+from higress_ops.servers.ops.views.toolkit import S as _S
+from higress_ops.servers.ops.views.toolkit import ViewTool
+from higress_ops.servers.ops.views.toolkit import int_arg as _int
+from higress_ops.servers.ops.views.toolkit import spec as _spec
+from higress_ops.servers.ops.views.toolkit import str_arg as _str
 
-Run = Callable[[Mapping[str, Any], Source, CallContext], Awaitable[ToolResult]]
 RESOURCE_TYPES = ("clusters", "listeners", "routes", "endpoints", "secrets", "ecds", "all")
-_PAGING = {
-    "offset": {"type": "integer", "minimum": 0, "default": 0, "description": "First row to show."},
-    "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": DEFAULT_LIMIT,
-              "description": "Rows per page."},
-}
 _PROXY_ID = re.compile(r"^[A-Za-z0-9._~:-]{1,253}$")
 _TYPES = re.compile(r"^[A-Za-z0-9._/,-]{1,500}$")
-
-
-@dataclass(frozen=True)
-class ViewTool:
-    spec: ToolSpec
-    handler: Run
-    reads_envoy: bool = True  # the server adds the `pod` argument and names the pod that answered
-
-    async def run(self, arguments: Mapping[str, Any], upstreams: Any, ctx: CallContext) -> ToolResult:
-        try:
-            return await self.handler(arguments, as_source(upstreams), ctx)
-        except (UpstreamError, DumpError, ValueError) as exc:
-            return ToolResult.error(f"{self.spec.name}: {exc}")
-
-
-def _int(args: Mapping[str, Any], key: str, default: int, lo: int = 0, hi: int = 2**31) -> int:
-    value = args.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ValueError(f"'{key}' must be an integer from {lo} to {hi}, got {value!r}")
-    return value
-
-
-def _str(args: Mapping[str, Any], key: str, default: str = "", choices: tuple[str, ...] = ()) -> str:
-    value = args.get(key, default)
-    if not isinstance(value, str) or len(value) > 1000:
-        raise ValueError(f"'{key}' must be a string of at most 1000 characters")
-    if choices and value not in choices:
-        raise ValueError(f"'{key}' must be one of {', '.join(choices)}, got {value!r}")
-    return value
 
 
 def _paged_result(t: Table, args: Mapping[str, Any], src: Source, title: str = "", extra: str = "") -> ToolResult:
@@ -290,29 +260,6 @@ async def _what_changed(args: Mapping[str, Any], src: Source, ctx: CallContext) 
                            structured={**answer, "rows": structured_rows(rows), "total": len(answer["rows"])})
 
 
-async def _analyze(args: Mapping[str, Any], src: Source, ctx: CallContext) -> ToolResult:
-    sel = analyze.selection(args)
-    offset, limit = _int(args, "offset", 0), _int(args, "limit", analyze.DEFAULT_LIMIT, 1, 200)
-    out = await analyze.outcome(sel, src, ctx)
-    await out.link(offset, offset + limit)
-    text, shown = await anyio.to_thread.run_sync(analyze.render, out, offset, limit,
-                                                 min(src.max_bytes, gh.BUDGET_BYTES))
-    return ToolResult.text(text, structured=analyze.structured(out, offset, shown))
-
-
-def _spec(name: str, description: str, props: dict[str, Any], required: tuple[str, ...] = ()) -> ToolSpec:
-    schema: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
-    if required:
-        schema["required"] = list(required)
-    return ToolSpec(name=name, description=description, input_schema=schema,
-                    title=name.replace("-", " ").capitalize(),
-                    annotations={"readOnlyHint": True, "destructiveHint": False, "idempotentHint": True,
-                                 "openWorldHint": False})
-
-
-_S = {"type": "string"}
-_PORT = {"type": "integer", "minimum": 0, "maximum": 65535}
-
 TOOLS: tuple[ViewTool, ...] = (
     ViewTool(_spec(
         "get-envoy-proxy-config",
@@ -391,23 +338,5 @@ TOOLS: tuple[ViewTool, ...] = (
          "offset": _PAGING["offset"],
          "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}}), _what_changed,
         reads_envoy=False),
-    ViewTool(_spec(
-        "analyze",
-        "A lint of the live configuration, like istioctl analyze but from the running gateway: every detector over "
-        "Envoy, istiod (configz, registryz, endpointz) and the Kubernetes objects when the server reads them. "
-        "Findings worst first, each with its severity, Istio's message code where one exists (IST0101, ...), the "
-        "object to edit, what is wrong and the fix; the first page stays within 2,000 tokens, offset/limit page on.",
-        {"severity": {"type": "string", "enum": list(analyze.SEVERITIES), "default": "info",
-                      "description": "the least severe findings to show (istioctl --output-threshold)"},
-         "detectors": {"type": "array", "items": _S, "description": "run only these detectors (their names)"},
-         "codes": {"type": "array", "items": _S, "description": "only these message codes, e.g. IST0101"},
-         "kinds": {"type": "array", "items": _S, "description": "only findings about these kinds of object "
-                                                                   "(VirtualService, Ingress, cluster, ...)"},
-         "namespace": {**_S, "description": "only objects in this namespace"},
-         "name": {**_S, "description": "only objects whose name contains this"},
-         "suppress": {"type": "array", "items": _S, "description": "istioctl --suppress rules: CODE=Kind "
-                                                                     "namespace/name, '*' for any part"},
-         "offset": _PAGING["offset"],
-         "limit": {"type": "integer", "minimum": 1, "maximum": 200, "default": analyze.DEFAULT_LIMIT,
-                   "description": "Findings per page (fewer when a page would pass 2,000 tokens)."}}), _analyze),
+    analyze.TOOL,
 )
