@@ -116,12 +116,21 @@ def test_bootstrap_and_dockerfile_install_from_the_locks() -> None:
 
 
 def _table_tools(doc: str) -> list[str]:
-    """The first column of a doc's tables, where it names a tool (get-..., find-route, check-certs, ...; a
-    one-word name such as `analyze` in backquotes)."""
+    """The first column of a doc's tables, where it names a tool (get-..., find-route, check-certs, ...); a one-word
+    name (`analyze`) counts in a table whose first column is headed `tool`."""
     text = (REPO / "docs" / doc).read_text(encoding="utf-8")
-    found = re.findall(r"^\| (?:`([a-z][a-z0-9]*(?:-[a-z0-9]+)*)`|([a-z][a-z0-9]*(?:-[a-z0-9]+)+)) \|", text,
-                       flags=re.M)
-    return [quoted or bare for quoted, bare in found]
+    found, heading = [], ""
+    for line in text.splitlines():
+        if not line.startswith("|"):
+            heading = ""
+            continue
+        first = line.split("|")[1].strip()
+        heading = heading or first.lower()
+        tool = re.fullmatch(r"`?([a-z][a-z0-9]*(?:-[a-z0-9]+)+)`?", first) or (
+            re.fullmatch(r"`([a-z][a-z0-9]*)`", first) if heading == "tool" else None)
+        if tool:
+            found.append(tool.group(1))
+    return found
 
 
 def test_tool_docs_list_exactly_the_tools_the_server_has() -> None:
