@@ -21,6 +21,7 @@ from higress_ops.servers.ops.detectors.base import (
 )
 from higress_ops.servers.ops.detectors.facts import Facts
 from higress_ops.servers.ops.views import cluster_settings as cs
+from higress_ops.servers.ops.views.routes import route_targets
 
 SSL = ("ssl.connection_error", "ssl.fail_verify_error", "ssl.fail_verify_san", "ssl.fail_verify_no_cert",
        "ssl.handshake")
@@ -33,7 +34,11 @@ async def detect(facts: Facts, focus: Focus | None) -> list[Finding]:
     names = in_scope(healths, focus)
     tls_errors = [n for n in names if counter(stats, n, "ssl.connection_error")
                   and not counter(stats, n, "ssl.handshake")]
-    closed = [n for n in names if not counter(stats, n, "ssl.handshake") and not counter(stats, n, "upstream_rq_2xx")
+    # A TCP proxy counts each connection as a request, and a backend that closes first as "remote with active
+    # rq" whatever it speaks: only clusters HTTP routes send to say anything about HTTP to a TLS backend.
+    http = {c for _, _, _, route in await facts.routes() for c, _ in route_targets(route)[1]}
+    closed = [n for n in names if n in http and not counter(stats, n, "ssl.handshake")
+              and not counter(stats, n, "upstream_rq_2xx")
               and counter(stats, n, "upstream_cx_destroy_remote_with_active_rq") >= max(
                   counter(stats, n, "upstream_rq_completed"), 1)]
     configs = await facts.cluster_configs((tls_errors + closed)[:10])
