@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.support import istio_objects as o
+from tests.support import istiod
 from tests.support.envoy import static_cluster
 from tests.support.istio_envoy import HCM, ROUTER, istio_meta
 from tests.support.istiod import default_state
@@ -56,7 +57,7 @@ def bootstrap(routes: int, listener_port: int) -> dict[str, Any]:
 def istiod_state(routes: int) -> dict[str, Any]:
     hosts = routes // PATHS
     configz: list[dict[str, Any]] = []
-    registry = [o.service(f"higress-gateway.{o.HIGRESS}.svc.cluster.local", "higress-gateway", o.HIGRESS,
+    registry = [istiod.service(f"higress-gateway.{o.HIGRESS}.svc.cluster.local", "higress-gateway", o.HIGRESS,
                           [("http2", 80, "HTTP2"), ("https", 443, "HTTPS")], dict(o.GATEWAY_LABELS),
                           service_type="LoadBalancer")]
     for i in range(hosts):
@@ -64,7 +65,7 @@ def istiod_state(routes: int) -> dict[str, Any]:
         http = [o.higress_http(f"ns-{i % 20}/app-{i:04d}-{p}", f"/p{p}", fqdn(i, p), 80) for p in range(PATHS)]
         http.append({"name": f"ns-{i % 20}/app-{i:04d}-default", "route": [o.route(f"gone-{i:04d}.example.com", 80)]})
         configz += [o.higress_gateway(host), o.higress_virtual_service(f"ns-{i % 20}/app-{i:04d}-0", host, http)]
-        registry += [o.service(fqdn(i, p), f"app-{i:04d}-{p}", f"ns-{i % 20}",
+        registry += [istiod.service(fqdn(i, p), f"app-{i:04d}-{p}", f"ns-{i % 20}",
                                [("http", 8080 if moved(i, p) else 80, "HTTP")], {"app": f"app-{i:04d}-{p}"})
                      for p in range(PATHS)]
     return {**default_state(), "/debug/configz": configz, "/debug/registryz": registry, "/debug/endpointz": {}}

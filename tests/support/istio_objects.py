@@ -4,11 +4,7 @@
   status}` with gogo jsonpb specs (camelCase, enums by name, defaults left out); applied objects carry a
   creationTimestamp, resourceVersion and generation, the ones Higress generates `creationTimestamp: null` and no
   resourceVersion; an empty status is left out;
-- registryz entries (model.Service): `Attributes` (ServiceRegistry, Name, Namespace, Labels, LabelSelectors,
-  ExportTo, the Kubernetes attributes Type, ...), `ports` with Istio's protocol (UnsupportedProtocol for a name
-  Istio does not know), hostname, clusterVIPs, Resolution, MeshExternal;
-- endpointz shards (model.IstioEndpoint): Labels, Addresses, ServicePortName, EndpointPort, TLSMode ("istio" with
-  a sidecar, "disabled" without), HealthStatus (1 healthy).
+(registryz and endpointz entries: istiod.py's `service`, `endpoint` and `shards`).
 """
 
 from __future__ import annotations
@@ -98,38 +94,3 @@ def higress_virtual_service(first_ingress: str, host: str, http: list[dict[str, 
     return virtual_service("-".join(parts), HIGRESS, [host], http,
                            [f"{HIGRESS}/Kubernetes-{clean_host(host)}", f"{GEN}-{clean_host(host)}"], generated=True,
                            annotations={"internal.higress.io/cluster-id": "Kubernetes"})
-
-
-# ---------------------------------------------------------------- registryz and endpointz
-
-def service(host: str, name: str, namespace: str, ports: list[tuple[str, int, str]],
-            selector: dict[str, str] | None = None, registry: str = "Kubernetes", vip: str = "10.96.0.10",
-            labels: dict[str, str] | None = None, service_type: str = "ClusterIP") -> dict[str, Any]:
-    kube = registry == "Kubernetes"
-    return {"Attributes": {"ServiceRegistry": registry, "Name": name, "Namespace": namespace,
-                           "Labels": labels if labels is not None else {"app": name}, "ExportTo": None,
-                           "LabelSelectors": selector, "Aliases": None, "ClusterExternalAddresses": {"Addresses": None},
-                           "ClusterExternalPorts": None, "PassthroughTargetPorts": None,
-                           "Type": service_type if kube else "", "ExternalName": "", "NodeLocal": False,
-                           "TrafficDistribution": 0, "ObjectName": name, "DNSConnectStrategy": 0,
-                           "PublishNotReadyAddresses": False},
-            "ports": [{"name": n, "port": p, "protocol": proto} for n, p, proto in ports],
-            "creationTime": "2026-11-01T08:00:00Z", "hostname": host,
-            "clusterVIPs": {"Addresses": {"Kubernetes": [vip]}} if vip else {"Addresses": None},
-            "defaultAddress": vip or "0.0.0.0", "Resolution": 0 if kube else 1, "MeshExternal": not kube,
-            "ResourceVersion": "4711"}
-
-
-def endpoint(address: str, namespace: str, app: str, port_name: str, port: int, labels: dict[str, str] | None = None,
-             sidecar: bool = False) -> dict[str, Any]:
-    return {"Labels": labels if labels is not None else {"app": app}, "Addresses": [address],
-            "ServicePortName": port_name, "LegacyClusterPortKey": 0,
-            "ServiceAccount": f"spiffe://cluster.local/ns/{namespace}/sa/{app}", "Network": "",
-            "Locality": {"Label": "r1/z1", "ClusterID": "Kubernetes"}, "EndpointPort": port, "LbWeight": 0,
-            "TLSMode": "istio" if sidecar else "disabled", "Namespace": namespace, "WorkloadName": app,
-            "HostName": "", "SubDomain": "", "HealthStatus": 1, "SendUnhealthyEndpoints": False, "NodeName": "node-a"}
-
-
-def shards(namespace: str, app: str, endpoints: list[dict[str, Any]]) -> dict[str, Any]:
-    return {namespace: {"Shards": {"Kubernetes/Kubernetes": endpoints},
-                        "ServiceAccounts": {f"spiffe://cluster.local/ns/{namespace}/sa/{app}": {}}}}

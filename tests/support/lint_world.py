@@ -51,6 +51,7 @@ from typing import Any
 import requests
 
 from tests.support import istio_objects as o
+from tests.support import istiod
 from tests.support.envoy import Envoy
 from tests.support.istio_envoy import HCM, ROUTER, T, Upstream, cluster_of, istio_meta, lb_endpoint, upstreams
 from tests.support.istiod import IstiodDouble, default_state, istiod_double
@@ -173,7 +174,7 @@ def configz() -> list[dict[str, Any]]:
 
 
 def registryz() -> list[dict[str, Any]]:
-    s = o.service
+    s = istiod.service
     return [
         s(f"higress-gateway.{HIGRESS}.svc.cluster.local", "higress-gateway", HIGRESS,
           [("http2", 80, "HTTP2"), ("https", 443, "HTTPS")], o.GATEWAY_LABELS, labels=dict(o.GATEWAY_LABELS),
@@ -190,7 +191,7 @@ def registryz() -> list[dict[str, Any]]:
 
 
 def endpointz(ports: dict[str, int]) -> dict[str, Any]:
-    ep, sh = o.endpoint, o.shards
+    ep, sh = istiod.endpoint, istiod.shards
     return {
         f"higress-gateway.{HIGRESS}.svc.cluster.local": sh(HIGRESS, "higress-gateway", [
             ep("10.0.0.1", HIGRESS, "higress-gateway", "http2", 80, dict(o.GATEWAY_LABELS)),
