@@ -9,17 +9,15 @@ checks the envelope, then calls in here with a record whose version is STATELESS
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import replace
 from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from higress_ops import jsonfast
+from higress_ops import jsonfast, spans
 from higress_ops.mcp import jsonrpc
 from higress_ops.mcp.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, RATE_LIMITED, REQUEST_CANCELLED, RpcError
 from higress_ops.mcp.slots import CallSlots, QueueFull
@@ -50,6 +48,16 @@ def _clip(text: str, limit: int = _MAX_MESSAGE) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+CallKey = tuple[str, type, Any]
+
+
+def _call_key(session_id: str, request_id: Any) -> CallKey:
+    """A session's call by JSON-RPC id: 1 and "1" (and 1.0) are different ids, as in the JSON."""
+    if not isinstance(request_id, str | int | float | None):
+        request_id = jsonfast.dumps(request_id)  # no request has such an id: it matches no call
+    return (session_id, type(request_id), request_id)
+
+
 def _small_info(info: Any) -> dict[str, Any] | None:
     """Client info goes into session records (and Redis): keep only short identity strings."""
     if not isinstance(info, dict):
@@ -73,7 +81,10 @@ class McpCore:
         self._tool_list = [spec.to_mcp() for spec in specs]
         self._validators = {spec.name: Draft202012Validator(spec.input_schema) for spec in specs}
         self._empty_ok = {name: validator.is_valid({}) for name, validator in self._validators.items()}
-        self._inflight: dict[tuple[str, str], asyncio.Task[ToolResult]] = {}
+        # The task running each session's call (the request's own: a task per call cost more than the call's
+        # JSON-RPC work), and the calls whose client cancelled them.
+        self._inflight: dict[CallKey, asyncio.Task[Any]] = {}
+        self._cancelled: set[CallKey] = set()
         self._prompts = server if isinstance(server, PromptProvider) else None
         self._prompt_list = [p.to_mcp() for p in self._prompts.prompts()] if self._prompts else []
         self._methods: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
@@ -131,9 +142,13 @@ class McpCore:
         return jsonrpc.result(request_id, value)
 
     async def aclose(self) -> None:
-        tasks = list(self._inflight.values())
-        for task in tasks:
-            task.cancel()
+        """Cancel the calls in flight (each is answered as cancelled) and wait for them to finish."""
+        me = asyncio.current_task()
+        tasks = [task for task in self._inflight.values() if task is not me]
+        for key, task in list(self._inflight.items()):
+            if key not in self._cancelled:
+                self._cancelled.add(key)
+                task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         self._inflight.clear()
@@ -144,8 +159,10 @@ class McpCore:
         if method == "notifications/initialized":
             record.initialized = True
         elif method == "notifications/cancelled":
-            task = self._inflight.get((record.id, json.dumps(params.get("requestId"))))
-            if task is not None:
+            key = _call_key(record.id, params.get("requestId"))
+            task = self._inflight.get(key)
+            if task is not None and key not in self._cancelled:
+                self._cancelled.add(key)
                 task.cancel()
         # Everything else (roots/list_changed, progress, unknown) needs nothing from a tools-only server.
 
@@ -269,22 +286,22 @@ class McpCore:
                     f"{ctx.caller or 'this client'} (mcpServer.rate_limit); retry in {decision.retry_after}s")
                 raise RpcError(RATE_LIMITED, message, {"retryAfterSeconds": decision.retry_after})
         # A session's calls share its slots; a 2026-07-28 call has no session and counts against its identity.
+        spans.mark("validate")
         slot = record.id or "identity:" + (ctx.caller or "unknown")
         running = self.slots.take(slot)
-        call_ctx = replace(ctx, target=record.target, log=self._logger(record, send),
-                           held=self.ledger.open() if self.ledger is not None else None)
+        call_ctx = ctx.derive(target=record.target, log=self._logger(record, send),
+                              held=self.ledger.open() if self.ledger is not None else None)
         started = time.perf_counter()
-        task = asyncio.ensure_future(self._run_tool(name, arguments, call_ctx) if running else
-                                     self._queued(slot, len(jsonfast.dumps(arguments)), name, arguments, call_ctx))
-        key = (record.id, json.dumps(request_id)) if record.id else None
-        if key is not None:
-            self._inflight[key] = task
+        key = _call_key(record.id, request_id) if record.id else None
+        current = asyncio.current_task()
+        if key is not None and current is not None:
+            self._inflight[key] = current  # notifications/cancelled cancels it (and only this call: see below)
         try:
-            result = await task
+            result = await (self._run_tool(name, arguments, call_ctx) if running else
+                            self._queued(slot, len(jsonfast.dumps(arguments)), name, arguments, call_ctx))
         except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise  # the transport itself is shutting this request down
+            if key not in self._cancelled or current is None or current.uncancel() > 0:
+                raise  # the transport itself is shutting this request down (too)
             self._observe(name, time.perf_counter() - started, "cancelled")
             raise RpcError(REQUEST_CANCELLED, f"tools/call {name} was cancelled by the client") from None
         except QueueFull:
@@ -296,10 +313,12 @@ class McpCore:
         finally:
             if key is not None:
                 self._inflight.pop(key, None)
+                self._cancelled.discard(key)
             if running:
                 self.slots.release(slot)
             if call_ctx.held is not None:
                 call_ctx.held.release()
+        spans.mark("tool")
         self._observe(name, time.perf_counter() - started, "error" if result.is_error else "ok")
         return result.to_mcp()
 
@@ -313,6 +332,7 @@ class McpCore:
             self.slots.release(slot)
 
     async def _run_tool(self, name: str, arguments: dict[str, Any], ctx: CallContext) -> ToolResult:
+        spans.mark("call-setup")
         try:
             return await self.server.call_tool(name, arguments, ctx)
         except asyncio.CancelledError:

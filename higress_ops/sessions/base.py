@@ -130,6 +130,13 @@ class SessionRecord:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def copy(self) -> SessionRecord:
+        """A shallow copy (what a caller may change are whole values): dataclasses.replace re-runs __init__, a
+        few microseconds on every request's session load."""
+        clone = object.__new__(SessionRecord)
+        clone.__dict__.update(self.__dict__)
+        return clone
+
     def state(self) -> tuple[Any, ...]:
         """What a request may change, cheap to compare (no deep copy): the transport saves when it differs."""
         return (self.protocol_version, self.client_info, self.client_capabilities, self.initialized,

@@ -10,7 +10,6 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from dataclasses import replace
 
 from higress_ops.sessions.base import STREAM_QUEUE_BYTES, FrameQueue, FrameStream, SessionRecord, Transport
 
@@ -43,7 +42,7 @@ class MemorySessionStore:
         if record.id in self._records:
             raise ValueError("session id already exists")
         record.last_seen = time.time()
-        self._records[record.id] = replace(record)
+        self._records[record.id] = record.copy()
 
     async def get(self, session_id: str) -> SessionRecord | None:
         record = self._records.get(session_id)
@@ -54,12 +53,12 @@ class MemorySessionStore:
             self._forget(session_id)
             return None
         record.last_seen = now
-        return replace(record)  # callers mutate their copy and save() it, as with Redis
+        return record.copy()  # callers mutate their copy and save() it, as with Redis
 
     async def save(self, record: SessionRecord) -> None:
         if record.id in self._records:
             record.last_seen = time.time()
-            self._records[record.id] = replace(record)
+            self._records[record.id] = record.copy()
 
     async def delete(self, session_id: str) -> None:
         self._forget(session_id)

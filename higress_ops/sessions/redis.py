@@ -19,7 +19,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager, suppress
-from dataclasses import replace
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
@@ -196,7 +195,7 @@ class RedisSessionStore:
             if local is None or not self.hub.holds(session_id):
                 raise
             local.last_seen = time.time()
-            return replace(local)
+            return local.copy()
         if not found or found[0] is None:
             self._held.pop(session_id, None)
             return None
@@ -234,7 +233,7 @@ class RedisSessionStore:
 
     def _remember(self, record: SessionRecord) -> None:
         if self.hub.holds(record.id):
-            self._held[record.id] = replace(record)
+            self._held[record.id] = record.copy()
 
     async def delete(self, session_id: str) -> None:
         if not SESSION_ID.fullmatch(session_id):

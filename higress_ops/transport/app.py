@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from higress_ops import metrics
+from higress_ops import metrics, spans
 from higress_ops.mcp import jsonrpc
 from higress_ops.sessions.base import StoreUnavailable
 from higress_ops.transport import guards, legacy_sse, streamable
@@ -72,6 +72,7 @@ class App:
 
     async def _mcp(self, scope: Scope, receive: Receive, send: Send) -> None:
         host = self.host
+        spans.begin()
         request = _Request(scope, receive)
         started = time.perf_counter()
         ex = Exchange()
@@ -87,15 +88,19 @@ class App:
             errors.exception("unexpected error", extra={"server": ex.server, "method": ex.method})
             response = guards.error_response(500, jsonrpc.INTERNAL_ERROR,
                                              "Internal error; the server log has the details")
+        spans.mark("respond")
         try:
             await response(scope, receive, send)
         finally:
+            spans.mark("send")
             status = response.status_code
             host.metrics.request(ex.server, ex.transport, ex.method, status)
             if logger.isEnabledFor(logging.INFO):
                 logger.info("request", extra={
                     **ex.log_fields(), "http": f"{scope['method']} {scope['path'][:200]}", "status": status,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2)})
+            spans.mark("log+metrics")
+            spans.end()
 
     async def _dispatch(self, request: Request, ex: Exchange) -> Response | EventStream:
         host = self.host
@@ -110,9 +115,10 @@ class App:
         endpoint, served = found
         ex.principal = await host.gate.admit(request, served.entry.domain_list, served.entry.path)
         ex.server = served.name
+        spans.mark("gate")
         if endpoint == "sse":
             return await legacy_sse.open_stream(host, served, request, ex)
-        if "sessionId" in request.query_params:
+        if b"sessionId" in request.scope["query_string"] and "sessionId" in request.query_params:
             return await legacy_sse.post_message(host, served, request, ex, request.query_params["sessionId"])
         return await streamable.handle(host, served, request, ex)
 
@@ -142,6 +148,8 @@ class App:
             return Response("ok\n", media_type="text/plain")
         if path == "/metrics":
             return Response(self.host.metrics.render(), media_type=metrics.CONTENT_TYPE)
+        if path == "/spans" and spans.enabled():  # serve --spans: the benchmark's per-step table
+            return Response(json.dumps(spans.table()), media_type="application/json")
         if path == "/readyz":
             ready, detail = await self.host.readiness()
             return Response(json.dumps(detail), status_code=200 if ready else 503, media_type="application/json")

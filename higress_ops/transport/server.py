@@ -49,6 +49,47 @@ def _close_with(protocol: HttpToolsProtocol, status: bytes, message: str) -> Non
     protocol.transport.close()
 
 
+class _Corked:
+    """A connection's transport that holds a small write until the next write or the loop's next turn, so a
+    response's status line and headers leave in one send with its body: one wakeup of the client instead of
+    two (uvicorn writes each ASGI message at once; the header-only write cost ~0.1 ms a call in bench P1).
+    Anything the loop does next (an SSE stream waiting for its first event) finds the bytes already sent."""
+
+    HOLD = 4096  # a header block; bigger writes go out at once, with what is held in front
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._transport.write(held + data)
+        elif len(data) <= self.HOLD and not self._transport.is_closing():
+            self._held = bytes(data)
+            self._loop.call_soon(self.flush)
+        else:
+            self._transport.write(data)
+
+    def flush(self) -> None:
+        held, self._held = self._held, None
+        if held is not None and not self._transport.is_closing():
+            self._transport.write(held)
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class _Lingering:
     """The transport as a request's cycle sees it while the body is still unread: its close lingers."""
 
@@ -77,7 +118,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     linger_seconds = LINGER
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(_Corked(transport, self.loop))  # type: ignore[arg-type]
         self._timer: asyncio.TimerHandle | None = None  # the header, body or linger deadline
         self._lingering = False
         self._message = 0

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from higress_ops import spans
 from higress_ops.mcp import jsonrpc, stateless
 from higress_ops.mcp.jsonrpc import RpcError
 from higress_ops.mcp.versions import BATCH_VERSIONS, SESSION_VERSIONS, STATELESS
@@ -85,11 +86,13 @@ async def _post(host: Host, served: Served, request: Request, ex: Exchange, vers
     guards.require_json(request)
     guards.require_accept(request, "application/json")
     body = await guards.read_body(request, host.settings.body_limit)
+    spans.mark("read")
     try:
         payload = jsonrpc.parse(body)
     except RpcError as exc:
         return json_response(exc.to_response(None), 400)
     ctx = call_context(host, request, ex.principal)
+    spans.mark("parse")
     if stateless.is_stateless(request.headers, payload):
         ex.transport = STATELESS
         if isinstance(payload, dict):
@@ -112,6 +115,7 @@ async def _post(host: Host, served: Served, request: Request, ex: Exchange, vers
     if any(m.get("method") == "initialize" for m in messages):
         return json_response(jsonrpc.error(None, jsonrpc.INVALID_REQUEST, "initialize must be sent alone"), 400)
     record = await _session(host, served, request, ex)
+    spans.mark("session")
     if batch and record.protocol_version not in BATCH_VERSIONS:
         return json_response(jsonrpc.error(None, jsonrpc.INVALID_REQUEST, f"JSON-RPC batches are only allowed "
                                            f"by protocol {', '.join(BATCH_VERSIONS)}"), 400)
@@ -127,7 +131,9 @@ async def _post(host: Host, served: Served, request: Request, ex: Exchange, vers
         answers = [await served.core.handle(messages[0], record, ctx, send)]  # no task for a single message
     replies = [r for r in answers if r is not None]
     ex.answered(replies)
+    spans.mark("result")
     await save_if_changed(host.store, record, before)
+    spans.mark("save")
     if not replies:
         return Response(status_code=202)
     return json_response(replies if batch else replies[0])

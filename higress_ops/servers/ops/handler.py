@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-from higress_ops import jsonfast
+from higress_ops import jsonfast, spans
 from higress_ops.servers.base import CallContext, ToolResult
 from higress_ops.servers.ops.budget import Cuts, first_item_cut, fit_json_text, fit_text
 from higress_ops.servers.ops.catalog import CATALOG, SECTIONS, Entry
@@ -50,7 +50,9 @@ async def run(entry: Entry, args: Mapping[str, Any], upstreams: Upstreams, ctx: 
         # would stall every other session on this event loop: a separate process does it and returns the cut.
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(_shapers(), shape, entry.name, fetched, dict(args), upstreams.max_bytes)
-    return shape(entry.name, fetched, args, upstreams.max_bytes)
+    result = shape(entry.name, fetched, args, upstreams.max_bytes)
+    spans.mark("shape")
+    return result
 
 
 def shape(name: str, fetched: Fetched, args: Mapping[str, Any], budget: int) -> ToolResult:

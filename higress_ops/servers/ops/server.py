@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from higress_ops import __version__
+from higress_ops import __version__, spans
 from higress_ops.config.model import ServerEntry
 from higress_ops.servers.base import CallContext, PromptSpec, ToolResult, ToolSpec
 from higress_ops.servers.ops import gateway_pods, handler, prompts
@@ -36,7 +36,7 @@ def answered_by(result: ToolResult, target: Target, tool: str = "") -> ToolResul
     came from istiod, about that Envoy, and says so."""
     origin = f"pod {target.name}" if target.pod is not None else f"the local Envoy ({target.name})"
     line = f"[answered by istiod, for {origin}]" if tool.startswith("get-istiod") else f"[answered by {origin}]"
-    return replace(result, content=[*result.content, {"type": "text", "text": line}])
+    return ToolResult([*result.content, {"type": "text", "text": line}], result.structured, result.is_error)
 
 
 class OpsServer:
@@ -80,9 +80,10 @@ class OpsServer:
             target = await self.upstreams.gateways.target(arguments.get("pod") or ctx.target)
         except UpstreamError as exc:
             return ToolResult.error(f"{name}: {exc}")
+        spans.mark("target")
         # The resolved name travels in the context (every fetch of this call reads that pod) and in the
         # arguments (server-info's cache is per target).
-        result = await self._run(name, {**arguments, "pod": target.name}, replace(ctx, target=target.name))
+        result = await self._run(name, {**arguments, "pod": target.name}, ctx.derive(target=target.name))
         if result.is_error and target.pod is not None and not await self._still_there(target):
             return ToolResult.error(f"{name}: pod {target.name} went away during the call (it is no longer listed); "
                                     "list-gateway-pods shows the pods there are")

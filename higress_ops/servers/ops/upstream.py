@@ -17,7 +17,7 @@ from urllib.parse import urlencode, urlsplit
 import aiohttp
 from yarl import URL
 
-from higress_ops import jsonfast
+from higress_ops import jsonfast, spans
 from higress_ops.metrics import observe_upstream
 from higress_ops.servers.base import CallContext
 from higress_ops.servers.held import PER_CALL, ByteLedger, CallBytes
@@ -111,14 +111,17 @@ class Upstream:
                   held: CallBytes | None = None) -> Fetched:
         """GET base_url + path, timed into the upstream metrics (by catalog path; the query never is a label).
         The body counts against `held`, the call's share of the bytes answers may hold (servers/held.py)."""
+        spans.mark("prepare")
         started = time.perf_counter()
         try:
             fetched = await self._get(path, query, headers, held or _unshared())
         except UpstreamError as exc:
             observe_upstream(self.label, path, time.perf_counter() - started, exc.reason)
             raise
+        spans.mark("upstream")
         failed = None if fetched.status < 400 else _status_reason(fetched.status)
         observe_upstream(self.label, path, time.perf_counter() - started, failed)
+        spans.mark("upstream-metrics")
         return fetched
 
     async def _get(self, path: str, query: Query, headers: Mapping[str, str] | None, held: CallBytes) -> Fetched:
