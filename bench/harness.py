@@ -3,6 +3,7 @@ alternating rounds and statistics. Every figure is a ratio against a baseline me
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -76,14 +77,15 @@ class Http:
 class McpSession:
     """A streamable HTTP session (JSON responses) over one Http connection."""
 
-    def __init__(self, base: str, path: str) -> None:
+    def __init__(self, base: str, path: str, headers: dict[str, str] | None = None) -> None:
         self.http = Http(base)
         self.path = path
-        status, headers, body = self.http.post(path, {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        status, answer, body = self.http.post(path, {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
             "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}},
-            {})
+            dict(headers or {}))
         assert status == 200, body[:300]
-        self.headers = {"Mcp-Session-Id": headers["mcp-session-id"], "MCP-Protocol-Version": "2025-06-18"}
+        self.headers = {**(headers or {}), "Mcp-Session-Id": answer["mcp-session-id"],
+                        "MCP-Protocol-Version": "2025-06-18"}
         self.http.post(path, {"jsonrpc": "2.0", "method": "notifications/initialized"}, self.headers)
         self.next_id = 1
 
@@ -167,16 +169,21 @@ def ops_serve(workdir: Path, envoy_url: str, *args: str, max_bytes: int = 1 << 2
 
 
 @contextmanager
-def sdk_server(envoy_url: str) -> Iterator[str]:
+def module_server(module: str, envoy_url: str, *args: str) -> Iterator[str]:
+    """`python -m MODULE ENVOY_URL PORT ARGS...` (bench.sdk_server, bench.bare_hop): its base URL once it answers."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "bench.sdk_server", envoy_url, str(port)], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", module, envoy_url, str(port), *args], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: _port_answers(base), 30, "SDK server", proc)
+        wait_until(lambda: _port_answers(base), 30, module, proc)
         yield base
     finally:
         stop(proc)
+
+
+def sdk_server(envoy_url: str) -> contextlib.AbstractContextManager[str]:
+    return module_server("bench.sdk_server", envoy_url)
 
 
 def _port_answers(base: str) -> bool:

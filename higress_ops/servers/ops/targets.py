@@ -68,6 +68,7 @@ class Fleet:
         self.local_name = local_name  # "envoyAdminURL" or "istiodURL"
         self.timeout = timeout
         self.local = Upstream(who, local_url, timeout=timeout)
+        self._local_target = Target(local_name, self.local)  # asked for twice on every call of access: local
         self.own_pod = os.environ.get(OWN_POD_ENV, "")
         self._pods: list[Pod] = []
         self._listed = -LIST_TTL
@@ -134,7 +135,7 @@ class Fleet:
         """The target called `name`, or the default one. Unknown names are an UpstreamError naming them."""
         if not self.discovers:
             if name in (None, "", self.local_name):
-                return Target(self.local_name, self.local)
+                return self._local_target
             raise UpstreamError(f"cannot read pod {name}: this server reads only its {self.local_name} (access is "
                                 "local); set gateways.access to portforward or direct to reach every pod")
         name = name or await self.default_name()
@@ -149,7 +150,7 @@ class Fleet:
     async def targets(self) -> list[Target]:
         """Every pod with an IP (or the local URL): what list/compare/aggregate calls read."""
         if not self.discovers:
-            return [Target(self.local_name, self.local)]
+            return [self._local_target]
         return [Target(p.name, await self._upstream(p), p) for p in await self.pods() if p.ip]
 
     async def _upstream(self, pod: Pod) -> Upstream:
