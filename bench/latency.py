@@ -33,6 +33,7 @@ TOOL = "get-envoy-server-info"
 P1_TARGET, P1_SECURED_TARGET, P2_TARGET = 1.25, 1.35, 0.95
 USER = "system:serviceaccount:ops:bench"
 TOKEN = "bench-token"  # the double's: minted for nothing else
+DEFAULTS = ("--log-level", "info")  # serve's default: an access line per request (other benchmarks run at warning)
 
 
 @contextmanager
@@ -54,8 +55,9 @@ def run(workdir: Path, scale: str) -> dict[str, Any]:
     rounds, per_round, seconds, repeats = {"smoke": (1, 5, 0.2, 1), "quick": (3, 20, 0.5, 2)}.get(
         scale, (10, 100, 3.0, 4))
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    with admin_envoy(workdir / "envoy") as envoy, ops_serve(workdir / "ops", envoy.admin_url) as ops, \
-            secured_serve(workdir / "secured", envoy.admin_url) as secured, sdk_server(envoy.admin_url) as sdk:
+    with admin_envoy(workdir / "envoy") as envoy, ops_serve(workdir / "ops", envoy.admin_url, *DEFAULTS) as ops, \
+            secured_serve(workdir / "secured", envoy.admin_url, *DEFAULTS) as secured, \
+            sdk_server(envoy.admin_url) as sdk:
         direct, ours = Http(envoy.admin_url), McpSession(ops.base, "/higress-ops")
         guarded, theirs = McpSession(secured.base, "/higress-ops", auth), McpSession(sdk, "/mcp")
         body = direct.get("/server_info")
@@ -110,7 +112,7 @@ def run(workdir: Path, scale: str) -> dict[str, Any]:
 
 def _span_table(workdir: Path, envoy_url: str, calls: int) -> dict[str, Any]:
     """The per-step table of a `serve --spans` after `calls` calls (the first ones warm it and are dropped)."""
-    with ops_serve(workdir, envoy_url, "--spans") as ops:
+    with ops_serve(workdir, envoy_url, "--spans", *DEFAULTS) as ops:
         session = McpSession(ops.base, "/higress-ops")
         for _ in range(50):
             session.call(TOOL)

@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from higress_ops import metrics, spans
+from higress_ops.logs import ACCESS_LOGGER
 from higress_ops.mcp import jsonrpc
 from higress_ops.sessions.base import StoreUnavailable
 from higress_ops.transport import guards, legacy_sse, streamable
@@ -30,7 +31,7 @@ from higress_ops.transport.streams import EventStream
 if TYPE_CHECKING:
     from higress_ops.host import Host
 
-logger = logging.getLogger("higress_ops.access")
+logger = logging.getLogger(ACCESS_LOGGER)
 errors = logging.getLogger(__name__)
 ADMIN_PATHS = ("/healthz", "/readyz", "/metrics")
 STORE_DOWN = "Service Unavailable: the session store is unavailable; retry shortly"
@@ -96,9 +97,8 @@ class App:
             status = response.status_code
             host.metrics.request(ex.server, ex.transport, ex.method, status)
             if logger.isEnabledFor(logging.INFO):
-                logger.info("request", extra={
-                    **ex.log_fields(), "http": f"{scope['method']} {scope['path'][:200]}", "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2)})
+                logger.info("request", extra=ex.log_fields(f"{scope['method']} {scope['path'][:200]}", status,
+                                                           round((time.perf_counter() - started) * 1000, 2)))
             spans.mark("log+metrics")
             spans.end()
 

@@ -147,9 +147,13 @@ class Exchange:
             elif not self.outcome:
                 self.outcome = "ok"
 
-    def log_fields(self) -> dict[str, Any]:
+    def log_fields(self, http: str | None = None, status: int = 0, duration_ms: float = 0.0) -> dict[str, Any]:
+        """An access line's fields, in one dict (the logging module copies it into the record once); `http`, for
+        the line of the HTTP request itself, comes with its status and duration."""
         fields: dict[str, Any] = {"server": self.server, "transport": self.transport, "method": self.method,
                                   "tool": self.tool, "identity": self.principal.name}
+        if http is not None:
+            fields["http"], fields["status"], fields["duration_ms"] = http, status, duration_ms
         if self.outcome:
             fields["outcome"] = self.outcome
         if self.error_code is not None:

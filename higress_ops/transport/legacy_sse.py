@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from higress_ops.logs import ACCESS_LOGGER
 from higress_ops.mcp import jsonrpc
 from higress_ops.mcp.jsonrpc import RpcError
 from higress_ops.mcp.versions import BATCH_VERSIONS
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from higress_ops.host import Host, Served
 
 logger = logging.getLogger(__name__)
-access = logging.getLogger("higress_ops.access")
+access = logging.getLogger(ACCESS_LOGGER)
 
 
 async def open_stream(host: Host, served: Served, request: Request, ex: Exchange) -> Response | EventStream:
