@@ -46,11 +46,19 @@ class _Request(Request):
     def headers(self) -> Mapping[str, str]:  # type: ignore[override]
         headers = self.__dict__.get("_dict_headers")
         if headers is None:
-            headers = {}
+            headers, size = {}, 0
             for name, value in self.scope["headers"]:
                 headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
-            self.__dict__["_dict_headers"] = headers
+                size += len(name) + len(value)
+            self.__dict__["_dict_headers"], self.__dict__["_header_bytes"] = headers, size
         return headers
+
+    @property
+    def header_bytes(self) -> int:
+        """The size of the header fields, counted in the same pass that builds the dict."""
+        if "_header_bytes" not in self.__dict__:
+            _ = self.headers
+        return int(self.__dict__["_header_bytes"])
 
 
 class App:
@@ -102,9 +110,9 @@ class App:
             spans.mark("log+metrics")
             spans.end()
 
-    async def _dispatch(self, request: Request, ex: Exchange) -> Response | EventStream:
+    async def _dispatch(self, request: _Request, ex: Exchange) -> Response | EventStream:
         host = self.host
-        header_bytes = sum(len(name) + len(value) for name, value in request.scope["headers"])
+        header_bytes = request.header_bytes
         if header_bytes > MAX_HEADER_BYTES:  # uvicorn's protocol already cut bigger ones; this covers any server
             raise guards.Rejected(431, f"request headers of {header_bytes} bytes are over the "
                                        f"{MAX_HEADER_BYTES}-byte limit")

@@ -109,7 +109,7 @@ async def save_if_changed(store: SessionStore, record: SessionRecord, before: tu
         await store.save(record)
 
 
-@dataclass
+@dataclass(slots=True)
 class Exchange:
     """Facts about one HTTP request for its access-log line and metrics."""
 
@@ -138,11 +138,11 @@ class Exchange:
             if not reply:
                 continue
             error = reply.get("error")
-            if isinstance(error, Mapping):
+            if isinstance(error, dict):  # replies are the core's own dicts (an ABC check costs more)
                 self.outcome, self.error_code = "rpc_error", error.get("code")
                 return
             result = reply.get("result")
-            if isinstance(result, Mapping) and result.get("isError") is True:
+            if isinstance(result, dict) and result.get("isError") is True:
                 self.outcome = "tool_error"
             elif not self.outcome:
                 self.outcome = "ok"
