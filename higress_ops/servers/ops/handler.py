@@ -50,52 +50,9 @@ async def run(entry: Entry, args: Mapping[str, Any], upstreams: Upstreams, ctx: 
         # would stall every other session on this event loop: a separate process does it and returns the cut.
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(_shapers(), shape, entry.name, fetched, dict(args), upstreams.max_bytes)
-    result = _memo.shaped(entry.name, fetched, args, upstreams.max_bytes)
+    result = shape(entry.name, fetched, args, upstreams.max_bytes)
     spans.mark("shape")
     return result
-
-
-class LastAnswers:
-    """The last answer shaped for each (tool, target), reused when the upstream sent the very same bytes for the
-    same arguments: an agent polling Envoy or istiod gets the same text without a parse and a re-serialisation
-    (shaping is a pure function of the bytes, the arguments and the budget). Small bodies only (the ones shaped on
-    the loop), at most MAX_BYTES of them held in all, oldest out first; comparing bytes costs a memcmp (2.5 us
-    for /server_info's 124 KB, where parsing and serialising it again cost 16)."""
-
-    MAX_BYTES = 8 << 20
-
-    def __init__(self) -> None:
-        self._last: dict[tuple[str, str], tuple[dict[str, Any], Fetched, int, ToolResult]] = {}
-        self._bytes = 0
-
-    def shaped(self, name: str, fetched: Fetched, args: Mapping[str, Any], budget: int) -> ToolResult:
-        key = (name, str(args.get("pod", "")))
-        last = self._last.get(key)
-        if last is not None and last[2] == budget and last[1] == fetched and last[0] == args:
-            return last[3]
-        result = shape(name, fetched, args, budget)
-        if last is not None:
-            del self._last[key]
-            self._bytes -= _size(last[1], last[3])
-        size = _size(fetched, result)
-        while self._last and self._bytes + size > self.MAX_BYTES:
-            oldest = self._last.pop(next(iter(self._last)))
-            self._bytes -= _size(oldest[1], oldest[3])
-        if size <= self.MAX_BYTES:
-            self._last[key] = (dict(args), fetched, budget, result)
-            self._bytes += size
-        return result
-
-    @property
-    def held_bytes(self) -> int:
-        return self._bytes
-
-
-def _size(fetched: Fetched, result: ToolResult) -> int:
-    return len(fetched.body) + sum(len(str(part.get("text", ""))) for part in result.content)
-
-
-_memo = LastAnswers()
 
 
 def shape(name: str, fetched: Fetched, args: Mapping[str, Any], budget: int) -> ToolResult:
