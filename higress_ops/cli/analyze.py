@@ -48,6 +48,8 @@ def register(subparsers: Any) -> None:
                         help="istioctl's suppression rule CODE=Kind namespace/name, '*' for any part (repeatable)")
     parser.add_argument("--kind", action="append", default=[], help="only findings about this kind (repeatable)")
     parser.add_argument("--namespace", default="", help="only findings about objects in this namespace")
+    parser.add_argument("--days", type=int, default=30,
+                        help="certificates expiring within this many days are findings (default 30)")
     parser.add_argument("--output", "-o", default="text", choices=("text", "json"), help="text (default) or json")
     parser.add_argument("--list-detectors", "-L", action="store_true", help="list the detectors and exit")
     parser.set_defaults(handler=run)
@@ -63,8 +65,8 @@ def run(args: argparse.Namespace) -> int:
         print("higress-ops analyze: --config PATH is required", file=sys.stderr)
         return 2
     try:  # every finding, so the exit code sees those below --output-threshold too (as istioctl's does)
-        sel = analyze.selection({"detectors": args.detector,
-                                 "suppress": args.suppress, "kinds": args.kind, "namespace": args.namespace})
+        sel = analyze.selection({"detectors": args.detector, "suppress": args.suppress, "kinds": args.kind,
+                                 "namespace": args.namespace, "days": args.days})
     except ValueError as exc:
         print(f"higress-ops analyze: {exc}", file=sys.stderr)
         return 2

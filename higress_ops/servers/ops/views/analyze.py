@@ -47,6 +47,7 @@ class Selection:
     namespace: str = ""
     name: str = ""
     suppress: tuple[tuple[str, str], ...] = ()  # (code or detector or '*', resource glob)
+    days: int = 30  # certificates expiring within this many days are findings
 
     def shows(self, f: Finding) -> bool:
         s = f.subject
@@ -96,9 +97,12 @@ def selection(args: Mapping[str, Any]) -> Selection:
     for key in ("namespace", "name"):
         if not isinstance(args.get(key, ""), str) or len(args.get(key, "")) > 253:
             raise ValueError(f"'{key}' must be a string of at most 253 characters")
+    days = args.get("days", 30)
+    if not isinstance(days, int) or isinstance(days, bool) or not 0 <= days <= 3650:
+        raise ValueError(f"'days' must be a whole number of days from 0 to 3650, got {days!r}")
     return Selection(Severity[str(severity).upper()], tuple(known[n] for n in names) or detectors.ANALYZE,
                      frozenset(codes), frozenset(k.lower() for k in _list(args, "kinds")),
-                     str(args.get("namespace", "")), str(args.get("name", "")), tuple(suppress))
+                     str(args.get("namespace", "")), str(args.get("name", "")), tuple(suppress), days)
 
 
 @dataclass
@@ -127,7 +131,7 @@ class Outcome:
 
 
 async def outcome(sel: Selection, src: Source, ctx: CallContext) -> Outcome:
-    facts = Facts(src, ctx)
+    facts = Facts(src, ctx, days=sel.days)
     report = await detectors.run(facts, None, sel.detectors)
     findings = [f for f in istiod_status.redundant(report.findings) if sel.shows(f)]
     return Outcome(findings, len(sel.detectors), report.skipped, report.notes, facts)
@@ -225,6 +229,8 @@ TOOL = ViewTool(spec(
      "name": {**S, "description": "only objects whose name contains this"},
      "suppress": {"type": "array", "items": S, "description": "istioctl --suppress rules: CODE=Kind "
                                                                  "namespace/name, '*' for any part"},
+     "days": {"type": "integer", "minimum": 0, "maximum": 3650, "default": 30,
+              "description": "certificates expiring within this many days are findings"},
      "offset": PAGING["offset"],
      "limit": {"type": "integer", "minimum": 1, "maximum": 200, "default": DEFAULT_LIMIT,
                "description": "Findings per page (fewer when a page would pass 2,000 tokens)."}}), _analyze)
