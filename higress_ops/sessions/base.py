@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections import deque
 from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
@@ -29,14 +30,23 @@ class FrameQueue:
 
     A client that stops reading while results pile up is disconnected once its backlog passes the cap:
     its memory is freed at once and the stream ends, instead of growing until the pod is OOM-killed.
+
+    An idle stream is most of a replica's streams, so an empty queue holds no buffer and its reader waits on
+    one future: an asyncio.Queue keeps four deques (~3 KB) and `wait_for` on it runs a task per wait. Frames
+    stay in the queue until the reader takes them; the future only wakes it, so a reader cancelled while
+    waiting loses nothing.
     """
+
+    __slots__ = ("_frames", "_waiter", "_woken", "bytes", "closed", "max_bytes", "overflowed")
 
     def __init__(self, max_bytes: int = STREAM_QUEUE_BYTES) -> None:
         self.max_bytes = max_bytes
         self.bytes = 0
         self.closed = False
         self.overflowed = False
-        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._frames: deque[bytes] | None = None  # made on demand, dropped once drained
+        self._waiter: asyncio.Future[None] | None = None
+        self._woken = False  # wake() was called: the reader gets b"" (time for a keep-alive)
 
     def put(self, frame: bytes) -> bool:
         """Queue a frame; False when the stream is closed or the frame would pass the cap (which closes it)."""
@@ -47,7 +57,10 @@ class FrameQueue:
             self.close(drop_pending=True)
             return False
         self.bytes += len(frame)
-        self._queue.put_nowait(frame)
+        if self._frames is None:
+            self._frames = deque()
+        self._frames.append(frame)
+        self._notify()
         return True
 
     def close(self, *, drop_pending: bool = False) -> None:
@@ -56,40 +69,76 @@ class FrameQueue:
             return
         self.closed = True
         if drop_pending:
-            while not self._queue.empty():
-                self._queue.get_nowait()
+            self._frames = None
             self.bytes = 0
-        self._queue.put_nowait(None)
+        self._notify()
 
-    async def get(self) -> bytes | None:
-        frame = await self._queue.get()
-        if frame:
+    def wake(self) -> None:
+        """End the reader's wait without a frame: `take` gives b"" (a keep-alive is due)."""
+        self._woken = True
+        self._notify()
+
+    def ready(self) -> asyncio.Future[None]:
+        """Done once `take` has something: a frame, a wake-up or the end."""
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            if self._frames or self.closed or self._woken:
+                waiter.set_result(None)
+        return waiter
+
+    def take(self) -> bytes | None:
+        """The next frame; None once the stream is over; b"" when there is none (woken, or nothing yet)."""
+        self._woken = False
+        frames = self._frames
+        if frames:
+            frame = frames.popleft()
+            if not frames:
+                self._frames = None
             self.bytes -= len(frame)
-        return frame
+            return frame
+        return None if self.closed else b""
+
+    def _notify(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
 
 class FrameStream:
     """The frames delivered to one stream held on this replica.
 
     `next(timeout)` lets the transport write keep-alives between frames without cancelling an async
-    iterator (which would finalize it); iterating works too. A None in the queue ends the stream.
+    iterator (which would finalize it); iterating works too. `ready`/`take`/`wake` are the same without a
+    coroutine or a timer per wait, for a reader whose keep-alives come from elsewhere. The stream ends (None)
+    once its queue is closed and drained.
     """
+
+    __slots__ = ("_queue",)
 
     def __init__(self, queue: FrameQueue) -> None:
         self._queue = queue
-        self.closed = False
 
-    async def next(self, timeout: float) -> bytes | None:
+    def ready(self) -> asyncio.Future[None]:
+        return self._queue.ready()
+
+    def take(self) -> bytes | None:
+        return self._queue.take()
+
+    def wake(self) -> None:
+        self._queue.wake()
+
+    async def next(self, timeout: float | None = None) -> bytes | None:
         """The next frame; b"" when `timeout` passed first; None once the stream is over."""
-        if self.closed:
-            return None
-        try:
-            frame = await asyncio.wait_for(self._queue.get(), timeout)
-        except TimeoutError:
-            return b""
-        if frame is None:
-            self.closed = True
-        return frame
+        waiter = self._queue.ready()
+        if not waiter.done():
+            timer = None if timeout is None else asyncio.get_running_loop().call_later(timeout, self._queue.wake)
+            try:
+                await waiter
+            finally:
+                if timer is not None:
+                    timer.cancel()
+        return self._queue.take()
 
     def close(self) -> None:
         """End the stream from this side (shutdown, server removed, client gone)."""
@@ -99,10 +148,12 @@ class FrameStream:
         return self
 
     async def __anext__(self) -> bytes:
-        frame = await self.next(float("inf")) if not self.closed else None
-        if frame is None:
-            raise StopAsyncIteration
-        return frame
+        while True:
+            frame = await self.next()
+            if frame is None:
+                raise StopAsyncIteration
+            if frame:
+                return frame
 
 
 class StoreUnavailable(Exception):

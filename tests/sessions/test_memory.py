@@ -74,3 +74,33 @@ async def test_a_reading_client_gets_every_frame_under_the_cap() -> None:
         for i in range(50):  # 50 x 3 KB in total, far over the cap, but never more than one frame behind
             assert await store.deliver("fast", b"%d" % i + b"y" * 3_000)
             assert (await frames.next(1)).startswith(b"%d" % i)  # type: ignore[union-attr]
+
+
+async def test_a_reader_cancelled_while_waiting_loses_no_frame() -> None:
+    store = MemorySessionStore(replica_id="r", ttl_seconds=60)
+    await store.create(SessionRecord(id="c", server="a", transport="sse"))
+    async with store.open_stream("c") as frames:
+        waiting = asyncio.create_task(frames.next())
+        await asyncio.sleep(0.01)
+        assert await store.deliver("c", b"one")  # wakes the waiting reader ...
+        waiting.cancel()  # ... which is cancelled before it runs: the frame stays queued
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert await frames.next(1) == b"one"
+        assert await frames.next(0.05) == b""
+
+
+async def test_a_woken_reader_gets_no_frame_and_the_frames_still_come_in_order() -> None:
+    store = MemorySessionStore(replica_id="r", ttl_seconds=60)
+    await store.create(SessionRecord(id="w", server="a", transport="sse"))
+    async with store.open_stream("w") as frames:
+        waiting = asyncio.create_task(frames.next())
+        await asyncio.sleep(0.01)
+        frames.wake()  # what the keep-alive timer does
+        assert await waiting == b""
+        for i in range(3):
+            assert await store.deliver("w", b"%d" % i)
+        frames.wake()  # a wake-up with frames queued gives the frames first
+        assert [await frames.next(1) for _ in range(3)] == [b"0", b"1", b"2"]
+        await store.delete("w")
+        assert await frames.next(1) is None
