@@ -29,6 +29,7 @@ from higress_ops.sessions.base import STREAM_QUEUE_BYTES, SessionStore, StoreUna
 from higress_ops.sessions.memory import MemorySessionStore
 from higress_ops.sessions.quota import SessionQuota
 from higress_ops.transport.guards import DEFAULT_BODY_LIMIT
+from higress_ops.transport.keepalive import KeepAlives
 from higress_ops.transport.peers import parse_networks
 from higress_ops.transport.routing import MatchList, RouteTable
 from higress_ops.transport.security import Gate, HostPolicy
@@ -94,6 +95,7 @@ class Host:
                                     allowed_origins=settings.allowed_origins), auth or NoAuth(), self.trusted_proxies,
                          public_url=settings.public_url)
         self.ledger = ByteLedger(total=settings.max_upstream_bytes)
+        self.keepalives = KeepAlives(settings.keepalive)  # one timer for every stream held here
         self.quota = SessionQuota(max_total=settings.max_sessions, max_per_principal=settings.max_sessions_per_identity,
                                   ttl_seconds=settings.session_ttl)
         self.store: SessionStore = store or make_store(config, self.replica_id, settings, redis_password)

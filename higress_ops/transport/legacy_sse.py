@@ -61,7 +61,7 @@ async def open_stream(host: Host, served: Served, request: Request, ex: Exchange
         host.quota.closed(session_id)
         await host.store.delete(session_id)  # a legacy session lives exactly as long as its stream
 
-    return EventStream(host.store, session_id, handle, keepalive=host.settings.keepalive,
+    return EventStream(host.store, session_id, handle, keepalives=host.keepalives,
                        first=endpoint_frame(f"{served.entry.path}?sessionId={session_id}"), on_close=close)
 
 

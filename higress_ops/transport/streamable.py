@@ -170,7 +170,7 @@ async def _stream(host: Host, served: Served, request: Request, ex: Exchange) ->
         if served.streams.get(record.id) is handle:
             del served.streams[record.id]
 
-    return EventStream(host.store, record.id, handle, keepalive=host.settings.keepalive, on_close=close)
+    return EventStream(host.store, record.id, handle, keepalives=host.keepalives, on_close=close)
 
 
 async def _delete(host: Host, served: Served, request: Request, ex: Exchange) -> Response:

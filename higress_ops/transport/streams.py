@@ -10,11 +10,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
-from dataclasses import dataclass
 
 from starlette.types import Receive, Scope, Send
 
 from higress_ops.sessions.base import FrameStream, SessionStore, StoreUnavailable
+from higress_ops.transport.keepalive import KeepAlives
 from higress_ops.transport.sse import HEADERS, KEEPALIVE
 
 logger = logging.getLogger(__name__)
@@ -23,12 +23,14 @@ _RAW_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8")] + [
     (k.lower().encode(), v.encode()) for k, v in HEADERS.items()]
 
 
-@dataclass
 class StreamHandle:
     """A stream held on this replica."""
 
-    frames: FrameStream | None = None
-    ended: bool = False
+    __slots__ = ("ended", "frames")
+
+    def __init__(self) -> None:
+        self.frames: FrameStream | None = None
+        self.ended = False
 
     def end(self) -> None:
         self.ended = True
@@ -37,22 +39,37 @@ class StreamHandle:
 
 
 class EventStream:
-    """An ASGI response that pumps a session's frames, with keep-alives, until the handle ends."""
+    """An ASGI response that pumps a session's frames, with keep-alives, until the handle ends.
 
-    def __init__(self, store: SessionStore, session_id: str, handle: StreamHandle, *, keepalive: float,
+    Idle streams are most of what a replica holds, so one keeps little: it waits on its frame queue's future and
+    the replica's one keep-alive timer wakes it (keepalive.py). A second task waits in `receive()` for the
+    client to go away.
+    """
+
+    __slots__ = ("extra", "first", "handle", "keepalives", "on_close", "over", "session_id", "store", "wrote")
+    status_code = 200
+
+    def __init__(self, store: SessionStore, session_id: str, handle: StreamHandle, *, keepalives: KeepAlives,
                  first: bytes = b"", on_close: Callable[[], Awaitable[None]] | None = None,
                  headers: dict[str, str] | None = None) -> None:
         self.store = store
         self.session_id = session_id
         self.handle = handle
-        self.keepalive = keepalive
+        self.keepalives = keepalives
         self.first = first
         self.on_close = on_close
-        self.extra = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-        self.status_code = 200
+        self.extra = [(k.lower().encode(), v.encode()) for k, v in headers.items()] if headers else None
+        self.wrote = 0  # for the keep-alive wheel: its tick at this stream's last write
+        self.over = False
+
+    def keepalive(self) -> None:
+        """The wheel's call: nothing was written for an interval."""
+        if self.handle.frames is not None:
+            self.handle.frames.wake()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": _RAW_HEADERS + self.extra})
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": _RAW_HEADERS + self.extra if self.extra else _RAW_HEADERS})
         watcher = asyncio.create_task(self._watch(receive))
         try:
             async with self.store.open_stream(self.session_id) as frames:
@@ -61,16 +78,21 @@ class EventStream:
                     frames.close()
                 if self.first:
                     await send({"type": "http.response.body", "body": self.first, "more_body": True})
+                    self.first = b""  # sent: an idle stream need not keep it
+                self.keepalives.hold(self)
                 while True:
-                    frame = await frames.next(self.keepalive)
+                    await frames.ready()
+                    frame = frames.take()
                     if frame is None:
                         break
+                    self.wrote = self.keepalives.now
                     await send({"type": "http.response.body", "body": frame or KEEPALIVE, "more_body": True})
             with suppress(OSError):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         except OSError:
             pass  # the client went away mid-write
         finally:
+            self.over = True
             watcher.cancel()
             if self.on_close is not None:
                 try:
