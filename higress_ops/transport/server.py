@@ -17,6 +17,8 @@
 - An answer sent before the whole body arrived (401, 413, 503, ...) says `Connection: close` and closes the
   connection instead of reading on, with a short lingering close: the write side is shut first and what the
   client still sends is read and dropped for `linger` seconds, so the answer is not lost to a TCP reset.
+- Every request's scope carries the connection's `higress_ops.disconnect` extension (connection.py): an SSE
+  stream learns there that its client went away, from `connection_lost`, without a task waiting in receive().
 The MCP port and the admin port are two sockets of one server; the app tells them apart by local port.
 """
 
@@ -29,6 +31,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from higress_ops.transport.connection import DISCONNECT, Disconnect
 
 MAX_HEADER_BYTES = 64 * 1024  # a token is a few KB; nothing legitimate needs more
 BODY_TIMEOUT = 10.0
@@ -119,6 +123,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(_Corked(transport, self.loop))  # type: ignore[arg-type]
+        self._disconnect = Disconnect()
+        self._extensions = {DISCONNECT: self._disconnect}
         self._timer: asyncio.TimerHandle | None = None  # the header, body or linger deadline
         self._lingering = False
         self._message = 0
@@ -157,6 +163,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+        self._disconnect.fire()
 
     def data_received(self, data: bytes) -> None:
         if self._lingering:
@@ -232,6 +239,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self.scope["extensions"] = self._extensions  # type: ignore[typeddict-item]  # one per connection
         self._begin()
 
     def on_header(self, name: bytes, value: bytes) -> None:

@@ -14,6 +14,7 @@ from contextlib import suppress
 from starlette.types import Receive, Scope, Send
 
 from higress_ops.sessions.base import FrameStream, SessionStore, StoreUnavailable
+from higress_ops.transport.connection import DISCONNECT
 from higress_ops.transport.keepalive import KeepAlives
 from higress_ops.transport.sse import HEADERS, KEEPALIVE
 
@@ -41,9 +42,12 @@ class StreamHandle:
 class EventStream:
     """An ASGI response that pumps a session's frames, with keep-alives, until the handle ends.
 
-    Idle streams are most of what a replica holds, so one keeps little: it waits on its frame queue's future and
-    the replica's one keep-alive timer wakes it (keepalive.py). A second task waits in `receive()` for the
-    client to go away.
+    Idle streams are most of what a replica holds, so one costs one task and a few small objects: it waits on its
+    frame queue's future, the replica's one keep-alive timer wakes it (keepalive.py), and it learns that its
+    client went away from the server's `higress_ops.disconnect` extension (connection.py). A second task waits in
+    `receive()` only under a server without that extension, or for a GET that came with a body: something must
+    read it (left unread, uvicorn buffers 64 KB of it and stops reading the connection, so it would not see the
+    client leave either).
     """
 
     __slots__ = ("extra", "first", "handle", "keepalives", "on_close", "over", "session_id", "store", "wrote")
@@ -70,7 +74,12 @@ class EventStream:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200,
                     "headers": _RAW_HEADERS + self.extra if self.extra else _RAW_HEADERS})
-        watcher = asyncio.create_task(self._watch(receive))
+        disconnect = None if _has_body(scope) else (scope.get("extensions") or {}).get(DISCONNECT)
+        watcher = None
+        if disconnect is not None:
+            disconnect(self.handle.end)
+        else:
+            watcher = asyncio.create_task(self._watch(receive))
         try:
             async with self.store.open_stream(self.session_id) as frames:
                 self.handle.frames = frames
@@ -93,7 +102,10 @@ class EventStream:
             pass  # the client went away mid-write
         finally:
             self.over = True
-            watcher.cancel()
+            if disconnect is not None:
+                disconnect(None)
+            if watcher is not None:
+                watcher.cancel()
             if self.on_close is not None:
                 try:
                     await self.on_close()
@@ -106,3 +118,8 @@ class EventStream:
             if message["type"] == "http.disconnect":
                 self.handle.end()
                 return
+
+
+def _has_body(scope: Scope) -> bool:
+    return any(name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0")
+               for name, value in scope["headers"])
