@@ -19,6 +19,7 @@
   client still sends is read and dropped for `linger` seconds, so the answer is not lost to a TCP reset.
 - Every request's scope carries the connection's `higress_ops.disconnect` extension (connection.py): an SSE
   stream learns there that its client went away, from `connection_lost`, without a task waiting in receive().
+- What a connection keeps while it is open is kept small (connection.py): an idle SSE stream is one.
 The MCP port and the admin port are two sockets of one server; the app tells them apart by local port.
 """
 
@@ -32,7 +33,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from higress_ops.transport.connection import DISCONNECT, Disconnect
+from higress_ops.transport.connection import DISCONNECT, Disconnect, FlowControl, Pipeline, Signal
 
 MAX_HEADER_BYTES = 64 * 1024  # a token is a few KB; nothing legitimate needs more
 BODY_TIMEOUT = 10.0
@@ -60,6 +61,7 @@ class _Corked:
     Anything the loop does next (an SSE stream waiting for its first event) finds the bytes already sent."""
 
     HOLD = 4096  # a header block; bigger writes go out at once, with what is held in front
+    __slots__ = ("_held", "_loop", "_transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
@@ -97,6 +99,8 @@ class _Corked:
 class _Lingering:
     """The transport as a request's cycle sees it while the body is still unread: its close lingers."""
 
+    __slots__ = ("_protocol", "_transport")
+
     def __init__(self, protocol: GuardedHttpToolsProtocol) -> None:
         self._protocol = protocol
         self._transport = protocol.transport
@@ -120,9 +124,20 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     body_timeout = BODY_TIMEOUT
     body_min_rate = BODY_MIN_RATE
     linger_seconds = LINGER
+    # Ours in slots, not in the instance __dict__: CPython 3.11 keeps an instance's attributes in a compact
+    # shared-key array (~330 bytes for uvicorn's 28) only while the class has fewer than 30 of them; with ours
+    # added there too, every connection's dict became a 1.6 KB table.
+    __slots__ = ("_body_bytes", "_body_pending", "_body_since", "_disconnect", "_extensions", "_framing_bytes",
+                 "_guarded", "_header_bytes", "_keep_alive", "_lingering", "_message", "_reading_headers", "_timer",
+                 "_trailer")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pipeline = Pipeline()  # type: ignore[assignment]  # the same interface; see connection.py
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(_Corked(transport, self.loop))  # type: ignore[arg-type]
+        self.flow = FlowControl(self.transport)
         self._disconnect = Disconnect()
         self._extensions = {DISCONNECT: self._disconnect}
         self._timer: asyncio.TimerHandle | None = None  # the header, body or linger deadline
@@ -252,7 +267,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._reading_headers = False
         self._body_pending = True
         self._disarm()
+        current = self.cycle
         super().on_headers_complete()
+        if self.cycle is not current:  # a new request: nothing waits on its event yet
+            self.cycle.message_event = Signal()  # type: ignore[assignment]  # the same interface, no deque
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
