@@ -82,12 +82,11 @@ class App:
     async def _mcp(self, scope: Scope, receive: Receive, send: Send) -> None:
         host = self.host
         spans.begin()
-        request = _Request(scope, receive)
         started = time.perf_counter()
         ex = Exchange()
         response: Response | EventStream
-        try:
-            response = await self._dispatch(request, ex)
+        try:  # the request is not a local here: a stream would keep it (and its headers) as long as it runs
+            response = await self._dispatch(_Request(scope, receive), ex)
         except guards.Rejected as exc:
             response = exc.response()
         except StoreUnavailable as exc:
