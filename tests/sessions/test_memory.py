@@ -104,3 +104,22 @@ async def test_a_woken_reader_gets_no_frame_and_the_frames_still_come_in_order()
         assert [await frames.next(1) for _ in range(3)] == [b"0", b"1", b"2"]
         await store.delete("w")
         assert await frames.next(1) is None
+
+
+async def test_a_second_stream_for_a_session_replaces_the_first() -> None:
+    store = MemorySessionStore(replica_id="r", ttl_seconds=60)
+    await store.create(SessionRecord(id="two", server="a", transport="streamable"))
+    async with store.open_stream("two") as old:
+        async with store.open_stream("two") as new:
+            assert await old.next(1) is None  # the older stream ends ...
+            assert await store.deliver("two", b"x")
+            assert await new.next(1) == b"x"  # ... and frames go to the newer one
+        assert not await store.deliver("two", b"y")  # the newer one closed: nobody holds the session
+    async with store.open_stream("two") as again:
+        inner = store.open_stream("two")
+        replacement = await inner.__aenter__()
+        assert await again.next(1) is None
+    assert await store.deliver("two", b"z")  # the older one leaving does not unregister its replacement
+    assert await replacement.next(1) == b"z"
+    await inner.__aexit__(None, None, None)
+    assert not await store.deliver("two", b"w")
