@@ -103,7 +103,7 @@ def summary_table(r: dict[str, Any]) -> str:
         p4 = r["P4"]
         rows.append(f"| P4 {p4['sessions']:,} idle SSE sessions | RSS {_f(p4['rss_before_mb'], ' MB')} | "
                     f"{_f(p4['rss_per_session_kb'], ' KB')}/session, keep-alives "
-                    f"{_f(p4['keepalive_cpu_at_default_15s'] * 100, '%')} of a core | | <= 30 KB, < 10% | "
+                    f"{_f(p4['keepalive_cpu_at_default_15s'] * 100, '%')} of a core | | <= 15 KB, < 10% | "
                     f"{p4['met']} |")
     if "P5" in r and "ratio" in r["P5"]:
         p5 = r["P5"]

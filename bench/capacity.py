@@ -73,5 +73,5 @@ def run(workdir: Path, scale: str) -> dict[str, Any]:
     return {"P4": {"sessions": sessions, "rss_before_mb": figures["before"] / 2**20,
                    "rss_after_mb": figures["after"] / 2**20, "rss_per_session_kb": per_session / 1024,
                    "idle_cpu_at_1s_keepalive": figures["busy"], "keepalive_cpu_at_default_15s": at_default,
-                   "target": "rss_per_session_kb <= 30 and keepalive cpu < 0.10 of a core",
-                   "met": per_session / 1024 <= 30 and at_default < 0.10}}
+                   "target": "rss_per_session_kb <= 15 and keepalive cpu < 0.10 of a core",
+                   "met": per_session / 1024 <= 15 and at_default < 0.10}}
