@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 
-def loads(data: bytes | str) -> Any:
+def loads(data: bytes | bytearray | str) -> Any:
     """Raises ValueError (json.JSONDecodeError) on invalid JSON, as json.loads does."""
     try:
         return orjson.loads(data)

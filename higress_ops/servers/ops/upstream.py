@@ -193,6 +193,15 @@ def _take(held: CallBytes, size: int, who: str, path: str) -> None:
                             f"calls in progress, so {path} was not read (on); retry in a few seconds", "busy")
 
 
+def json_of(body: bytes | bytearray, who: str, path: str) -> Any:
+    """The parsed body; invalid JSON is an UpstreamError naming who sent it (here or in the view process)."""
+    try:
+        return jsonfast.loads(body)
+    except ValueError:
+        text = body.decode("utf-8", errors="replace")[:120].strip()
+        raise UpstreamError(f"{who} returned invalid JSON for {path}: {text!r}") from None
+
+
 def _unshared() -> CallBytes:
     """A call outside any host (the CLI): only the per-call bound applies."""
     return ByteLedger(PER_CALL, PER_CALL).open()
@@ -266,13 +275,10 @@ class Upstreams:
     async def fetch_json(self, upstream: str, path: str, query: Query, ctx: CallContext, *,
                          via: Upstream | None = None) -> Any:
         fetched = await self.fetch(upstream, path, query, ctx, via=via)
-        try:
-            # On the loop: parsing is one C call that holds the GIL, so a worker thread would stall the loop
-            # just the same. The views' own Python-level work over it runs in threads.
-            return jsonfast.loads(fetched.body)
-        except ValueError:
-            who = via.who if via is not None else ("istiod" if upstream == "istiod" else "Envoy admin")
-            raise UpstreamError(f"{who} returned invalid JSON for {path}: {fetched.text()[:120].strip()!r}") from None
+        # On the loop: parsing is one C call that holds the GIL, so a worker thread would stall the loop just
+        # the same. The server's view tools run in the view process (views/offload.py), which parses there.
+        who = via.who if via is not None else ("istiod" if upstream == "istiod" else "Envoy admin")
+        return json_of(fetched.body, who, path)
 
     # The views' Source protocol.
     async def envoy_json(self, path: str, params: Mapping[str, str] | None = None,
@@ -286,17 +292,31 @@ class Upstreams:
     async def istiod_json_each(self, path: str, params: Mapping[str, str] | None,
                                ctx: CallContext) -> list[tuple[str, Any]]:
         """(istiod, JSON or the UpstreamError) from every istiod pod of the `istiods` block, or from istiodURL."""
+        answers = []
+        for name, who, answer in await self.istiod_fetch_each(path, params, ctx):
+            if isinstance(answer, Fetched):
+                try:
+                    answers.append((name, json_of(answer.body, who, path)))
+                except UpstreamError as exc:
+                    answers.append((name, exc))
+            else:
+                answers.append((name, answer))
+        return answers
+
+    async def istiod_fetch_each(self, path: str, params: Mapping[str, str] | None,
+                                ctx: CallContext) -> list[tuple[str, str, Fetched | UpstreamError]]:
+        """(istiod, who it is in messages, its answer or the UpstreamError) from every istiod, concurrently."""
         query = list((params or {}).items())
         targets = await self.istiods.targets()
 
-        async def one(upstream: Upstream) -> Any:
+        async def one(upstream: Upstream) -> Fetched | UpstreamError:
             try:
-                return await self.fetch_json("istiod", path, query, ctx, via=upstream)
+                return await self.fetch("istiod", path, query, ctx, via=upstream)
             except UpstreamError as exc:
                 return exc
 
         answers = await asyncio.gather(*(one(t.upstream) for t in targets))
-        return [(t.name, answer) for t, answer in zip(targets, answers, strict=True)]
+        return [(t.name, t.upstream.who, answer) for t, answer in zip(targets, answers, strict=True)]
 
     async def kube_list(self, kind: str, namespace: str, labels: str = "", fields: str = "") -> Listed:
         """The Kubernetes API's objects (kubeapi.KubeApi: read-only, bounded, cached a few seconds)."""
