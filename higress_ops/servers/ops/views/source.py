@@ -1,6 +1,8 @@
-"""Where views get their JSON: the ops server's own upstream clients (`Upstreams`), which fetch and parse on
-the event loop. `Source` is the small surface views need: Envoy's admin API, istiod's debug endpoints and the
-Kubernetes API (kubeapi.py: read-only, the configured namespaces only)."""
+"""Where views get their JSON: in the view process, `RemoteSource` (remote.py), which has the server process
+fetch each body with the call's context and parses it there; in process (the CLI's analyze, tests), the ops
+server's own upstream clients (`Upstreams`), which fetch and parse on the event loop. `Source` is the small
+surface views need: Envoy's admin API, istiod's debug endpoints and the Kubernetes API (kubeapi.py: read-only,
+the configured namespaces only)."""
 
 from __future__ import annotations
 

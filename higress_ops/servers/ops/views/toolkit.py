@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from higress_ops.servers.base import CallContext, ToolResult, ToolSpec
+from higress_ops.servers.ops.upstream import Upstreams
 from higress_ops.servers.ops.views.configdump import DumpError
 from higress_ops.servers.ops.views.paging import DEFAULT_LIMIT
 from higress_ops.servers.ops.views.source import Source, UpstreamError, as_source
@@ -30,6 +31,15 @@ class ViewTool:
     reads_envoy: bool = True  # the server adds the `pod` argument and names the pod that answered
 
     async def run(self, arguments: Mapping[str, Any], upstreams: Any, ctx: CallContext) -> ToolResult:
+        """With the server's own upstreams, in the view process (offload.py: its parsing and computing would
+        stall this event loop); with any other Source (the view process's own), here."""
+        if isinstance(upstreams, Upstreams):
+            from higress_ops.servers.ops.views import offload  # it runs this module's tools in another process
+
+            return await offload.run(self.spec.name, arguments, upstreams, ctx)
+        return await self.run_here(arguments, upstreams, ctx)
+
+    async def run_here(self, arguments: Mapping[str, Any], upstreams: Any, ctx: CallContext) -> ToolResult:
         try:
             return await self.handler(arguments, as_source(upstreams), ctx)
         except (UpstreamError, DumpError, ValueError) as exc:

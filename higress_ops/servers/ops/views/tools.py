@@ -1,7 +1,8 @@
 """The view tools the ops server lists: spec + async run(arguments, upstreams, ctx) -> ToolResult.
 
-Fetching happens off the event loop (Source); so does every computation over a dump, which may be
-megabytes. Results are text tables within the size budget, with rows as structured content.
+The server runs them in the view process (offload.py), so parsing a dump, which may be megabytes, and every
+computation over it never take the GIL from its event loop; there, the computations run in a worker thread.
+Results are text tables within the size budget, with rows as structured content.
 """
 
 from __future__ import annotations
