@@ -8,7 +8,7 @@ Results are text tables within the size budget, with rows as structured content.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -50,13 +50,16 @@ _PROXY_ID = re.compile(r"^[A-Za-z0-9._~:-]{1,253}$")
 _TYPES = re.compile(r"^[A-Za-z0-9._/,-]{1,500}$")
 
 
-def _paged_result(t: Table, args: Mapping[str, Any], src: Source, title: str = "", extra: str = "") -> ToolResult:
+def _paged_result(t: Table, args: Mapping[str, Any], src: Source, title: str = "", extra: str = "",
+                  lazy_rows: Sequence[dict[str, Any]] | None = None) -> ToolResult:
+    """A page of the table's rows, or of `lazy_rows` (each made when it is read) in their place."""
     def render(rows: list[dict[str, Any]], footer: str) -> str:
         return (title + "\n" if title else "") + t.render(rows) + (footer + "\n" if footer else "") + extra
 
-    text, rows = fit_page(render, t.rows, _int(args, "offset", 0), _int(args, "limit", DEFAULT_LIMIT, 1, 1000),
-                          src.max_bytes, "use offset/limit or a filter")
-    return ToolResult.text(text, structured={"rows": structured_rows(rows), "total": len(t.rows)})
+    every = t.rows if lazy_rows is None else lazy_rows
+    text, shown = fit_page(render, every, _int(args, "offset", 0), _int(args, "limit", DEFAULT_LIMIT, 1, 1000),
+                           src.max_bytes, "use offset/limit or a filter")
+    return ToolResult.text(text, structured={"rows": structured_rows(shown), "total": len(every)})
 
 
 # ---------------------------------------------------------------- get-envoy-proxy-config
@@ -91,6 +94,10 @@ async def _proxy_config(args: Mapping[str, Any], src: Source, ctx: CallContext) 
     mask = {"mask": SECTION_FIELDS[kind]} if kind in SECTION_FIELDS else None
     dump = await src.envoy_json("/config_dump", mask, ctx) if kinds != ["endpoints"] else None
     clusters_json = await src.envoy_json("/clusters", {"format": "json"}, ctx) if "endpoints" in kinds else None
+    if dump is not None and kinds == ["routes"] and output == "short":  # a page: its rows alone are made
+        flt = routes.RouteFilter(_str(args, "name"))
+        every = await anyio.to_thread.run_sync(lambda: routes.RouteRows(dump, flt))
+        return _paged_result(Table(routes.HEADERS), args, src, lazy_rows=every)
     built = await anyio.to_thread.run_sync(
         lambda: {k: _proxy_config_text(k, args, dump, clusters_json) for k in kinds})
     if output == "json":

@@ -13,7 +13,7 @@ import requests
 
 from higress_ops.servers.base import CallContext
 from higress_ops.servers.ops.upstream import Upstreams
-from higress_ops.servers.ops.views import certs
+from higress_ops.servers.ops.views import certs, routes
 from higress_ops.servers.ops.views.compare import compare
 from higress_ops.servers.ops.views.find_route import find_route
 from higress_ops.servers.ops.views.matching import Request
@@ -108,6 +108,18 @@ async def test_proxy_config_tool_pages_and_filters(gateway, istiod, src_of):
         assert cells[0] == "NAME" and len(cells) > 1 and all(c.startswith(prefix[kind]) for c in cells[1:]), kind
     assert f"cluster/{ie.REVIEWS_V1}" in first["clusters"] and "listener/0.0.0.0_80" in first["listeners"]
     assert f"endpoint/127.0.0.1:{gateway.ups['reviews-v1'].port}" in first["endpoints"]
+
+
+@pytest.mark.anyio
+async def test_a_routes_page_is_those_rows_of_the_whole_table(gateway, istiod, src_of):
+    """The routes view makes only its page's rows: they are the table's, and the total is the table's."""
+    table = routes.table(requests.get(f"{gateway.admin_url}/config_dump", timeout=5).json())
+    assert len(table.rows) > 3
+    res = await TOOLS["get-envoy-proxy-config"].run({"type": "routes", "offset": 1, "limit": 2},
+                                                    src_of(gateway.admin_url, istiod), CTX)
+    assert res.structured == {"rows": structured_rows(table.rows[1:3]), "total": len(table.rows)}
+    footer = f"[rows 2-3 of {len(table.rows)}; next page: offset=3]\n"
+    assert res.content[0]["text"] == table.render(table.rows[1:3]) + footer
 
 
 @pytest.mark.anyio
