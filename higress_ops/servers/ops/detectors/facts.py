@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import re
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -59,6 +60,24 @@ def _one_thread() -> anyio.CapacityLimiter:
     return limiter
 
 
+_OF_THE_CALL: contextvars.ContextVar[list[Facts] | None] = contextvars.ContextVar("facts_of_the_call", default=None)
+
+
+@contextlib.contextmanager
+def released_after_the_call() -> Iterator[None]:
+    """Every Facts made inside lets its documents go when the block ends. A failed read's exception, kept for
+    later asks, holds the frames that awaited it, which hold the Facts: a cycle that only the garbage collector
+    frees, holding every document of the call until a full collection (~100 ms on a 12 MB dump's call)."""
+    made: list[Facts] = []
+    token = _OF_THE_CALL.set(made)
+    try:
+        yield
+    finally:
+        _OF_THE_CALL.reset(token)
+        for facts in made:
+            facts.release()
+
+
 class Facts:
     """The documents of one call. Not shared between calls: a call reads the gateway as it is now."""
 
@@ -70,6 +89,14 @@ class Facts:
         self.notes: dict[str, list[str]] = {}  # detector -> what it could not read, said beside its findings
         self._wanted: dict[str, None] = {}  # the /stats filters of this call, fetched together by counters()
         self._objects: Inventory | None = None
+        made = _OF_THE_CALL.get()
+        if made is not None:
+            made.append(self)
+
+    def release(self) -> None:
+        """The call is over: drop its documents and the objects made from them (they refer back to these)."""
+        self._memo.clear()
+        self._objects = None
 
     def note(self, detector: str, text: str) -> None:
         if text and text not in self.notes.setdefault(detector, []):

@@ -40,10 +40,13 @@ class ViewTool:
         return await self.run_here(arguments, upstreams, ctx)
 
     async def run_here(self, arguments: Mapping[str, Any], upstreams: Any, ctx: CallContext) -> ToolResult:
-        try:
-            return await self.handler(arguments, as_source(upstreams), ctx)
-        except (UpstreamError, DumpError, ValueError) as exc:
-            return ToolResult.error(f"{self.spec.name}: {exc}")
+        from higress_ops.servers.ops.detectors.facts import released_after_the_call  # facts imports the views
+
+        with released_after_the_call():
+            try:
+                return await self.handler(arguments, as_source(upstreams), ctx)
+            except (UpstreamError, DumpError, ValueError) as exc:
+                return ToolResult.error(f"{self.spec.name}: {exc}")
 
 
 def int_arg(args: Mapping[str, Any], key: str, default: int, lo: int = 0, hi: int = 2**31) -> int:

@@ -1,10 +1,11 @@
 """The view tools run in the view process (views/offload.py, views/remote.py), their reads made by the server
 process: the answers are the ones the tools give in process, byte for byte; a view process that dies fails only
-the calls it was running; a cancelled call stops its upstream request."""
+the calls it was running; a cancelled call stops its upstream request; a call's documents go when it ends."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import threading
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from higress_ops import jsonfast
 from higress_ops.servers.base import CallContext
 from higress_ops.servers.ops import OpsServer
 from higress_ops.servers.ops.views import offload
+from higress_ops.servers.ops.views.host_health import ClusterHealth
 from higress_ops.servers.ops.views.source import http_source
 from higress_ops.servers.ops.views.tools import TOOLS as VIEW_TOOLS
 from tests.support import shop as s
@@ -55,6 +57,27 @@ async def test_upstream_errors_reach_the_view_with_their_message() -> None:
             assert "is unreachable" in "".join(part["text"] for part in there.content)
     finally:
         await down.aclose()
+
+
+async def test_a_calls_documents_go_when_it_ends_even_after_failed_reads(shop_ops: OpsServer) -> None:
+    """A failed read's exception is kept for later asks and holds the frames that awaited it: without the call's
+    end letting its documents go, they would wait in a cycle for the garbage collector."""
+    upstreams = shop_ops.upstreams
+    no_istiod = http_source(upstreams.envoy.base_url, "http://127.0.0.1:9")  # every istiod read fails
+    try:
+        for name in ("get-gateway-health", "find-route", "analyze"):
+            gc.collect()
+            gc.disable()
+            try:
+                before = [o for o in gc.get_objects() if isinstance(o, ClusterHealth)]  # other tests' (kept alive)
+                result = await TOOLS[name].run_here({"host": s.HOST}, no_istiod, CallContext())
+                assert not result.is_error, result.content
+                known = {id(o) for o in before}
+                assert not [o for o in gc.get_objects() if isinstance(o, ClusterHealth) and id(o) not in known], name
+            finally:
+                gc.enable()
+    finally:
+        await no_istiod.aclose()
 
 
 class Silent:
