@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import pickle
 import signal
@@ -139,6 +140,9 @@ class _Worker:
         from higress_ops.servers.ops.views.tools import TOOLS  # here: the tools import offload, which imports this
 
         self.tools: dict[str, ViewTool] = {tool.spec.name: tool for tool in TOOLS}
+        # What importing made lives as long as the process: out of the collector's sight, a full collection
+        # walks only the calls' objects (bench P5's calls: 36 -> 10 ms each on average, one every call or two).
+        gc.freeze()
         loop = asyncio.get_running_loop()
         gone = asyncio.Event()
 
