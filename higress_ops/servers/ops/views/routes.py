@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import Any, TypeGuard, overload
 
 from higress_ops.servers.ops.views import configdump as cd
 from higress_ops.servers.ops.views.table import Table
@@ -99,7 +99,12 @@ def describe_domains(domains: Any) -> str:
 
 def is_passthrough(route: cd.Json) -> bool:
     action = route.get("route")
-    return isinstance(action, Mapping) and action.get("cluster") == "PassthroughCluster"
+    return _is_map(action) and action.get("cluster") == "PassthroughCluster"
+
+
+def _is_map(value: Any) -> TypeGuard[Mapping[str, Any]]:
+    """isinstance(value, Mapping), a dict (what JSON gives) first: the ABC's check costs 0.1 us, twice per route."""
+    return type(value) is dict or isinstance(value, Mapping)
 
 
 class RouteRows(Sequence[dict[str, Any]]):
@@ -114,7 +119,7 @@ class RouteRows(Sequence[dict[str, Any]]):
             for vh in rc.get("virtual_hosts") or []:
                 if not isinstance(vh, Mapping):
                     continue
-                routes = [r for r in vh.get("routes") or [] if isinstance(r, Mapping)]
+                routes = [r for r in vh.get("routes") or [] if _is_map(r)]
                 self._at += [(name, vh, r) for r in routes if not is_passthrough(r)]
                 if not routes:
                     self._at.append((name, vh, None))
