@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import gc
 import logging
 import signal
 import socket
@@ -273,6 +274,10 @@ def serve(host: Host, args: argparse.Namespace) -> int:
                                                   body_min_rate=args.body_min_rate),
                             proxy_headers=False)  # X-Forwarded-For is ours to judge (--trusted-proxy), not uvicorn's
     server = _Server(config, host)
+    # What start-up made (modules, the config, the servers) lives as long as the process: out of the collector's
+    # sight, a full collection on the loop walks only what requests made (12-28 ms each in bench P5's workload).
+    gc.collect()
+    gc.freeze()
     server.run(sockets=sockets)  # uvicorn's own runner: uvloop when installed
     return 0 if server.started else 1
 

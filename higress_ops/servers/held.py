@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 PER_CALL = 64 * 1024 * 1024  # the largest gateway config dumps seen are tens of MB
-PROCESS = 256 * 1024 * 1024  # what all calls in progress may hold together (the Deployment's limit is 512 Mi)
+PROCESS = 256 * 1024 * 1024  # what all calls in progress may hold together (the Deployment's limit is 768 Mi)
 Over = Literal["call", "process"]
 
 
