@@ -140,15 +140,16 @@ def span_table(r: dict[str, Any]) -> str:
     spans = r.get("P1_spans")
     if not isinstance(spans, dict) or not spans.get("steps"):
         return ""
-    total = next((row["median_us"] for row in spans["steps"] if row["step"] == "total"), 0.0)
+    median = {row["step"]: row["median_us"] for row in spans["steps"]}
+    own = median.get("total", 0.0) - median.get("upstream", 0.0)  # serve's own work: all but the upstream GET
     rows = [f"Per step inside serve, {spans['calls']} calls of get-envoy-server-info (medians; the client saw "
-            f"{spans['client_median_us']:,.0f} µs per call, serve's own total is the last row):", "",
-            "| step | median µs | mean µs | share of total |", "|---|---|---|---|"]
+            f"{spans['client_median_us']:,.0f} µs per call; `upstream` is the GET to Envoy, Envoy's own time "
+            "included; the share is of serve's own work, the total without it):", "",
+            "| step | median µs | mean µs | share of serve's own work |", "|---|---|---|---|"]
     for row in spans["steps"]:
-        share = f"{row['median_us'] / total * 100:.1f}%" if total else ""
+        share = f"{row['median_us'] / own * 100:.1f}%" if own > 0 and row["step"] not in ("upstream", "total") else ""
         rows.append(f"| {row['step']} | {row['median_us']:,.1f} | {row['mean_us']:,.1f} | {share} |")
     return "\n".join(rows)
-
 
 if __name__ == "__main__":
     raise SystemExit(main())
