@@ -62,7 +62,7 @@ class BatchedAccess(logging.Handler):
     the request path only appends a record (no format, no write(2), no thread to wake). Past `bound` lines
     waiting, the caller writes them itself, so memory stays bounded and no line is ever dropped."""
 
-    def __init__(self, target: logging.Handler, bound: int, interval: float = FLUSH_INTERVAL) -> None:
+    def __init__(self, target: logging.StreamHandler[Any], bound: int, interval: float = FLUSH_INTERVAL) -> None:
         super().__init__()
         self.target = target
         self.bound = bound
@@ -83,16 +83,19 @@ class BatchedAccess(logging.Handler):
             return
         target.acquire()
         try:
-            lines = []
+            lines, record = [], None
             while pending:
                 record = pending.popleft()
                 try:
                     lines.append(target.format(record))
                 except Exception:
                     target.handleError(record)
-            if lines and isinstance(target, logging.StreamHandler):
-                target.stream.write("\n".join(lines) + "\n")
-                target.flush()
+            if lines and record is not None:
+                try:
+                    target.stream.write("\n".join(lines) + "\n")
+                    target.flush()
+                except Exception:  # a closed or broken stderr: said as logging says it, the writer thread lives on
+                    target.handleError(record)
         finally:
             target.release()
 
